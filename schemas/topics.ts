@@ -1,0 +1,87 @@
+/**
+ * The topic catalogue (DESIGN section 3): logical name, value schema and retention. The physical
+ * name is `<prefix><logical>`; the prefix comes from configuration (default "meterflow.").
+ */
+import {
+  assetSchema,
+  meterMappingSchema,
+  meterSchema,
+  quarantineSchema,
+  rawEnvelopeSchema,
+  syncRunSchema,
+  syncStateSchema,
+  usageAggregateSchema,
+  usageBatchSchema,
+  type AvroSchema,
+} from './avro.js';
+import type {
+  Asset,
+  Meter,
+  MeterMapping,
+  QuarantineRecord,
+  RawEnvelope,
+  SyncRun,
+  SyncState,
+  UsageAggregate,
+  UsageBatch,
+} from './records.js';
+
+export interface TopicSpec {
+  logical: string;
+  schema: AvroSchema;
+  /** compact: latest value per key (entities, aggregates, state); delete: long retention log. */
+  cleanup: 'compact' | 'delete';
+  /** -1 = keep forever (replay source). */
+  retentionMs: number;
+}
+
+export const TOPICS = {
+  rawEntities: { logical: 'raw.entities', schema: rawEnvelopeSchema, cleanup: 'delete', retentionMs: -1 },
+  rawUsage: { logical: 'raw.usage', schema: rawEnvelopeSchema, cleanup: 'delete', retentionMs: -1 },
+  assets: { logical: 'assets', schema: assetSchema, cleanup: 'compact', retentionMs: -1 },
+  meters: { logical: 'meters', schema: meterSchema, cleanup: 'compact', retentionMs: -1 },
+  usage: { logical: 'usage', schema: usageBatchSchema, cleanup: 'delete', retentionMs: -1 },
+  usageDaily: { logical: 'usage.daily', schema: usageAggregateSchema, cleanup: 'compact', retentionMs: -1 },
+  usageMonthly: { logical: 'usage.monthly', schema: usageAggregateSchema, cleanup: 'compact', retentionMs: -1 },
+  quarantine: { logical: 'quarantine', schema: quarantineSchema, cleanup: 'delete', retentionMs: -1 },
+  syncState: { logical: 'sync-state', schema: syncStateSchema, cleanup: 'compact', retentionMs: -1 },
+  syncRuns: { logical: 'sync-runs', schema: syncRunSchema, cleanup: 'compact', retentionMs: -1 },
+  meterMappings: { logical: 'meter-mappings', schema: meterMappingSchema, cleanup: 'compact', retentionMs: -1 },
+} as const satisfies Record<string, TopicSpec>;
+
+export type TopicId = keyof typeof TOPICS;
+
+/** The record type carried by each topic. */
+export interface TopicRecords {
+  rawEntities: RawEnvelope;
+  rawUsage: RawEnvelope;
+  assets: Asset;
+  meters: Meter;
+  usage: UsageBatch;
+  usageDaily: UsageAggregate;
+  usageMonthly: UsageAggregate;
+  quarantine: QuarantineRecord;
+  syncState: SyncState;
+  syncRuns: SyncRun;
+  meterMappings: MeterMapping;
+}
+
+export function topicName(prefix: string, id: TopicId): string {
+  return prefix + TOPICS[id].logical;
+}
+
+/** Kafka key of an entity or of a meter's usage: `connection_id/external_id`. */
+export function entityKey(connectionId: string, externalId: string): string {
+  return `${connectionId}/${externalId}`;
+}
+
+/** Kafka headers on quarantine records, in the spirit of Kafka Connect's dead-letter headers. */
+export const QUARANTINE_HEADERS = {
+  reason: 'mf.error.reason',
+  stage: 'mf.error.stage',
+  message: 'mf.error.message',
+  topic: 'mf.error.source.topic',
+  partition: 'mf.error.source.partition',
+  offset: 'mf.error.source.offset',
+  connection: 'mf.error.connection',
+} as const;
