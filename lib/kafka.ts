@@ -2,7 +2,7 @@
  * Kafka client setup from configuration, topic provisioning from the catalogue, and small
  * helpers that kafkajs lacks (reading a topic to its end, group lag).
  */
-import { CompressionCodecs, CompressionTypes, Kafka, logLevel, type Admin, type ITopicConfig, type SASLOptions } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, type Admin, type Consumer, type ITopicConfig, type SASLOptions } from 'kafkajs';
 import type { Config } from './config.js';
 import { errorMessage, MeterflowError } from './errors.js';
 import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
@@ -29,7 +29,6 @@ export function createKafka(config: Config, clientIdSuffix = ''): Kafka {
 
 /** Default codec for produced batches. GZIP is built into kafkajs; no native addon needed. */
 export const COMPRESSION = CompressionTypes.GZIP;
-void CompressionCodecs;
 
 export interface TopicRequest {
   name: string;
@@ -106,4 +105,98 @@ export async function groupLag(admin: Admin, groupId: string, topic: string): Pr
     const low = Number(h.low);
     return { partition: h.partition, lag: c < 0 ? hi - low : Math.max(0, hi - c) };
   });
+}
+
+export interface ReadToEndOptions {
+  /** Only these partitions (default all). */
+  partitions?: number[];
+  /** Give up after this long (ms). */
+  timeoutMs?: number;
+  /** A partition counts as read when nothing new arrived for this long (ms). */
+  idleMs?: number;
+}
+
+export interface ReadMessage {
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+/**
+ * Reads a topic from the beginning up to the high watermarks taken at the start, with
+ * read_committed isolation, calling `onMessage` for each record in partition order. kafkajs has
+ * no manual assignment, so this uses a throw-away consumer group that commits nothing and is
+ * deleted afterwards. Used to restore state from compacted topics and to inspect topics.
+ * With transactions the last offsets of a partition can be commit markers, which are never
+ * delivered: a partition is also done once it has been idle for `idleMs` after a fetch.
+ */
+export async function readToEnd(
+  kafka: Kafka,
+  topic: string,
+  onMessage: (m: ReadMessage) => void | Promise<void>,
+  options: ReadToEndOptions = {},
+): Promise<number> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const idleMs = options.idleMs ?? 1_500;
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `meterflow-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  let consumer: Consumer | undefined;
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const remaining = new Map<number, bigint>();
+    for (const o of offsets) {
+      if (options.partitions && !options.partitions.includes(o.partition)) continue;
+      if (BigInt(o.high) > BigInt(o.low)) remaining.set(o.partition, BigInt(o.high));
+    }
+    if (remaining.size === 0) return 0;
+    consumer = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let count = 0;
+    let lastActivity = Date.now();
+    const started = Date.now();
+    let failure: unknown;
+    let joined = false;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      joined = true;
+      lastActivity = Date.now();
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch, heartbeat }) => {
+        const stop = remaining.get(batch.partition);
+        if (stop === undefined) return;
+        lastActivity = Date.now();
+        for (const m of batch.messages) {
+          if (BigInt(m.offset) >= stop) break;
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+          await onMessage({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp });
+          count++;
+        }
+        if (BigInt(batch.lastOffset()) + 1n >= stop) remaining.delete(batch.partition);
+        await heartbeat();
+      },
+    }).catch((e: unknown) => {
+      failure = e;
+    });
+    while (remaining.size > 0 && failure === undefined) {
+      const now = Date.now();
+      if (now - started > timeoutMs) {
+        throw new MeterflowError('RT_STATE_RESTORE', `reading ${topic} to its end took longer than ${timeoutMs} ms`, { context: { topic } });
+      }
+      if (joined && now - lastActivity > idleMs) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (failure !== undefined) throw failure;
+    return count;
+  } finally {
+    await consumer?.disconnect().catch(() => undefined);
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+  }
 }
