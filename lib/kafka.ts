@@ -165,6 +165,12 @@ export async function readToEnd(
       joined = true;
       lastActivity = Date.now();
     });
+    // Also fired for batches holding only transaction markers, which eachBatch never sees.
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const stop = remaining.get(e.payload.partition);
+      lastActivity = Date.now();
+      if (stop !== undefined && BigInt(e.payload.lastOffset) + 1n >= stop) remaining.delete(e.payload.partition);
+    });
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch, heartbeat }) => {

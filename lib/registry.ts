@@ -84,7 +84,15 @@ export class AvroRegistry {
     let p = this.pending.get(id);
     if (!p) {
       p = (async () => {
-        const res = await fetch(`${this.url.replace(/\/$/, '')}/schemas/ids/${id}`);
+        let res: Response;
+        try {
+          res = await fetch(`${this.url.replace(/\/$/, '')}/schemas/ids/${id}`);
+        } catch (cause) {
+          throw new MeterflowError('REG_UNREACHABLE', `schema registry ${this.url} did not answer: ${errorMessage(cause)}`, { cause, retriable: true });
+        }
+        if (res.status >= 500) {
+          throw new MeterflowError('REG_UNREACHABLE', `schema registry answered ${res.status} for schema id ${id}`, { retriable: true });
+        }
         if (!res.ok) throw new Error(`registry answered ${res.status} for schema id ${id}`);
         const body = (await res.json()) as { schema: string };
         const type = avro.Type.forSchema(JSON.parse(body.schema) as avro.Schema);
@@ -110,6 +118,7 @@ export class AvroRegistry {
     try {
       writer = await this.typeFor(id);
     } catch (cause) {
+      if (cause instanceof MeterflowError) throw cause;
       throw new MeterflowError('REG_DECODE', `unknown schema id ${id}: ${errorMessage(cause)}`, { cause, context: { schemaId: id } });
     }
     try {

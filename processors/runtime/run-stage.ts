@@ -1,0 +1,274 @@
+/**
+ * The consume-transform-produce runtime shared by every stage.
+ *
+ * Per input partition batch: process each message, let the stage flush what changed, then send
+ * outputs, quarantine records, changelog entries AND the input offsets in ONE Kafka transaction.
+ * Downstream consumers read committed only, so a crash at any point either shows the whole
+ * batch's effects or none of them. After an aborted transaction, the partition's in-memory
+ * state is rebuilt from the changelog before the batch is retried, so state never runs ahead
+ * of what was committed.
+ *
+ * kafkajs has no per-partition rebalance hooks; assignment changes are taken from GROUP_JOIN
+ * events and applied lazily: the first batch of a newly owned partition restores its state.
+ */
+import { hostname } from 'node:os';
+import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Config } from '../../lib/config.js';
+import { errorMessage, isRetriable, MeterflowError } from '../../lib/errors.js';
+import { COMPRESSION, ensureTopics, readToEnd } from '../../lib/kafka.js';
+import type { Logger } from '../../lib/log.js';
+import type { AvroRegistry, Serde } from '../../lib/registry.js';
+import { topicName } from '../../schemas/topics.js';
+import type { QuarantineRecord } from '../../schemas/records.js';
+import { buildQuarantineRecord, quarantineHeaders } from './quarantine.js';
+import type { InMessage, OutMessage, Output, Rejection, Stage } from './stage.js';
+import { stageMetrics } from '../../lib/metrics.js';
+
+export interface RunStageOptions {
+  /** Stable per process: a restarted process fences its previous incarnation's transaction. */
+  instanceId?: string;
+  /** A message whose processing fails with a retriable error this many times is quarantined. */
+  maxAttempts?: number;
+  /** Consumer session timeout (ms). */
+  sessionTimeoutMs?: number;
+  /** Bytes fetched per partition per request. */
+  maxBytesPerPartition?: number;
+  now?: () => number;
+}
+
+const DEFAULTS = {
+  maxAttempts: 5,
+  sessionTimeoutMs: 30_000,
+  maxBytesPerPartition: 4 * 1024 * 1024,
+} as const;
+
+export interface RunningStage {
+  readonly stage: Stage;
+  /** Resolves once the consumer joined its group and began fetching. */
+  readonly ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Deps {
+  kafka: Kafka;
+  config: Config;
+  registry: AvroRegistry;
+  log: Logger;
+}
+
+class BatchOutput implements Output {
+  readonly messages: OutMessage[] = [];
+  rejected = 0;
+  constructor(
+    private readonly stageName: string,
+    private readonly quarantineTopic: string,
+    private readonly quarantineSerde: Serde<QuarantineRecord>,
+    private readonly changelogTopic: string | null,
+    private readonly now: () => number,
+  ) {}
+
+  send(message: OutMessage): void {
+    this.messages.push(message);
+  }
+
+  reject(source: InMessage, rejection: Rejection): void {
+    const record = buildQuarantineRecord(this.stageName, source, rejection, this.now());
+    this.rejected++;
+    stageMetrics.quarantined.inc({ stage: this.stageName, reason: record.reason_code });
+    this.messages.push({
+      topic: this.quarantineTopic,
+      key: source.key ?? record.connection_id ?? record.id,
+      value: this.quarantineSerde.encode(record),
+      headers: quarantineHeaders(record),
+    });
+  }
+
+  changelog(partition: number, key: string, value: Buffer | null): void {
+    if (!this.changelogTopic) throw new Error(`stage ${this.stageName} has no changelog topic`);
+    this.messages.push({ topic: this.changelogTopic, key, value, partition });
+  }
+}
+
+function toInMessage(topic: string, partition: number, m: { offset: string; key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; timestamp: string }): InMessage {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+  return { topic, partition, offset: m.offset, key: m.key ? m.key.toString('utf8') : null, value: m.value, headers, timestamp: m.timestamp };
+}
+
+function groupByTopic(messages: OutMessage[]): { topic: string; messages: Message[] }[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const m of messages) {
+    let list = byTopic.get(m.topic);
+    if (!list) byTopic.set(m.topic, (list = []));
+    list.push({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}), ...(m.headers ? { headers: m.headers } : {}) });
+  }
+  return [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }));
+}
+
+export async function runStage(stage: Stage, deps: Deps, options: RunStageOptions = {}): Promise<RunningStage> {
+  const { kafka, config, registry, log } = deps;
+  const opts = { ...DEFAULTS, ...options };
+  const now = options.now ?? Date.now;
+  const slog = log.child({ stage: stage.name });
+  const prefix = config.kafka.topicPrefix;
+  const quarantineTopic = topicName(prefix, 'quarantine');
+
+  // Topics: outputs, quarantine, and a changelog partitioned exactly like the input.
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, config, [
+      { name: stage.inputTopic, cleanup: 'delete' },
+      { name: quarantineTopic, cleanup: 'delete' },
+      ...stage.outputTopics,
+    ]);
+    if (stage.changelogTopic) {
+      const meta = await admin.fetchTopicMetadata({ topics: [stage.inputTopic] });
+      const partitions = meta.topics[0]?.partitions.length ?? config.kafka.partitions;
+      await ensureTopics(admin, config, [{ name: stage.changelogTopic, cleanup: 'compact', partitions }]);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+
+  const quarantineSerde = await registry.registerTopic(prefix, 'quarantine');
+  await stage.setup();
+
+  const instanceId = options.instanceId ?? process.env.MF_INSTANCE_ID ?? hostname();
+  const producer: Producer = kafka.producer({
+    transactionalId: `${stage.groupId}-${instanceId}`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  const consumer: Consumer = kafka.consumer({
+    groupId: stage.groupId,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    sessionTimeout: opts.sessionTimeoutMs,
+    maxBytesPerPartition: opts.maxBytesPerPartition,
+  });
+  await producer.connect();
+  await consumer.connect();
+
+  /** Partitions whose state is current in memory. */
+  const restored = new Set<number>();
+  let assigned = new Set<number>();
+  const attempts = new Map<string, number>();
+
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const next = new Set(e.payload.memberAssignment[stage.inputTopic] ?? []);
+    for (const p of restored) {
+      if (!next.has(p)) {
+        stage.drop(p);
+        restored.delete(p);
+      }
+    }
+    assigned = next;
+    slog.info({ partitions: [...next] }, 'partitions assigned');
+    markReady();
+  });
+  consumer.on(consumer.events.CRASH, (e) => {
+    slog.error({ err: errorMessage(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+  });
+
+  async function restorePartition(partition: number): Promise<void> {
+    stage.drop(partition);
+    if (stage.changelogTopic) {
+      const started = Date.now();
+      const n = await readToEnd(
+        kafka,
+        stage.changelogTopic,
+        (m) => {
+          if (m.key) stage.restore(m.partition, m.key.toString('utf8'), m.value);
+        },
+        { partitions: [partition] },
+      );
+      slog.info({ partition, records: n, ms: Date.now() - started }, 'state restored from changelog');
+    }
+    restored.add(partition);
+  }
+
+  await consumer.subscribe({ topic: stage.inputTopic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 1,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+      const partition = batch.partition;
+      if (!restored.has(partition)) await restorePartition(partition);
+      void assigned;
+
+      const started = process.hrtime.bigint();
+      const out = new BatchOutput(stage.name, quarantineTopic, quarantineSerde, stage.changelogTopic, now);
+      for (const raw of batch.messages) {
+        const msg = toInMessage(batch.topic, partition, raw);
+        try {
+          await stage.process(msg, out);
+        } catch (err) {
+          const id = `${partition}:${msg.offset}`;
+          const n = (attempts.get(id) ?? 0) + 1;
+          if (isRetriable(err) && n < opts.maxAttempts) {
+            attempts.set(id, n);
+            // State may hold part of this batch: rebuild it before the retry.
+            restored.delete(partition);
+            throw err;
+          }
+          attempts.delete(id);
+          slog.warn({ partition, offset: msg.offset, err: errorMessage(err) }, 'poison record quarantined');
+          const code = err instanceof MeterflowError && !err.retriable ? err.code : 'RT_POISON_RECORD';
+          out.reject(msg, {
+            code,
+            message: `${stage.name} failed on this record${n > 1 ? ` ${n} times` : ''}: ${errorMessage(err)}`,
+            connectionId: msg.key?.split('/')[0] ?? null,
+            recordIndex: null,
+            detail: null,
+          });
+        }
+      }
+      stage.flush(partition, out);
+
+      const last = batch.lastOffset();
+      const transaction = await producer.transaction();
+      try {
+        const topicMessages = groupByTopic(out.messages);
+        if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages, compression: COMPRESSION });
+        await transaction.sendOffsets({
+          consumerGroupId: stage.groupId,
+          topics: [{ topic: batch.topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }],
+        });
+        await transaction.commit();
+      } catch (err) {
+        await transaction.abort().catch(() => undefined);
+        restored.delete(partition);
+        slog.error({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
+        throw err;
+      }
+      resolveOffset(last);
+      await heartbeat();
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      stageMetrics.recordsIn.inc({ stage: stage.name }, batch.messages.length);
+      stageMetrics.recordsOut.inc({ stage: stage.name }, out.messages.length);
+      stageMetrics.batchSeconds.observe({ stage: stage.name }, ms / 1000);
+    },
+  });
+
+  let stopped = false;
+  return {
+    stage,
+    ready,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // disconnect() waits for the batch in flight to finish (and its transaction to commit).
+      await consumer.disconnect().catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'consumer disconnect'));
+      await producer.disconnect().catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'producer disconnect'));
+      await stage.close?.();
+      slog.info('stopped');
+    },
+  };
+}

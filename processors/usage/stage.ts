@@ -1,0 +1,162 @@
+/**
+ * Usage stage: raw.usage → usage (canonical batches) and quarantine.
+ *
+ * The meter of a chunk comes from the `meters` topic (a live table every instance reads in
+ * full) or, when the poller attached it, from the envelope itself (meta.meter_format and
+ * meta.meter_payload): the poller emits a meter before its usage, but the two travel through
+ * different topics and stages, so the envelope copy removes that race. A meter still unknown
+ * after the table caught up is a VAL_UNKNOWN_METER quarantine, never a guess.
+ *
+ * State per input partition: the last register reading of every cumulative meter, so that
+ * readings become consumption across chunks and restarts.
+ */
+import type { Config } from '../../lib/config.js';
+import type { Kafka } from 'kafkajs';
+import type { AvroRegistry, Serde } from '../../lib/registry.js';
+import { readerType } from '../../lib/registry.js';
+import { entityKey, topicName } from '../../schemas/topics.js';
+import type { Meter, RawEnvelope, UsageBatch } from '../../schemas/records.js';
+import type { ConnectionConfig } from '../../schemas/connection.js';
+import { normalise } from '../normalise/index.js';
+import { validateBatch, validateMeter } from '../validate/index.js';
+import { differenceReadings, type LastReading } from '../readings/index.js';
+import type { InMessage, Output, Stage } from '../runtime/stage.js';
+import { connectionOfKey } from '../runtime/quarantine.js';
+import { decodeEnvelope } from '../runtime/envelope.js';
+import { TopicTable } from '../runtime/topic-table.js';
+
+export interface UsageStageDeps {
+  config: Config;
+  kafka: Kafka;
+  registry: AvroRegistry;
+  connections: Map<string, ConnectionConfig>;
+}
+
+export class UsageStage implements Stage {
+  readonly name = 'usage';
+  readonly groupId: string;
+  readonly inputTopic: string;
+  readonly changelogTopic: string;
+  readonly outputTopics;
+  private readonly usageTopic: string;
+  private usageSerde!: Serde<UsageBatch>;
+  private meters!: TopicTable<Meter>;
+  private readonly readings = new Map<number, Map<string, LastReading>>();
+  private readonly dirty = new Map<number, Set<string>>();
+
+  constructor(private readonly deps: UsageStageDeps) {
+    const prefix = deps.config.kafka.topicPrefix;
+    this.groupId = `${prefix}processors.usage`;
+    this.inputTopic = topicName(prefix, 'rawUsage');
+    this.changelogTopic = `${prefix}state.usage`;
+    this.usageTopic = topicName(prefix, 'usage');
+    this.outputTopics = [
+      { name: this.usageTopic, cleanup: 'delete' as const },
+      { name: topicName(prefix, 'meters'), cleanup: 'compact' as const },
+    ];
+  }
+
+  async setup(): Promise<void> {
+    const prefix = this.deps.config.kafka.topicPrefix;
+    this.usageSerde = await this.deps.registry.registerTopic(prefix, 'usage');
+    const reader = readerType('meters');
+    this.meters = new TopicTable<Meter>(this.deps.kafka, topicName(prefix, 'meters'), (v) => this.deps.registry.decode<Meter>(v, reader));
+    await this.meters.start();
+  }
+
+  restore(partition: number, key: string, value: Buffer | null): void {
+    let s = this.readings.get(partition);
+    if (!s) this.readings.set(partition, (s = new Map()));
+    if (value === null) s.delete(key);
+    else s.set(key, JSON.parse(value.toString('utf8')) as LastReading);
+  }
+
+  drop(partition: number): void {
+    this.readings.delete(partition);
+    this.dirty.delete(partition);
+  }
+
+  /** The meter as the poller saw it when it fetched this chunk, if it attached one. */
+  private meterFromEnvelope(env: RawEnvelope, connection: ConnectionConfig | undefined): Meter | undefined {
+    const format = env.meta.meter_format;
+    const payload = env.meta.meter_payload;
+    if (!format || !payload) return undefined;
+    const result = normalise({ ...env, entity_kind: 'meter', format, payload }, { connection });
+    const meter = result.meters[0];
+    return meter && validateMeter(meter).length === 0 ? meter : undefined;
+  }
+
+  private async findMeter(env: RawEnvelope, connection: ConnectionConfig | undefined): Promise<Meter | undefined> {
+    const key = entityKey(env.connection_id, env.external_id);
+    const known = this.meters.get(key) ?? this.meterFromEnvelope(env, connection);
+    if (known) return known;
+    await this.meters.catchUp();
+    return this.meters.get(key);
+  }
+
+  async process(msg: InMessage, out: Output): Promise<void> {
+    const decoded = await decodeEnvelope(this.deps.registry, msg);
+    if (!decoded.ok) {
+      out.reject(msg, { ...decoded.rejection, connectionId: connectionOfKey(msg.key) });
+      return;
+    }
+    const env = decoded.envelope;
+    const connectionId = env.connection_id;
+    if (env.entity_kind !== 'usage') {
+      out.reject(msg, { code: 'NORM_ENVELOPE_MALFORMED', message: `raw.usage carries entity_kind "${env.entity_kind}"`, connectionId, recordIndex: null, detail: null });
+      return;
+    }
+    const connection = this.deps.connections.get(connectionId);
+    const meter = await this.findMeter(env, connection);
+    if (!meter) {
+      out.reject(msg, {
+        code: 'VAL_UNKNOWN_METER',
+        message: `meter ${env.external_id} of connection ${connectionId} is not known (not in the meters topic and not attached to the chunk)`,
+        connectionId,
+        recordIndex: null,
+        detail: null,
+      });
+      return;
+    }
+    const result = normalise(env, { connection, meter });
+    for (const r of result.rejects) out.reject(msg, { ...r, connectionId });
+    const batch = result.batch;
+    if (!batch) return;
+
+    if (result.readings.length > 0) {
+      const key = entityKey(connectionId, meter.external_id);
+      let s = this.readings.get(msg.partition);
+      if (!s) this.readings.set(msg.partition, (s = new Map()));
+      const rollover = connection?.rollover.meters[meter.external_id] ?? meter.rollover_value ?? connection?.rollover.default;
+      const diff = differenceReadings(s.get(key), result.readings, rollover === undefined ? {} : { rolloverValue: rollover });
+      for (const e of diff.events) out.reject(msg, { ...e, connectionId });
+      if (diff.last) s.set(key, diff.last);
+      else s.delete(key);
+      let d = this.dirty.get(msg.partition);
+      if (!d) this.dirty.set(msg.partition, (d = new Set()));
+      d.add(key);
+      batch.intervals = [...batch.intervals, ...diff.intervals];
+    }
+
+    const { valid, rejects } = validateBatch(batch, meter);
+    for (const r of rejects) out.reject(msg, { ...r, connectionId });
+    if (valid.intervals.length === 0) return;
+    const canonical: UsageBatch = { ...valid, source_topic: msg.topic, source_partition: msg.partition, source_offset: Number(msg.offset) };
+    out.send({ topic: this.usageTopic, key: entityKey(connectionId, meter.external_id), value: this.usageSerde.encode(canonical) });
+  }
+
+  flush(partition: number, out: Output): void {
+    const d = this.dirty.get(partition);
+    if (!d) return;
+    const s = this.readings.get(partition);
+    for (const key of d) {
+      const last = s?.get(key);
+      out.changelog(partition, key, last ? Buffer.from(JSON.stringify(last)) : null);
+    }
+    this.dirty.delete(partition);
+  }
+
+  async close(): Promise<void> {
+    await this.meters?.stop();
+  }
+}
