@@ -57,7 +57,7 @@ import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
 import { BUILDINGS, BUILDING_LABEL, buildingName, placeFor, postalFor, streetFor } from './common/places.js';
-import { DAY_MS, HOUR_MS, QUARTER_MS, addDays, formatWithOffset, isYmd, localDate, parseIsoInstant, parseYmd } from './common/time.js';
+import { DAY_MS, HOUR_MS, QUARTER_MS, addDays, formatWithOffset, isYmd, localDate, localDatesCovering, parseIsoInstant, parseYmd } from './common/time.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -395,10 +395,7 @@ function arcTs(ms: number): string {
 function* intervalsOf(cache: DayCache, m: ArcadiaMeterTruth, from: number, to: number): Generator<ArcadiaInterval> {
   const a = Math.max(from, m.dataStart);
   const b = Math.min(to, m.dataEnd);
-  if (b <= a) return;
-  let date = localDate(m.timeZone, a);
-  const last = localDate(m.timeZone, b - 1);
-  for (;;) {
+  for (const date of localDatesCovering(m.timeZone, a, b)) {
     const d = cache.get(m.model, date);
     for (let i = 0; i < d.n; i++) {
       const start = d.start + i * QUARTER_MS;
@@ -407,8 +404,6 @@ function* intervalsOf(cache: DayCache, m: ArcadiaMeterTruth, from: number, to: n
       const exp = d.exp ? (d.exp[i] as number) : 0;
       yield { start, end: start + QUARTER_MS, importKwh: imp, exportKwh: exp, netKwh: roundTo(imp - exp, 3), missing: d.missing[i] === 1 };
     }
-    if (date === last) break;
-    date = addDays(date, 1);
   }
 }
 

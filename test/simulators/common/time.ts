@@ -266,3 +266,21 @@ export function offsetChanges(timeZone: string, start: number, end: number): Arr
   }
   return out;
 }
+
+/** Local calendar dates whose days overlap [a, b). */
+export function* localDatesCovering(timeZone: string, a: number, b: number): Generator<string> {
+  if (b <= a) return;
+  let date = localDate(timeZone, a);
+  const last = localDate(timeZone, b - 1);
+  for (;;) {
+    yield date;
+    if (date === last) return;
+    date = addDays(date, 1);
+  }
+}
+
+/** Instant of local midnight on the first day of the month containing `date` (YYYY-MM-DD). */
+export function localMonthStart(timeZone: string, date: string): number {
+  const { year, month } = parseYmd(date);
+  return localMidnight(timeZone, ymd(year, month, 1));
+}
