@@ -162,7 +162,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => {
     const path = i.path.join('.');
-    const name = ENV_NAMES[path] ? `${path} (${ENV_NAMES[path]})` : path;
+    const setting = i.path.filter((p) => typeof p !== 'number').join('.');
+    const name = ENV_NAMES[setting] ? `${setting} (${ENV_NAMES[setting]})` : path;
     return `${name}: ${i.message}`;
   });
   throw new MeterflowError('CFG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {

@@ -9,7 +9,7 @@ import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
 
 export { CompressionTypes };
 
-export function createKafka(config: Config, clientIdSuffix = ''): Kafka {
+export function createKafka(config: Config, clientIdSuffix = '', retries = 8): Kafka {
   const k = config.kafka;
   const sasl: SASLOptions | undefined = k.sasl
     ? ({ mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password } as SASLOptions)
@@ -23,7 +23,7 @@ export function createKafka(config: Config, clientIdSuffix = ''): Kafka {
     requestTimeout: 30_000,
     // kafkajs' own logger is noisy and unstructured; our stages log what matters.
     logLevel: logLevel.NOTHING,
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+    retry: { retries, initialRetryTime: 200, maxRetryTime: 5_000 },
   });
 }
 
