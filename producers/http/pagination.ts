@@ -1,0 +1,182 @@
+/**
+ * Pagination styles: offset/limit, page/size (with an optional total), cursor/next token (a body
+ * field holding a token or a next URL) and RFC 8288 Link headers. A cursor or URL seen twice stops
+ * with POLL_PAGINATION_LOOP; a next URL on another origin than the base URL is refused with
+ * POLL_FOREIGN_ORIGIN before anything (credentials included) is sent there.
+ */
+import { createHash } from 'node:crypto';
+import { MeterflowError } from '../../lib/errors.js';
+import type { PaginationConfig } from '../../schemas/connection.js';
+import type { BodyFormat } from './body.js';
+import type { HttpClient, HttpResponse, QueryValue } from './client.js';
+import { HTTP_DEFAULTS } from './defaults.js';
+import { getArray, getPath, getString } from './paths.js';
+import { sameOrigin } from './url.js';
+
+export interface PageRequest {
+  /** Path relative to the base URL, or an absolute URL on the base URL's origin. */
+  url: string;
+  query?: Record<string, QueryValue>;
+  headers?: Record<string, string>;
+  endpoint: string;
+  format?: BodyFormat;
+  pagination: PaginationConfig;
+  /** Dot path of the item array in the parsed body ("" = the body is the array). */
+  itemsPath: string;
+  signal?: AbortSignal | undefined;
+  maxPages?: number;
+}
+
+export interface Page {
+  res: HttpResponse;
+  body: unknown;
+  items: unknown[];
+  /** request_page of the envelopes: offset, page number or page index. */
+  label: string;
+  index: number;
+}
+
+/** Parses an RFC 8288 Link header into rel → URL (first occurrence wins). */
+export function parseLinkHeader(value: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!value) return out;
+  const re = /<([^>]*)>\s*((?:;\s*[^;,]+)*)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(value)) !== null) {
+    const target = m[1]!;
+    const relMatch = /;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))/i.exec(m[2] ?? '');
+    const rels = (relMatch?.[1] ?? relMatch?.[2] ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    for (const rel of rels) if (!out.has(rel)) out.set(rel, target);
+  }
+  return out;
+}
+
+function num(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+const digest = (s: string): string => createHash('sha1').update(s).digest('hex');
+
+export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenerator<Page> {
+  const p = req.pagination;
+  const maxPages = req.maxPages ?? HTTP_DEFAULTS.maxPages;
+  const where = (label: string): Record<string, unknown> => ({ connection: http.connectionId, endpoint: req.endpoint, page: label });
+  let url: string | URL = req.url;
+  let query: Record<string, QueryValue> = { ...req.query };
+  let offset = 0;
+  let pageNo = p.type === 'page' ? p.firstPage : 0;
+  const seen = new Set<string>();
+  let previousDigest: string | undefined;
+
+  for (let index = 0; index < maxPages; index++) {
+    if (p.type === 'offset') query = { ...query, [p.offsetParam]: offset, [p.limitParam]: p.limit };
+    if (p.type === 'page') query = { ...query, [p.pageParam]: pageNo, [p.sizeParam]: p.size };
+    const label = p.type === 'offset' ? String(offset) : p.type === 'page' ? String(pageNo) : String(index);
+    const { res, body } = await http.fetch({
+      url,
+      query,
+      headers: req.headers,
+      endpoint: req.endpoint,
+      page: label,
+      format: req.format ?? 'json',
+      signal: req.signal,
+    });
+    const items = getArray(body, req.itemsPath);
+    if (items === undefined) {
+      throw new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: no item array at "${req.itemsPath}" (${res.url})`, {
+        context: { ...where(label), url: res.url, itemsPath: req.itemsPath },
+      });
+    }
+    yield { res, body, items, label, index };
+
+    // A provider that ignores the page parameter would serve the same page forever.
+    if (p.type === 'offset' || p.type === 'page') {
+      const d = digest(res.text);
+      if (items.length > 0 && d === previousDigest) {
+        throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: the provider returned the same page twice`, {
+          context: { ...where(label), url: res.url },
+        });
+      }
+      previousDigest = d;
+    }
+
+    switch (p.type) {
+      case 'none':
+        return;
+      case 'offset': {
+        const total = p.totalPath ? num(getPath(body, p.totalPath)) : undefined;
+        if (items.length === 0) return;
+        offset += items.length;
+        if (total !== undefined ? offset >= total : items.length < p.limit) return;
+        break;
+      }
+      case 'page': {
+        const totalPages = p.totalPagesPath ? num(getPath(body, p.totalPagesPath)) : undefined;
+        if (totalPages !== undefined) {
+          if (pageNo + 1 - p.firstPage >= totalPages) return;
+        } else if (items.length < p.size) return;
+        if (items.length === 0) return;
+        pageNo++;
+        break;
+      }
+      case 'cursor': {
+        const next = getString(body, p.nextPath);
+        if (next === undefined) return;
+        if (seen.has(next)) {
+          throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: cursor repeated; stopping`, {
+            context: { ...where(label), url: res.url },
+          });
+        }
+        seen.add(next);
+        if (/^https?:\/\//i.test(next) || next.startsWith('/')) {
+          url = checkedNext(http, req.endpoint, label, next, res.url);
+          query = {};
+        } else {
+          query = { ...query, [p.cursorParam]: next };
+        }
+        break;
+      }
+      case 'link': {
+        const nextRaw = parseLinkHeader(res.headers.link).get('next');
+        if (!nextRaw) return;
+        const next = checkedNext(http, req.endpoint, label, nextRaw, res.url);
+        const key = http.redact(next);
+        if (seen.has(key) || key === res.url) {
+          throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: Link rel="next" repeats ${key}`, {
+            context: { ...where(label), url: res.url },
+          });
+        }
+        seen.add(res.url);
+        seen.add(key);
+        url = next;
+        query = {};
+        break;
+      }
+    }
+  }
+  throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}: more than ${maxPages} pages`, {
+    context: { connection: http.connectionId, endpoint: req.endpoint },
+  });
+}
+
+/** Resolves a next URL against the current one and refuses other origins. */
+function checkedNext(http: HttpClient, endpoint: string, label: string, next: string, current: string): URL {
+  let u: URL;
+  try {
+    u = new URL(next, current);
+  } catch (cause) {
+    throw new MeterflowError('POLL_RESPONSE_MALFORMED', `connection ${http.connectionId}, endpoint ${endpoint}, page ${label}: next page URL does not parse`, {
+      cause,
+      context: { connection: http.connectionId, endpoint, page: label },
+    });
+  }
+  if (!sameOrigin(u, http.baseUrl)) {
+    throw new MeterflowError(
+      'POLL_FOREIGN_ORIGIN',
+      `connection ${http.connectionId}, endpoint ${endpoint}, page ${label}: next page is on ${u.origin}, not on the base URL's origin ${new URL(http.baseUrl).origin}; refused`,
+      { context: { connection: http.connectionId, endpoint, page: label, origin: u.origin } },
+    );
+  }
+  return u;
+}
