@@ -1,0 +1,49 @@
+/**
+ * What every command needs: configuration, logger, Kafka, the registry, and the connections.
+ */
+import type { Kafka } from 'kafkajs';
+import { loadConfig, type Config } from '../config.js';
+import { createKafka, ensureCatalogueTopics } from '../kafka.js';
+import { createLogger, type Logger } from '../log.js';
+import { AvroRegistry } from '../registry.js';
+import type { ConnectionConfig } from '../../schemas/connection.js';
+import { loadConnections } from '../../producers/sync/connections.js';
+
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  kafka: Kafka;
+  registry: AvroRegistry;
+  connections: Map<string, ConnectionConfig>;
+}
+
+export async function bootstrap(options: { connectionsDir?: string; needConnections?: boolean } = {}): Promise<Runtime> {
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel);
+  const kafka = createKafka(config);
+  const registry = AvroRegistry.fromConfig(config);
+  const dir = options.connectionsDir ?? config.connectionsDir;
+  const list = options.needConnections === false ? [] : await loadConnections(dir);
+  const connections = new Map(list.map((c) => [c.id, c]));
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureCatalogueTopics(admin, config);
+  } finally {
+    await admin.disconnect();
+  }
+  return { config, log, kafka, registry, connections };
+}
+
+/** Resolves on SIGINT or SIGTERM, once. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (s: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

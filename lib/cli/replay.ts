@@ -1,0 +1,119 @@
+/**
+ * `meterflow replay`: re-read a topic for a consumer group from a timestamp or an offset, or copy
+ * part of a topic into another topic. Refused while the group has active members: moving the
+ * offsets of a running group would race its own commits.
+ */
+import type { Admin } from 'kafkajs';
+import { MeterflowError } from '../errors.js';
+import { createKafka, ensureTopics, readToEnd } from '../kafka.js';
+import { loadConfig } from '../config.js';
+import { TOPICS, topicName, type TopicId } from '../../schemas/topics.js';
+import { parse, type Command } from './args.js';
+
+/** Accepts a catalogue name (raw.usage) or a full topic name. */
+export function resolveTopic(prefix: string, name: string): string {
+  const id = (Object.keys(TOPICS) as TopicId[]).find((k) => TOPICS[k].logical === name);
+  return id ? topicName(prefix, id) : name;
+}
+
+export async function assertGroupIdle(admin: Admin, groupId: string): Promise<void> {
+  const { groups } = await admin.describeGroups([groupId]);
+  const g = groups[0];
+  if (g && g.members.length > 0) {
+    throw new MeterflowError('CLI_REFUSED', `consumer group ${groupId} has ${g.members.length} active member(s) (state ${g.state}); stop them first`, {
+      context: { groupId, state: g.state },
+    });
+  }
+}
+
+type From = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'timestamp'; ms: number } | { kind: 'offset'; offset: string };
+
+export function parseFrom(value: string | undefined): From {
+  if (!value || value === 'earliest' || value === 'beginning') return { kind: 'earliest' };
+  if (value === 'latest' || value === 'end') return { kind: 'latest' };
+  if (/^\d+$/.test(value)) return { kind: 'offset', offset: value };
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new MeterflowError('CLI_USAGE', `--from must be earliest, latest, an offset or an ISO timestamp, not "${value}"`);
+  return { kind: 'timestamp', ms };
+}
+
+export async function offsetsFor(admin: Admin, topic: string, from: From): Promise<{ partition: number; offset: string }[]> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  switch (from.kind) {
+    case 'earliest':
+      return offsets.map((o) => ({ partition: o.partition, offset: o.low }));
+    case 'latest':
+      return offsets.map((o) => ({ partition: o.partition, offset: o.high }));
+    case 'offset':
+      return offsets.map((o) => ({ partition: o.partition, offset: from.offset }));
+    case 'timestamp':
+      return (await admin.fetchTopicOffsetsByTimestamp(topic, from.ms)).map((o) => ({ partition: o.partition, offset: o.offset }));
+  }
+}
+
+export const replayCommand: Command = {
+  summary: 'replay a topic for a consumer group from a timestamp or offset, or copy it into another topic',
+  help: `Usage:
+  meterflow replay --topic <topic> --group <group> [--from earliest|latest|<offset>|<ISO time>]
+  meterflow replay --topic <topic> --to-topic <topic> [--from ...] [--until <ISO time>]
+
+The first form moves the group's committed offsets so that its consumers re-read the topic; it is
+refused (exit 3) while the group has active members. Replays are safe: stages replace slots and
+ClickHouse keeps the latest version, so nothing is counted twice.
+The second form copies records (key, value, headers) into another topic, e.g. a fresh prefix.
+
+Topics may be given by catalogue name (raw.usage, usage, quarantine...) or full name.
+Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <prefix>sink.<family>.`,
+  async run(argv) {
+    const { values } = parse(argv, {
+      topic: { type: 'string' },
+      group: { type: 'string' },
+      'to-topic': { type: 'string' },
+      from: { type: 'string' },
+      until: { type: 'string' },
+    }, false);
+    if (!values.topic) throw new MeterflowError('CLI_USAGE', 'replay needs --topic');
+    if (!values.group === !values['to-topic']) throw new MeterflowError('CLI_USAGE', 'replay needs exactly one of --group or --to-topic');
+    const config = loadConfig();
+    const topic = resolveTopic(config.kafka.topicPrefix, values.topic);
+    const from = parseFrom(values.from);
+    const kafka = createKafka(config, '-cli');
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      if (values.group) {
+        await assertGroupIdle(admin, values.group);
+        const partitions = await offsetsFor(admin, topic, from);
+        await admin.setOffsets({ groupId: values.group, topic, partitions });
+        console.log(`group ${values.group} on ${topic} now at ${partitions.map((p) => `${p.partition}:${p.offset}`).join(' ')}`);
+        return 0;
+      }
+      const target = resolveTopic(config.kafka.topicPrefix, values['to-topic']!);
+      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+      await ensureTopics(admin, config, [{ name: target, cleanup: 'delete', partitions: meta.topics[0]?.partitions.length ?? config.kafka.partitions }]);
+      const start = new Map((await offsetsFor(admin, topic, from)).map((p) => [p.partition, BigInt(p.offset)]));
+      const until = values.until ? Date.parse(values.until) : Number.POSITIVE_INFINITY;
+      const producer = kafka.producer({ idempotent: true });
+      await producer.connect();
+      let copied = 0;
+      let pending: { key: Buffer | null; value: Buffer | null; headers: Record<string, string>; partition: number }[] = [];
+      const flush = async () => {
+        if (pending.length === 0) return;
+        await producer.send({ topic: target, messages: pending });
+        copied += pending.length;
+        pending = [];
+      };
+      await readToEnd(kafka, topic, async (m) => {
+        if (BigInt(m.offset) < (start.get(m.partition) ?? 0n) || Number(m.timestamp) > until) return;
+        pending.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
+        if (pending.length >= 500) await flush();
+      });
+      await flush();
+      await producer.disconnect();
+      console.log(`copied ${copied} record(s) from ${topic} to ${target}`);
+      return 0;
+    } finally {
+      await admin.disconnect();
+    }
+  },
+};

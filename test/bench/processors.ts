@@ -1,0 +1,125 @@
+/**
+ * Benchmark: intervals per second through normalise, validate and aggregate (the usage and
+ * aggregate stages, with their Kafka transactions) on real Kafka, beside the ceiling measured
+ * in the same run: a bare kafkajs consumer reading the same raw.usage topic. Also peak RSS.
+ *
+ *   npx tsx test/bench/processors.ts [--meters 200] [--days 365] [--partitions 6]
+ *
+ * Prints figures; asserts nothing. Uses a fresh topic prefix and deletes it afterwards.
+ */
+import { parseArgs } from 'node:util';
+import { groupLag } from '../../lib/kafka.js';
+import { topicName } from '../../schemas/topics.js';
+import type { RawEnvelope } from '../../schemas/records.js';
+import { startProcessors } from '../../processors/index.js';
+import { createTestContext } from '../support/context.js';
+
+const { values } = parseArgs({
+  options: { meters: { type: 'string', default: '200' }, days: { type: 'string', default: '365' }, partitions: { type: 'string', default: '6' } },
+});
+const METERS = Number(values.meters);
+const DAYS = Number(values.days);
+const QUARTER = 15 * 60_000;
+const T0 = Date.UTC(2024, 0, 1);
+const ZONES = ['Europe/Helsinki', 'America/New_York', 'UTC'];
+const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '+00:00');
+
+function chunk(meter: number, day: number): RawEnvelope {
+  const id = `mtr_${meter}`;
+  const readings = [];
+  for (let q = 0; q < 96; q++) {
+    const start = T0 + (day * 96 + q) * QUARTER;
+    const v = (500 + ((q * 7919 + meter * 104_729 + day) % 1000)) / 1000;
+    readings.push({ startAt: iso(start), endAt: iso(start + QUARTER), direction: 'import', kwh: v, kw: v * 4 });
+  }
+  return {
+    connection_id: 'bench',
+    provider: 'arcadia',
+    entity_kind: 'usage',
+    format: 'arcadia.intervals',
+    external_id: id,
+    sync_run_id: 'bench',
+    request_url: `http://127.0.0.1/plug/intervals/meters/${id}`,
+    request_page: null,
+    received_at: Date.now(),
+    content_type: 'application/json',
+    payload: JSON.stringify({ meterId: id, localTimezone: ZONES[meter % 3], readings }),
+    meta: {
+      meter_format: 'arcadia.meter',
+      meter_payload: JSON.stringify({ id, serviceType: 'electric', site: { id: `site_${meter}`, siteName: `Site ${meter}` } }),
+    },
+  };
+}
+
+let peakRss = 0;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+const mb = (b: number) => (b / 1024 / 1024).toFixed(0);
+
+const ctx = createTestContext({ partitions: Number(values.partitions) });
+try {
+  await ctx.createTopics();
+  const prefix = ctx.config.kafka.topicPrefix;
+  const rawUsage = topicName(prefix, 'rawUsage');
+  const serde = await ctx.registry.registerTopic(prefix, 'rawUsage');
+
+  // 1. Load the input: one message per meter per day (one provider response chunk).
+  const producer = ctx.kafka.producer({ idempotent: true });
+  await producer.connect();
+  let t = Date.now();
+  let messages = 0;
+  for (let day = 0; day < DAYS; day++) {
+    const batch = [];
+    for (let m = 0; m < METERS; m++) batch.push({ key: `bench/mtr_${m}`, value: serde.encode(chunk(m, day)) });
+    await producer.send({ topic: rawUsage, messages: batch });
+    messages += batch.length;
+  }
+  await producer.disconnect();
+  const intervals = messages * 96;
+  console.log(`input: ${messages} messages, ${intervals} intervals (${METERS} meters x ${DAYS} days), loaded in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  // 2. Ceiling: a bare kafkajs consumer reading the same topic, decoding nothing.
+  const bare = ctx.kafka.consumer({ groupId: `${prefix}bench.bare`, maxBytesPerPartition: 4 * 1024 * 1024 });
+  await bare.connect();
+  await bare.subscribe({ topic: rawUsage, fromBeginning: true });
+  let seen = 0;
+  t = Date.now();
+  await new Promise<void>((resolve) => {
+    void bare.run({
+      eachBatch: async ({ batch }) => {
+        seen += batch.messages.length;
+        if (seen >= messages) resolve();
+        await Promise.resolve();
+      },
+    });
+  });
+  const bareSeconds = (Date.now() - t) / 1000;
+  await bare.disconnect();
+  const bareRate = intervals / bareSeconds;
+  console.log(`bare kafkajs consumer: ${bareSeconds.toFixed(2)} s, ${Math.round(messages / bareSeconds)} msg/s, ${Math.round(bareRate)} intervals/s`);
+
+  // 3. The usage and aggregate stages in this process, from the same topic.
+  const rssBefore = process.memoryUsage().rss;
+  peakRss = rssBefore;
+  t = Date.now();
+  const running = await startProcessors({ ...ctx, connections: new Map() }, ['usage', 'aggregate']);
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  const usageTopic = topicName(prefix, 'usage');
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const raw = await groupLag(admin, `${prefix}processors.usage`, rawUsage);
+    const agg = await groupLag(admin, `${prefix}processors.aggregate`, usageTopic);
+    const usageHigh = (await admin.fetchTopicOffsets(usageTopic)).reduce((s, o) => s + Number(o.high), 0);
+    if (raw.every((p) => p.lag === 0) && usageHigh > 0 && agg.every((p) => p.lag <= 1)) break;
+  }
+  const pipeSeconds = (Date.now() - t) / 1000;
+  await admin.disconnect();
+  await running.stop();
+  const pipeRate = intervals / pipeSeconds;
+  console.log(`normalise+validate+aggregate: ${pipeSeconds.toFixed(2)} s, ${Math.round(pipeRate)} intervals/s (includes group join and state setup)`);
+  console.log(`ratio to bare consumer: ${((pipeRate / bareRate) * 100).toFixed(1)}% (target >= 60%)`);
+  console.log(`RSS: before stages ${mb(rssBefore)} MB, peak ${mb(peakRss)} MB (target < 400 MB for 1,000 meters x 1 year)`);
+} finally {
+  clearInterval(sampler);
+  await ctx.cleanup();
+}

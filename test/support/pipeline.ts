@@ -1,0 +1,102 @@
+/**
+ * Helpers for pipeline tests: produce raw envelopes, run the real CLI as a child process (so a
+ * test can SIGKILL it), and read the latest aggregates from the compacted topics.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { readToEnd } from '../../lib/kafka.js';
+import { REPO_ROOT } from '../../lib/config.js';
+import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics.js';
+import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
+import type { TestContext } from './context.js';
+
+export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage', envelopes: RawEnvelope[], batchSize = 200): Promise<void> {
+  const serde = await ctx.registry.registerTopic(ctx.config.kafka.topicPrefix, id);
+  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    for (let i = 0; i < envelopes.length; i += batchSize) {
+      await producer.send({
+        topic: topicName(ctx.config.kafka.topicPrefix, id),
+        messages: envelopes.slice(i, i + batchSize).map((e) => ({ key: `${e.connection_id}/${e.external_id}`, value: serde.encode(e) })),
+      });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Produces raw bytes (for poison-message tests). */
+export async function produceBytes(ctx: TestContext, id: TopicId, messages: { key: string; value: Buffer }[]): Promise<void> {
+  const producer = ctx.kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: topicName(ctx.config.kafka.topicPrefix, id), messages });
+  await producer.disconnect();
+}
+
+export async function readTopic<K extends TopicId>(ctx: TestContext, id: K): Promise<{ key: string; value: TopicRecords[K]; headers: Record<string, string> }[]> {
+  const out: { key: string; value: TopicRecords[K]; headers: Record<string, string> }[] = [];
+  const raw: { key: string; value: Buffer; headers: Record<string, string> }[] = [];
+  await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), (m) => {
+    if (m.key && m.value) raw.push({ key: m.key.toString(), value: m.value, headers: m.headers });
+  });
+  for (const r of raw) out.push({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value), headers: r.headers });
+  return out;
+}
+
+/** Latest aggregate per (meter, channel, period): the highest version wins, as in ClickHouse. */
+export function latestAggregates(records: UsageAggregate[]): Map<string, UsageAggregate> {
+  const latest = new Map<string, UsageAggregate>();
+  for (const r of records) {
+    const k = `${r.connection_id}/${r.meter_external_id}|${r.channel}|${r.period}`;
+    const prev = latest.get(k);
+    if (!prev || r.version >= prev.version) latest.set(k, r);
+  }
+  return latest;
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+/** Runs `meterflow <args>` with the test's prefix and endpoints. */
+export function spawnCli(ctx: TestContext, args: string[], env: Record<string, string> = {}): CliProcess {
+  const connectionsDir = env.MF_CONNECTIONS_DIR ?? mkdtempSync(join(tmpdir(), 'mf-conn-'));
+  const child = spawn(process.execPath, [resolve(REPO_ROOT, 'bin/meterflow.js'), ...args], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: ctx.config.kafka.brokers.join(','),
+      SCHEMA_REGISTRY_URL: ctx.config.registry.url,
+      CLICKHOUSE_URL: ctx.config.clickhouse.url,
+      CLICKHOUSE_DATABASE: ctx.config.clickhouse.database,
+      MF_TOPIC_PREFIX: ctx.config.kafka.topicPrefix,
+      MF_TOPIC_PARTITIONS: String(ctx.config.kafka.partitions),
+      MF_METRICS_PORT: '0',
+      MF_CONNECTIONS_DIR: connectionsDir,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((r) => child.on('exit', (code, signal) => r(code ?? signal ?? -1)));
+  return { child, output: () => out, exited };
+}
+
+/** Polls `check` until it returns true or the time is up; returns whether it did. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 1_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return check();
+}
