@@ -16,7 +16,7 @@ export interface MeterModel {
   /** Stable key used to derive the meter's random streams. */
   key: string;
   commodity: Commodity;
-  /** Unit of the values ('kWh', 'MWh', 'm³'). */
+  /** Unit of the values: 'kWh', 'MWh', 'GJ' for energy; 'm³'/'m3' for water and gas. */
   unit: string;
   /** Decimal places values are rounded to. */
   decimals: number;
@@ -166,7 +166,8 @@ export function generateDay(seed: number, m: MeterModel, date: string): DaySerie
     // per quarter: kW × 0.25 h → kWh; unit conversion
     let q = kw * 0.25;
     if (m.unit === 'MWh') q /= 1000;
-    else if (m.commodity === 'gas' && m.unit === 'm³') q /= 10.5; // kWh → m³ natural gas
+    else if (m.unit === 'GJ') q *= 0.0036;
+    else if (m.commodity === 'gas' && (m.unit === 'm³' || m.unit === 'm3')) q /= 10.5; // kWh → m³ natural gas
     if (exp) {
       const pv = m.solarKwp * solarShare(m.latitude, m.longitude, doy, mid) * cloud * (0.9 + 0.1 * rng()) * 0.25;
       const net = q - pv;

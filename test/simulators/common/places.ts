@@ -59,6 +59,8 @@ export function streetFor(rng: Rng, place: Place): string {
 export function postalFor(rng: Rng, place: Place): string {
   if (place.country === 'FI') return `${place.postalPrefix}${String(randInt(rng, 100, 990)).padStart(3, '0')}`;
   if (place.country === 'GB') return `${place.postalPrefix} ${randInt(rng, 1, 9)}AB`;
+  if (place.country === 'DE') return `${place.postalPrefix}${String(randInt(rng, 100, 999))}`;
+  if (place.country === 'IS') return `${place.postalPrefix}${randInt(rng, 1, 9)}`;
   return `${place.postalPrefix}${String(randInt(rng, 1, 99)).padStart(2, '0')}`;
 }
 
