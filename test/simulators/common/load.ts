@@ -82,7 +82,12 @@ export function occupancy(building: BuildingKind, hour: number, weekday: number,
       return weekend || holiday ? 0.2 : 0.2 + 0.8 * bump(hour, 8, 15.5);
     }
     case 'residential':
-      return 0.35 + 0.35 * bump(hour, 6.5, 8.5) + 0.6 * bump(hour, 17, 21.5) + (weekend ? 0.15 * bump(hour, 9, 16) : 0);
+      return (
+        0.35 +
+        0.35 * bump(hour, 6.5, 8.5) +
+        0.6 * bump(hour, 17, 21.5) +
+        (weekend ? 0.15 * bump(hour, 9, 16) : 0)
+      );
     case 'warehouse':
       return weekend ? 0.25 : 0.25 + 0.6 * bump(hour, 6, 21.5);
     case 'hospital':
@@ -101,7 +106,7 @@ export function temperature(latitude: number, doy: number, anomaly: number): num
 /** Clear-sky PV output share (0..1) at an instant. */
 export function solarShare(latitude: number, longitude: number, doy: number, utcMs: number): number {
   const decl = ((23.44 * Math.PI) / 180) * Math.sin((2 * Math.PI * (284 + doy)) / 365);
-  const utcHour = ((((utcMs % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS);
+  const utcHour = (((utcMs % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS;
   const solarTime = utcHour + longitude / 15;
   const ha = ((solarTime - 12) * 15 * Math.PI) / 180;
   const phi = (latitude * Math.PI) / 180;
@@ -169,7 +174,8 @@ export function generateDay(seed: number, m: MeterModel, date: string): DaySerie
     else if (m.unit === 'GJ') q *= 0.0036;
     else if (m.commodity === 'gas' && (m.unit === 'm³' || m.unit === 'm3')) q /= 10.5; // kWh → m³ natural gas
     if (exp) {
-      const pv = m.solarKwp * solarShare(m.latitude, m.longitude, doy, mid) * cloud * (0.9 + 0.1 * rng()) * 0.25;
+      const pv =
+        m.solarKwp * solarShare(m.latitude, m.longitude, doy, mid) * cloud * (0.9 + 0.1 * rng()) * 0.25;
       const net = q - pv;
       imp[i] = net > 0 ? net : 0;
       exp[i] = net < 0 ? -net : 0;
@@ -202,7 +208,8 @@ export function generateDay(seed: number, m: MeterModel, date: string): DaySerie
   if (m.resolutionMinutes === 60) {
     for (let h = 0; h + 4 <= n; h += 4) {
       for (const arr of exp ? [imp, exp] : [imp]) {
-        const s = (arr[h] as number) + (arr[h + 1] as number) + (arr[h + 2] as number) + (arr[h + 3] as number);
+        const s =
+          (arr[h] as number) + (arr[h + 1] as number) + (arr[h + 2] as number) + (arr[h + 3] as number);
         arr[h] = arr[h + 1] = arr[h + 2] = arr[h + 3] = s / 4;
       }
       const miss = missing[h]! | missing[h + 1]! | missing[h + 2]! | missing[h + 3]!;
@@ -257,7 +264,10 @@ export function hourlyOfDay(day: DaySeries, decimals: number): HourValue[] {
 }
 
 /** Sum of a day's values (all quarter-hours, including those the provider reports as missing). */
-export function dayTotal(day: DaySeries, decimals: number): { imp: number; exp: number | null; estimated: boolean; missing: boolean } {
+export function dayTotal(
+  day: DaySeries,
+  decimals: number,
+): { imp: number; exp: number | null; estimated: boolean; missing: boolean } {
   let si = 0;
   let se = 0;
   let est = false;
@@ -268,7 +278,12 @@ export function dayTotal(day: DaySeries, decimals: number): { imp: number; exp: 
     if (day.estimated[i]) est = true;
     if (day.missing[i]) miss = true;
   }
-  return { imp: roundTo(si, decimals), exp: day.exp ? roundTo(se, decimals) : null, estimated: est, missing: miss };
+  return {
+    imp: roundTo(si, decimals),
+    exp: day.exp ? roundTo(se, decimals) : null,
+    estimated: est,
+    missing: miss,
+  };
 }
 
 /** Small LRU of generated days, keyed by meter key + date. */

@@ -70,6 +70,9 @@ export function gaussian(rng: Rng): number {
 /** Deterministic hex id of a given length. */
 export function hexId(rng: Rng, length: number): string {
   let s = '';
-  while (s.length < length) s += Math.floor(rng() * 0x100000000).toString(16).padStart(8, '0');
+  while (s.length < length)
+    s += Math.floor(rng() * 0x100000000)
+      .toString(16)
+      .padStart(8, '0');
   return s.slice(0, length);
 }

@@ -128,7 +128,9 @@ export function addMonths(date: string, months: number): string {
 export function daysBetween(a: string, b: string): number {
   const pa = parseYmd(a);
   const pb = parseYmd(b);
-  return Math.round((Date.UTC(pb.year, pb.month - 1, pb.day) - Date.UTC(pa.year, pa.month - 1, pa.day)) / DAY_MS);
+  return Math.round(
+    (Date.UTC(pb.year, pb.month - 1, pb.day) - Date.UTC(pa.year, pa.month - 1, pa.day)) / DAY_MS,
+  );
 }
 
 /** Day of week of a calendar date, 0 = Sunday. */
@@ -200,7 +202,11 @@ function offsetSuffix(offsetMin: number, zulu: boolean): string {
 }
 
 /** ISO instant rendered with a fixed offset (minutes), e.g. 2024-03-15T08:00:00+02:00. */
-export function formatWithOffset(ms: number, offsetMin: number, opts: { millis?: boolean; zulu?: boolean } = {}): string {
+export function formatWithOffset(
+  ms: number,
+  offsetMin: number,
+  opts: { millis?: boolean; zulu?: boolean } = {},
+): string {
   const d = new Date(ms + offsetMin * MINUTE_MS);
   const base =
     `${ymd(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate())}T` +
@@ -210,7 +216,11 @@ export function formatWithOffset(ms: number, offsetMin: number, opts: { millis?:
 }
 
 /** ISO instant in the zone's local time with its offset at that instant. */
-export function formatZoned(ms: number, timeZone: string, opts: { millis?: boolean; zulu?: boolean } = {}): string {
+export function formatZoned(
+  ms: number,
+  timeZone: string,
+  opts: { millis?: boolean; zulu?: boolean } = {},
+): string {
   return formatWithOffset(ms, offsetMinutes(timeZone, ms), opts);
 }
 
@@ -230,10 +240,20 @@ export function formatUtc(ms: number, millis = false): string {
  * (minutes; 0 with zulu=true for Z), or null when the string has no offset or is invalid.
  */
 export function parseIsoInstant(s: string): { ms: number; offsetMin: number; zulu: boolean } | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})$/.exec(s);
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})$/.exec(
+    s,
+  );
   if (!m) return null;
   const [, y, mo, d, h, mi, sec, frac, off] = m;
-  const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec ?? 0), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
+  const wall = Date.UTC(
+    Number(y),
+    Number(mo) - 1,
+    Number(d),
+    Number(h),
+    Number(mi),
+    Number(sec ?? 0),
+    frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0,
+  );
   if (Number.isNaN(wall)) return null;
   const check = new Date(wall);
   if (check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(d)) return null;

@@ -1,7 +1,8 @@
 /** Bearer tokens with expiry, issued deterministically from a seed. */
 import { hexId, rngFor } from './prng.js';
 
-export type TokenCheck = { ok: true; subject: string } | { ok: false; reason: 'missing' | 'unknown' | 'expired' };
+export type TokenCheck =
+  { ok: true; subject: string } | { ok: false; reason: 'missing' | 'unknown' | 'expired' };
 
 export class TokenStore {
   private readonly tokens = new Map<string, { subject: string; expiresAt: number }>();

@@ -17,7 +17,11 @@ async function token(sim: ArcadiaSimulator): Promise<string> {
   const r = await fetch(`${sim.url}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'arc-client-id', client_secret: 'arc-client-secret' }),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: 'arc-client-id',
+      client_secret: 'arc-client-secret',
+    }),
   });
   expect(r.status).toBe(200);
   const b = (await r.json()) as { access_token: string; token_type: string; expires_in: number };
@@ -32,16 +36,47 @@ const hdr = (t: string, extra: Record<string, string> = {}): Record<string, stri
   ...extra,
 });
 
-async function get(sim: ArcadiaSimulator, path: string, t: string, extra: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+interface Page {
+  number: number;
+  size: number;
+  totalElements: number;
+  totalPages: number;
+}
+
+/** The fields the tests read from Arcadia bodies (one view over every response kind). */
+interface ArcBody {
+  credentials: Array<{ id: string; correlationId: string }>;
+  meters: Array<{ id: string; status: string }>;
+  page: Page;
+  status: string;
+  error: string;
+  error_description: string;
+  intervalDurationMinutes: number;
+  localTimezone: string;
+  startAt: string;
+  endAt: string;
+  readings: Array<{
+    importKwh: Array<number | null>;
+    exportKwh: Array<number | null>;
+    netKwh: Array<number | null>;
+    electricMeterMultiplier: number[];
+    startAt: string;
+    endAt: string;
+    direction: string;
+    kwh: number;
+    kw: number;
+  }>;
+}
+
+async function get(
+  sim: ArcadiaSimulator,
+  path: string,
+  t: string,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; body: ArcBody; headers: Headers }> {
   const r = await fetch(sim.url + path, { headers: hdr(t, extra) });
   const text = await r.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, body, headers: r.headers };
+  return { status: r.status, body: JSON.parse(text) as ArcBody, headers: r.headers };
 }
 
 describe('Arcadia simulator', () => {
@@ -61,13 +96,19 @@ describe('Arcadia simulator', () => {
     const sim = await start();
     const bad = await fetch(`${sim.url}/oauth2/token`, {
       method: 'POST',
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'arc-client-id', client_secret: 'nope' }),
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: 'arc-client-id',
+        client_secret: 'nope',
+      }),
     });
     expect(bad.status).toBe(401);
     expect(await bad.json()).toMatchObject({ error: 'invalid_client' });
     const t = await token(sim);
     expect((await get(sim, '/plug/credentials', 'garbage')).status).toBe(401);
-    const noVersion = await fetch(`${sim.url}/plug/credentials`, { headers: { authorization: `Bearer ${t}` } });
+    const noVersion = await fetch(`${sim.url}/plug/credentials`, {
+      headers: { authorization: `Bearer ${t}` },
+    });
     expect(noVersion.status).toBe(400);
     expect(await noVersion.json()).toMatchObject({ error: 'invalid_request' });
     expect((await get(sim, '/plug/credentials', t)).status).toBe(200);
@@ -94,16 +135,28 @@ describe('Arcadia simulator', () => {
     const t = await token(sim);
     const cr = await get(sim, '/plug/credentials?search=correlationId%3Dcustomer-002&page=0&size=20', t);
     expect(cr.body.credentials).toHaveLength(1);
-    const cred = cr.body.credentials[0];
-    expect(cred).toMatchObject({ correlationId: 'customer-002', status: 'CONNECTION_SUCCESS', statusDetail: 'LOGIN_AND_DATA_DISCOVERY_SUCCESS' });
-    const expected = sim.truth().meters.filter((m) => m.credentialId === cred.id).map((m) => m.id);
+    const cred = cr.body.credentials[0]!;
+    expect(cred).toMatchObject({
+      correlationId: 'customer-002',
+      status: 'CONNECTION_SUCCESS',
+      statusDetail: 'LOGIN_AND_DATA_DISCOVERY_SUCCESS',
+    });
+    const expected = sim
+      .truth()
+      .meters.filter((m) => m.credentialId === cred.id)
+      .map((m) => m.id);
     const seen: string[] = [];
     for (let page = 0; ; page++) {
       const r = await get(sim, `/plug/meters?search=credentialIds%3D${cred.id}&page=${page}&size=3`, t);
       expect(r.status).toBe(200);
-      expect(r.body.page).toMatchObject({ number: page, size: 3, totalElements: expected.length, totalPages: Math.ceil(expected.length / 3) });
+      expect(r.body.page).toMatchObject({
+        number: page,
+        size: 3,
+        totalElements: expected.length,
+        totalPages: Math.ceil(expected.length / 3),
+      });
       if (r.body.meters.length === 0) break;
-      seen.push(...r.body.meters.map((m: { id: string }) => m.id));
+      seen.push(...r.body.meters.map((m) => m.id));
     }
     expect(seen).toEqual(expected);
     expect((await get(sim, '/plug/meters?size=500', t)).status).toBe(400);
@@ -120,8 +173,12 @@ describe('Arcadia simulator', () => {
       headers: { ...hdr(t), 'content-type': 'application/json' },
       body: JSON.stringify({ isIntervalsProductActive: true }),
     });
-    const pb = (await patch.json()) as any;
-    expect(pb.meters[0]).toMatchObject({ id, status: 'INTERVALS_IN_PROGRESS', isIntervalsProductActive: true });
+    const pb = (await patch.json()) as ArcBody;
+    expect(pb.meters[0]).toMatchObject({
+      id,
+      status: 'INTERVALS_IN_PROGRESS',
+      isIntervalsProductActive: true,
+    });
     expect((await get(sim, `/plug/meters/${id}`, t)).body.status).toBe('INTERVALS_IN_PROGRESS');
     expect((await get(sim, `/plug/meters/${id}`, t)).body.status).toBe('INTERVALS_SUCCESS');
     expect((await get(sim, `/plug/normalizedIntervals/meters/${id}`, t)).status).toBe(200);
@@ -140,16 +197,24 @@ describe('Arcadia simulator', () => {
   it('serves normalized 15-minute arrays equal to the truth, DST day in New York has 92 quarters', async () => {
     const sim = await start({ intervalsActive: true, timeZones: ['America/New_York'], gapRate: 0.2 });
     const t = await token(sim);
-    const m = sim.truth().meters.find((x) => x.sourceIntervalMinutes === 15 && x.dataStart <= Date.parse('2024-03-01T00:00:00Z'))!;
+    const m = sim
+      .truth()
+      .meters.find(
+        (x) => x.sourceIntervalMinutes === 15 && x.dataStart <= Date.parse('2024-03-01T00:00:00Z'),
+      )!;
     const startAt = '2024-03-10T00:00:00-05:00';
     const endAt = '2024-03-11T00:00:00-04:00';
-    const r = await get(sim, `/plug/normalizedIntervals/meters/${m.id}?startAt=${encodeURIComponent(startAt)}&endAt=${encodeURIComponent(endAt)}`, t);
+    const r = await get(
+      sim,
+      `/plug/normalizedIntervals/meters/${m.id}?startAt=${encodeURIComponent(startAt)}&endAt=${encodeURIComponent(endAt)}`,
+      t,
+    );
     expect(r.status).toBe(200);
     expect(r.body.intervalDurationMinutes).toBe(15);
     expect(r.body.localTimezone).toBe('America/New_York');
     expect(r.body.startAt).toBe('2024-03-10T05:00:00.000+00:00');
     expect(r.body.endAt).toBe('2024-03-11T04:00:00.000+00:00');
-    const rd = r.body.readings[0];
+    const rd = r.body.readings[0]!;
     expect(rd.importKwh).toHaveLength(92);
     const truth = [...sim.truth().intervals(m.id, Date.parse(startAt), Date.parse(endAt))];
     expect(rd.importKwh).toEqual(truth.map((i) => (i.missing ? null : i.importKwh)));
@@ -163,16 +228,21 @@ describe('Arcadia simulator', () => {
     const from = '2024-02-01T00:00:00Z';
     const to = '2024-02-03T00:00:00Z';
     for (const minutes of [15, 60] as const) {
-      const m = sim.truth().meters.find((x) => x.sourceIntervalMinutes === minutes && x.dataStart <= Date.parse(from))!;
+      const m = sim
+        .truth()
+        .meters.find((x) => x.sourceIntervalMinutes === minutes && x.dataStart <= Date.parse(from))!;
       const r = await get(sim, `/plug/intervals/meters/${m.id}?startAt=${from}&endAt=${to}`, t);
       expect(r.status).toBe(200);
-      const readings = r.body.readings as Array<{ startAt: string; endAt: string; direction: string; kwh: number; kw: number }>;
+      const readings = r.body.readings;
       const imports = readings.filter((x) => x.direction === 'import');
       expect(imports).toHaveLength((48 * 60) / minutes);
       expect(readings.filter((x) => x.direction === 'export')).toHaveLength(imports.length);
       expect(Date.parse(imports[0]!.endAt) - Date.parse(imports[0]!.startAt)).toBe(minutes * 60_000);
       const sum = imports.reduce((s, x) => s + x.kwh, 0);
-      const truth = [...sim.truth().intervals(m.id, Date.parse(from), Date.parse(to))].reduce((s, x) => s + x.importKwh, 0);
+      const truth = [...sim.truth().intervals(m.id, Date.parse(from), Date.parse(to))].reduce(
+        (s, x) => s + x.importKwh,
+        0,
+      );
       expect(sum).toBeCloseTo(truth, 2);
     }
   });
@@ -181,14 +251,20 @@ describe('Arcadia simulator', () => {
     const sim = await start({ intervalsActive: true });
     const t = await token(sim);
     const id = sim.truth().meters[0]!.id;
-    const r = await get(sim, `/plug/intervals/meters/${id}?startAt=2024-01-01T00:00:00Z&endAt=2024-03-01T00:00:00Z`, t);
+    const r = await get(
+      sim,
+      `/plug/intervals/meters/${id}?startAt=2024-01-01T00:00:00Z&endAt=2024-03-01T00:00:00Z`,
+      t,
+    );
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ error: 'invalid_intervals_request' });
     expect(typeof r.body.error_description).toBe('string');
     const sb = await get(sim, '/plug/meters', t, { 'x-sandbox-mode': 'true' });
-    expect(sb.body.meters.map((m: { id: string }) => m.id)).toEqual(sim.truth({ sandbox: true }).meters.map((m) => m.id));
+    expect(sb.body.meters.map((m) => m.id)).toEqual(sim.truth({ sandbox: true }).meters.map((m) => m.id));
     expect(sb.body.page.totalElements).toBe(4);
-    expect((await get(sim, '/plug/meters', t, { 'x-sandbox-mode': 'false' })).body.page.totalElements).toBe(30);
+    expect((await get(sim, '/plug/meters', t, { 'x-sandbox-mode': 'false' })).body.page.totalElements).toBe(
+      30,
+    );
     expect((await get(sim, '/plug/meters', t, { 'x-sandbox-mode': 'maybe' })).status).toBe(400);
   });
 
@@ -198,14 +274,14 @@ describe('Arcadia simulator', () => {
     sim.setFaults({ duplicateAcrossPages: { count: 1 } });
     const p0 = await get(sim, '/plug/meters?page=0&size=5', t);
     const p1 = await get(sim, '/plug/meters?page=1&size=5', t);
-    expect(p1.body.meters[0].id).toBe(p0.body.meters[4].id);
+    expect(p1.body.meters[0]!.id).toBe(p0.body.meters[4]!.id);
     sim.setFaults({ shiftDuringPaging: { count: 1 } });
     const before = sim.truth().meters.length;
     const q0 = await get(sim, '/plug/meters?page=0&size=5', t);
     const q1 = await get(sim, '/plug/meters?page=1&size=5', t);
     expect(sim.truth().meters.length).toBe(before + 1);
     expect(q1.body.page.totalElements).toBe(before + 1);
-    expect(q1.body.meters[0].id).toBe(q0.body.meters[4].id); // shifted by one
+    expect(q1.body.meters[0]!.id).toBe(q0.body.meters[4]!.id); // shifted by one
     expect(sim.stats().faults).toMatchObject({ duplicateAcrossPages: 1, shiftDuringPaging: 1 });
   });
 });

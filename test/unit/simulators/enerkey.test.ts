@@ -13,9 +13,21 @@ async function start(o: EnerKeyOptions = {}): Promise<EnerKeySimulator> {
   return s;
 }
 
-async function get(sim: EnerKeySimulator, path: string, key: string | undefined): Promise<{ status: number; body: any; headers: Headers }> {
+/** The fields the tests read from EnerKey bodies (one view over every response kind). */
+interface EkBody {
+  detail: string;
+  items: Array<{ id: number }>;
+  continuationToken: string | null;
+  meters: Array<{ meterId: number; values: Array<{ timestamp: string; value: number; flag: string }> }>;
+}
+
+async function get<T = EkBody>(
+  sim: EnerKeySimulator,
+  path: string,
+  key: string | undefined,
+): Promise<{ status: number; body: T; headers: Headers }> {
   const r = await fetch(sim.url + path, { headers: key === undefined ? {} : { authorization: key } });
-  return { status: r.status, body: await r.json(), headers: r.headers };
+  return { status: r.status, body: (await r.json()) as T, headers: r.headers };
 }
 
 const enc = encodeURIComponent;
@@ -26,7 +38,9 @@ describe('EnerKey simulator', () => {
     const b = await start({ seed: 3 });
     expect(a.truth().facilities).toEqual(b.truth().facilities);
     const id = a.truth().meters[0]!.id;
-    expect([...a.truth().hourly(id, Date.parse('2024-05-01T00:00:00Z'), Date.parse('2024-05-03T00:00:00Z'))]).toEqual([
+    expect([
+      ...a.truth().hourly(id, Date.parse('2024-05-01T00:00:00Z'), Date.parse('2024-05-03T00:00:00Z')),
+    ]).toEqual([
       ...b.truth().hourly(id, Date.parse('2024-05-01T00:00:00Z'), Date.parse('2024-05-03T00:00:00Z')),
     ]);
   });
@@ -79,26 +93,41 @@ describe('EnerKey simulator', () => {
     let token: string | null = null;
     let pages = 0;
     do {
-      const r = await get(sim, `/api/v1/facilities?pageSize=5${token ? `&continuationToken=${enc(token)}` : ''}`, key);
+      const r: { status: number; body: EkBody } = await get(
+        sim,
+        `/api/v1/facilities?pageSize=5${token ? `&continuationToken=${enc(token)}` : ''}`,
+        key,
+      );
       expect(r.status).toBe(200);
-      ids.push(...r.body.items.map((f: { id: number }) => f.id));
+      ids.push(...r.body.items.map((f) => f.id));
       token = r.body.continuationToken;
       pages++;
     } while (token);
     expect(pages).toBe(3);
     expect(ids).toEqual(sim.truth().facilities.map((f) => f.id));
     expect((await get(sim, '/api/v1/facilities?continuationToken=garbage', key)).status).toBe(400);
-    const ms = await get(sim, '/api/v1/meters?facilityId=1001,1002', key);
-    expect(ms.body.map((m: { id: number }) => m.id)).toEqual(
-      sim.truth().meters.filter((m) => m.facilityId === 1001 || m.facilityId === 1002).map((m) => m.id),
+    const ms = await get<Array<{ id: number; quantityId: number; unit: string }>>(
+      sim,
+      '/api/v1/meters?facilityId=1001,1002',
+      key,
     );
-    for (const m of ms.body) expect(sim.truth().quantities.find((x) => x.id === m.quantityId)?.unit).toBe(m.unit);
+    expect(ms.body.map((m) => m.id)).toEqual(
+      sim
+        .truth()
+        .meters.filter((m) => m.facilityId === 1001 || m.facilityId === 1002)
+        .map((m) => m.id),
+    );
+    for (const m of ms.body)
+      expect(sim.truth().quantities.find((x) => x.id === m.quantityId)?.unit).toBe(m.unit);
   });
 
   it('returns hourly values for many meters in the requested timestamp format; DST day has 23 hours', async () => {
     const sim = await start({ gapRate: 0 });
     const key = sim.truth().apiKeys[0]!.key;
-    const meters = sim.truth().meters.filter((m) => m.timeZone === 'Europe/Helsinki').slice(0, 5);
+    const meters = sim
+      .truth()
+      .meters.filter((m) => m.timeZone === 'Europe/Helsinki')
+      .slice(0, 5);
     const ids = meters.map((m) => m.id).join(',');
     const from = '2024-03-31T00:00:00+02:00';
     const to = '2024-04-01T00:00:00+03:00';
@@ -107,32 +136,72 @@ describe('EnerKey simulator', () => {
     expect(r.body.meters).toHaveLength(5);
     for (const m of r.body.meters) {
       expect(m.values).toHaveLength(23);
-      expect(m.values[0].timestamp).toBe('2024-03-31T00:00:00+02:00');
+      expect(m.values[0]!.timestamp).toBe('2024-03-31T00:00:00+02:00');
       const truth = [...sim.truth().hourly(m.meterId, Date.parse(from), Date.parse(to))];
-      expect(m.values.map((v: { value: number }) => v.value)).toEqual(truth.map((h) => h.value));
+      expect(m.values.map((v) => v.value)).toEqual(truth.map((h) => h.value));
     }
-    const z = await get(sim, `/api/v1/values/hourly?meterIds=${meters[0]!.id}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`, key);
-    expect(z.body.meters[0].values[0].timestamp).toBe('2024-01-01T00:00:00Z');
+    const z = await get(
+      sim,
+      `/api/v1/values/hourly?meterIds=${meters[0]!.id}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`,
+      key,
+    );
+    expect(z.body.meters[0]!.values[0]!.timestamp).toBe('2024-01-01T00:00:00Z');
   });
 
   it('validates value requests: offsets required, max range, max meters', async () => {
     const sim = await start();
     const key = sim.truth().apiKeys[0]!.key;
     const id = sim.truth().meters[0]!.id;
-    expect((await get(sim, `/api/v1/values/hourly?meterIds=${id}&from=2024-01-01T00:00:00&to=2024-01-02T00:00:00`, key)).status).toBe(400);
-    expect((await get(sim, `/api/v1/values/hourly?meterIds=${id}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-03-01T00:00:00Z')}`, key)).status).toBe(400);
+    expect(
+      (
+        await get(
+          sim,
+          `/api/v1/values/hourly?meterIds=${id}&from=2024-01-01T00:00:00&to=2024-01-02T00:00:00`,
+          key,
+        )
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await get(
+          sim,
+          `/api/v1/values/hourly?meterIds=${id}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-03-01T00:00:00Z')}`,
+          key,
+        )
+      ).status,
+    ).toBe(400);
     const many = Array.from({ length: 101 }, (_, i) => 20001 + (i % 20)).join(',');
-    expect((await get(sim, `/api/v1/values/hourly?meterIds=${many}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`, key)).status).toBe(400);
-    expect((await get(sim, `/api/v1/values/hourly?meterIds=99&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`, key)).status).toBe(400);
+    expect(
+      (
+        await get(
+          sim,
+          `/api/v1/values/hourly?meterIds=${many}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`,
+          key,
+        )
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await get(
+          sim,
+          `/api/v1/values/hourly?meterIds=99&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`,
+          key,
+        )
+      ).status,
+    ).toBe(400);
   });
 
   it('returns monthly totals per local month that equal the sum of all hours', async () => {
     const sim = await start({ gapRate: 0.05 });
     const key = sim.truth().apiKeys[0]!.key;
     const m = sim.truth().meters.find((x) => x.timeZone === 'Europe/Helsinki' && x.unit === 'MWh')!;
-    const r = await get(sim, `/api/v1/values/monthly?meterIds=${m.id}&from=${enc('2024-01-01T00:00:00+02:00')}&to=${enc('2025-01-01T00:00:00+02:00')}`, key);
+    const r = await get(
+      sim,
+      `/api/v1/values/monthly?meterIds=${m.id}&from=${enc('2024-01-01T00:00:00+02:00')}&to=${enc('2025-01-01T00:00:00+02:00')}`,
+      key,
+    );
     expect(r.status).toBe(200);
-    const values = r.body.meters[0].values as Array<{ timestamp: string; value: number; flag: string }>;
+    const values = r.body.meters[0]!.values;
     expect(values).toHaveLength(12);
     expect(values[0]!.timestamp).toBe('2024-01-01T00:00:00+02:00');
     expect(values[6]!.timestamp).toBe('2024-06-30T23:00:00+02:00'); // July 1st local, in the requested +02:00
@@ -148,9 +217,9 @@ describe('EnerKey simulator', () => {
     const key = sim.truth().apiKeys[0]!.key;
     const p0 = await get(sim, '/api/v1/facilities?pageSize=5', key);
     sim.setFaults({ duplicateAcrossPages: { count: 1 }, repeatedCursor: { count: 1 } });
-    const t = p0.body.continuationToken as string;
+    const t = p0.body.continuationToken!;
     const p1 = await get(sim, `/api/v1/facilities?pageSize=5&continuationToken=${enc(t)}`, key);
-    expect(p1.body.items[0].id).toBe(p0.body.items[4].id);
+    expect(p1.body.items[0]!.id).toBe(p0.body.items[4]!.id);
     expect(p1.body.continuationToken).toBe(t);
     const p1b = await get(sim, `/api/v1/facilities?pageSize=5&continuationToken=${enc(t)}`, key);
     expect(p1b.body.continuationToken).not.toBe(t);

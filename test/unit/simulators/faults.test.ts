@@ -12,7 +12,10 @@ async function start(): Promise<{ sim: EnerKeySimulator; get: (path?: string) =>
   const sim = await startEnerKeySimulator({ facilities: 4, days: 40 });
   started.push(sim);
   const key = sim.truth().apiKeys[0]!.key;
-  return { sim, get: (path = '/api/v1/quantities') => fetch(sim.url + path, { headers: { authorization: key } }) };
+  return {
+    sim,
+    get: (path = '/api/v1/quantities') => fetch(sim.url + path, { headers: { authorization: key } }),
+  };
 }
 
 describe('generic faults', () => {

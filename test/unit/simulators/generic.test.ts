@@ -1,7 +1,12 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { XMLParser } from 'fast-xml-parser';
 import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../simulators/generic.js';
-import type { GenericJsonOptions, GenericJsonSimulator, GenericXmlCsvOptions, GenericXmlCsvSimulator } from '../../simulators/generic.js';
+import type {
+  GenericJsonOptions,
+  GenericJsonSimulator,
+  GenericXmlCsvOptions,
+  GenericXmlCsvSimulator,
+} from '../../simulators/generic.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -19,9 +24,18 @@ async function startB(o: GenericXmlCsvOptions = {}): Promise<GenericXmlCsvSimula
   return s;
 }
 
-const getJson = async (url: string): Promise<{ status: number; body: any }> => {
+/** The fields the tests read from provider A and token bodies. */
+interface ABody {
+  meta: { offset: number; limit: number; total: number };
+  data: Array<{ meter_id: string; read_at: string; value: number }>;
+  error: string;
+  access_token: string;
+  refresh_token: string;
+}
+
+const getJson = async (url: string): Promise<{ status: number; body: ABody }> => {
   const r = await fetch(url);
-  return { status: r.status, body: await r.json() };
+  return { status: r.status, body: (await r.json()) as ABody };
 };
 
 /** Naive RFC 4180 line splitter, enough for the simulator's output. */
@@ -53,7 +67,10 @@ function parseCsv(text: string): Array<Record<string, string>> {
   return rest.map((r) => Object.fromEntries(head!.map((h, i) => [h, r[i] ?? ''])));
 }
 
-const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['Building', 'Meter', 'Record'].includes(name) });
+const xml = new XMLParser({
+  parseTagValue: false,
+  isArray: (name) => ['Building', 'Meter', 'Record'].includes(name),
+});
 
 describe('generic provider A (JSON, offset/limit, api_key, local readings)', () => {
   it('requires the api_key query parameter', async () => {
@@ -74,7 +91,7 @@ describe('generic provider A (JSON, offset/limit, api_key, local readings)', () 
       if (total < 0) total = r.body.meta.total;
       expect(r.body.meta).toEqual({ offset, limit: 4, total });
       if (r.body.data.length === 0) break;
-      ids.push(...r.body.data.map((m: { meter_id: string }) => m.meter_id));
+      ids.push(...r.body.data.map((m) => m.meter_id));
     }
     expect(ids).toEqual(a.truth().meters.map((m) => m.meter_id));
     expect(total).toBe(ids.length);
@@ -83,23 +100,44 @@ describe('generic provider A (JSON, offset/limit, api_key, local readings)', () 
   it('gives local readings without offset; DST days have 23 and 25 hourly readings', async () => {
     const a = await startA({ gapRate: 0 });
     const m = a.truth().meters[0]!;
-    const url = (d: string): string => `${a.url}/api/meters/${m.meter_id}/readings?api_key=${a.apiKey}&from=${d}&to=${d}`;
-    const spring = (await getJson(url('2024-03-31'))).body.data as Array<{ read_at: string; value: number }>;
-    const autumn = (await getJson(url('2024-10-27'))).body.data as Array<{ read_at: string; value: number }>;
+    const url = (d: string): string =>
+      `${a.url}/api/meters/${m.meter_id}/readings?api_key=${a.apiKey}&from=${d}&to=${d}`;
+    const spring = (await getJson(url('2024-03-31'))).body.data;
+    const autumn = (await getJson(url('2024-10-27'))).body.data;
     expect(spring).toHaveLength(23);
     expect(spring.map((r) => r.read_at)).not.toContain('2024-03-31T03:00:00');
     expect(autumn).toHaveLength(25);
     expect(autumn.filter((r) => r.read_at === '2024-10-27T03:00:00')).toHaveLength(2);
     for (const r of spring) expect(r.read_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
-    expect(spring.map((r) => r.value)).toEqual(a.truth().readings(m.meter_id, '2024-03-31', '2024-03-31').map((r) => r.value));
+    expect(spring.map((r) => r.value)).toEqual(
+      a
+        .truth()
+        .readings(m.meter_id, '2024-03-31', '2024-03-31')
+        .map((r) => r.value),
+    );
   });
 
   it('limits the range to 31 days, both ends inclusive', async () => {
     const a = await startA();
     const m = a.truth().meters[0]!.meter_id;
-    expect((await getJson(`${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01&to=2024-01-31&limit=1`)).status).toBe(200);
-    expect((await getJson(`${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01&to=2024-02-01`)).status).toBe(400);
-    expect((await getJson(`${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01T00:00:00&to=2024-01-02`)).status).toBe(400);
+    expect(
+      (
+        await getJson(
+          `${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01&to=2024-01-31&limit=1`,
+        )
+      ).status,
+    ).toBe(200);
+    expect(
+      (await getJson(`${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01&to=2024-02-01`))
+        .status,
+    ).toBe(400);
+    expect(
+      (
+        await getJson(
+          `${a.url}/api/meters/${m}/readings?api_key=${a.apiKey}&from=2024-01-01T00:00:00&to=2024-01-02`,
+        )
+      ).status,
+    ).toBe(400);
   });
 
   it('differences of readings equal consumption, with a replacement and a rollover handled', async () => {
@@ -131,7 +169,9 @@ describe('generic provider A (JSON, offset/limit, api_key, local readings)', () 
   it('duplicates across pages and a meter inserted while paging', async () => {
     const a = await startA();
     const page = async (offset: number): Promise<string[]> =>
-      (await getJson(`${a.url}/api/meters?api_key=${a.apiKey}&offset=${offset}&limit=3`)).body.data.map((m: { meter_id: string }) => m.meter_id);
+      (await getJson(`${a.url}/api/meters?api_key=${a.apiKey}&offset=${offset}&limit=3`)).body.data.map(
+        (m) => m.meter_id,
+      );
     a.setFaults({ duplicateAcrossPages: { count: 1 } });
     const p0 = await page(0);
     const p1 = await page(3);
@@ -159,37 +199,78 @@ describe('generic provider B (XML/CSV, cursor/Link, Basic/OAuth2)', () => {
   it('OAuth2 password grant, refresh and expiry', async () => {
     const b = await startB({ auth: 'oauth2-password' });
     const c = b.credentials;
-    const tok = async (form: Record<string, string>): Promise<{ status: number; body: any }> => {
+    const tok = async (form: Record<string, string>): Promise<{ status: number; body: ABody }> => {
       const r = await fetch(`${b.url}/oauth/token`, { method: 'POST', body: new URLSearchParams(form) });
-      return { status: r.status, body: await r.json() };
+      return { status: r.status, body: (await r.json()) as ABody };
     };
-    expect((await tok({ grant_type: 'password', username: c.username, password: 'x', client_id: c.clientId, client_secret: c.clientSecret })).body.error).toBe('invalid_grant');
-    const t1 = await tok({ grant_type: 'password', username: c.username, password: c.password, client_id: c.clientId, client_secret: c.clientSecret });
+    expect(
+      (
+        await tok({
+          grant_type: 'password',
+          username: c.username,
+          password: 'x',
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+        })
+      ).body.error,
+    ).toBe('invalid_grant');
+    const t1 = await tok({
+      grant_type: 'password',
+      username: c.username,
+      password: c.password,
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+    });
     expect(t1.body).toMatchObject({ token_type: 'Bearer', expires_in: 900 });
-    const use = (t: string): Promise<Response> => fetch(`${b.url}/v2/meters`, { headers: { authorization: `Bearer ${t}` } });
+    const use = (t: string): Promise<Response> =>
+      fetch(`${b.url}/v2/meters`, { headers: { authorization: `Bearer ${t}` } });
     expect((await use(t1.body.access_token)).status).toBe(200);
     b.expireTokens();
     expect((await use(t1.body.access_token)).status).toBe(401);
-    const t2 = await tok({ grant_type: 'refresh_token', refresh_token: t1.body.refresh_token, client_id: c.clientId, client_secret: c.clientSecret });
+    const t2 = await tok({
+      grant_type: 'refresh_token',
+      refresh_token: t1.body.refresh_token,
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+    });
     expect((await use(t2.body.access_token)).status).toBe(200);
-    expect((await tok({ grant_type: 'refresh_token', refresh_token: t1.body.refresh_token, client_id: c.clientId, client_secret: c.clientSecret })).status).toBe(400);
+    expect(
+      (
+        await tok({
+          grant_type: 'refresh_token',
+          refresh_token: t1.body.refresh_token,
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+        })
+      ).status,
+    ).toBe(400);
   });
 
   it('cursor pagination in XML and CSV covers every meter once', async () => {
     const b = await startB({ pagination: 'cursor' });
-    const auth = { authorization: 'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64') };
+    const auth = {
+      authorization:
+        'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64'),
+    };
     const xmlIds: string[] = [];
     let token: string | undefined;
     do {
-      const r = await fetch(`${b.url}/v2/meters?page_size=4${token ? `&page_token=${token}` : ''}`, { headers: auth });
-      const doc = xml.parse(await r.text());
-      xmlIds.push(...(doc.Meters.Meter ?? []).map((m: { Id: string }) => m.Id));
+      const r = await fetch(`${b.url}/v2/meters?page_size=4${token ? `&page_token=${token}` : ''}`, {
+        headers: auth,
+      });
+      const doc = xml.parse(await r.text()) as {
+        Meters: { Meter?: Array<{ Id: string }>; NextPageToken?: string };
+      };
+      xmlIds.push(...(doc.Meters.Meter ?? []).map((m) => m.Id));
       token = doc.Meters.NextPageToken;
     } while (token);
     const csvIds: string[] = [];
     let next: string | null = null;
     do {
-      const r: Response = await fetch(`${b.url}/v2/meters?page_size=4&format=csv${next ? `&page_token=${next}` : ''}`, { headers: auth });
+      const r: Response = await fetch(
+        `${b.url}/v2/meters?page_size=4&format=csv${next ? `&page_token=${next}` : ''}`,
+        { headers: auth },
+      );
       expect(r.headers.get('content-type')).toMatch(/text\/csv/);
       csvIds.push(...parseCsv(await r.text()).map((x) => x.id!));
       next = r.headers.get('x-next-page-token');
@@ -197,14 +278,21 @@ describe('generic provider B (XML/CSV, cursor/Link, Basic/OAuth2)', () => {
     const truth = b.truth().meters.map((m) => m.id);
     expect(xmlIds).toEqual(truth);
     expect(csvIds).toEqual(truth);
-    expect((await fetch(`${b.url}/v2/meters?page_size=5&page_token=${'x'.repeat(8)}`, { headers: auth })).status).toBe(400);
+    expect(
+      (await fetch(`${b.url}/v2/meters?page_size=5&page_token=${'x'.repeat(8)}`, { headers: auth })).status,
+    ).toBe(400);
   });
 
   it('Link header pagination and daily records across a DST change with offsets', async () => {
     const b = await startB({ pagination: 'link', gapRate: 0 });
-    const auth = { authorization: 'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64'), accept: 'text/csv' };
+    const auth = {
+      authorization:
+        'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64'),
+      accept: 'text/csv',
+    };
     const m = b.truth().meters.find((x) => x.time_zone === 'Europe/Berlin' && x.medium === 'Electricity')!;
-    let url: string | null = `${b.url}/v2/consumption?meter_id=${m.id}&granularity=daily&start_date=2024-03-01&end_date=2024-04-01&page_size=10`;
+    let url: string | null =
+      `${b.url}/v2/consumption?meter_id=${m.id}&granularity=daily&start_date=2024-03-01&end_date=2024-04-01&page_size=10`;
     const rows: Array<Record<string, string>> = [];
     while (url) {
       const r: Response = await fetch(url, { headers: auth });
@@ -222,12 +310,18 @@ describe('generic provider B (XML/CSV, cursor/Link, Basic/OAuth2)', () => {
     const day = b.truth().day(m.id, '2024-03-31');
     expect(day.n).toBe(92);
     const monthly = b.truth().consumption(m.id, 'monthly', '2024-03-01', '2024-04-01')[0]!;
-    expect(monthly.consumption).toBeCloseTo(truth.reduce((s, t) => s + t.consumption, 0), 2);
+    expect(monthly.consumption).toBeCloseTo(
+      truth.reduce((s, t) => s + t.consumption, 0),
+      2,
+    );
   });
 
   it('faults: foreign Link origin, repeated cursor, DOCTYPE with external entity, CSV injection', async () => {
     const b = await startB({ pagination: 'link' });
-    const auth = { authorization: 'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64') };
+    const auth = {
+      authorization:
+        'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64'),
+    };
     b.setFaults({ foreignNextLink: { count: 1 } });
     const r1 = await fetch(`${b.url}/v2/buildings?page_size=2`, { headers: auth });
     expect(new URL(/<([^>]+)>/.exec(r1.headers.get('link')!)![1]!).origin).not.toBe(b.url);
@@ -242,7 +336,9 @@ describe('generic provider B (XML/CSV, cursor/Link, Basic/OAuth2)', () => {
     expect(x).toMatch(/<!ENTITY xxe SYSTEM "file:\/\/\/etc\/passwd">/);
     expect(x).toMatch(/&xxe;/);
     b.setFaults({ csvInjection: true });
-    const rows = parseCsv(await (await fetch(`${b.url}/v2/buildings?page_size=4&format=csv`, { headers: auth })).text());
+    const rows = parseCsv(
+      await (await fetch(`${b.url}/v2/buildings?page_size=4&format=csv`, { headers: auth })).text(),
+    );
     expect(rows.map((r) => r.name![0])).toEqual(['=', '+', '-', '@']);
   });
 });
