@@ -242,6 +242,15 @@ export const connectionSchema = z
       })
       .strict()
       .default({ timeoutMs: 30_000, maxResponseBytes: 50 * 1024 * 1024, maxRetries: 6, backoffBaseMs: 500, backoffMaxMs: 60_000 }),
+    sync: z
+      .object({
+        concurrency: z.number().int().min(1).max(64).default(4).describe('meter batches fetched in parallel'),
+        lookbackHours: z.number().min(0).default(0).describe('re-fetch this long before each watermark (late provider data); duplicates are safe'),
+        historyDays: z.number().int().positive().default(30).describe('days fetched for a meter with no watermark when usageStart is not set'),
+      })
+      .strict()
+      .default({ concurrency: 4, lookbackHours: 0, historyDays: 30 })
+      .describe('how the sync engine walks meters and date ranges'),
     /** Provider-specific options (Arcadia correlationId, Arc-Version...), validated by the connector. */
     options: z.record(z.string(), z.unknown()).default({}),
     generic: genericConnectorSchema.optional(),

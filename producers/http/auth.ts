@@ -170,8 +170,16 @@ export function providerErrorPhrase(text: string): string | undefined {
     if (body && typeof body === 'object') {
       const b = body as Record<string, unknown>;
       const err = typeof b.error === 'string' ? b.error : undefined;
-      const desc = typeof b.error_description === 'string' ? b.error_description : typeof b.message === 'string' ? b.message : undefined;
-      if (err || desc) return [err, desc].filter(Boolean).join(': ');
+      const err2 = err ?? (typeof b.title === 'string' ? b.title : undefined);
+      const desc =
+        typeof b.error_description === 'string'
+          ? b.error_description
+          : typeof b.detail === 'string'
+            ? b.detail
+            : typeof b.message === 'string'
+              ? b.message
+              : undefined;
+      if (err2 || desc) return [err2, desc].filter(Boolean).join(': ');
     }
   } catch {
     /* not JSON */

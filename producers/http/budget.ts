@@ -26,12 +26,16 @@ export class RequestBudget {
   private head = 0;
   private providerRemaining: number | undefined;
   private providerSeenAt = 0;
+  /** When the provider said its window frees calls again (from Retry-After), if it did. */
+  private providerResetAt: number | undefined;
 
   constructor(
     readonly connectionId: string,
     readonly limits: BudgetLimits,
     private readonly now: () => number = Date.now,
     private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void> = defaultSleep,
+    /** Longest wait for a provider window to free calls before failing (ms). */
+    private readonly maxWaitMs = 10 * 60_000,
   ) {}
 
   private prune(now: number): void {
@@ -60,11 +64,20 @@ export class RequestBudget {
     return { lastMinute: this.countSince(now - MINUTE), lastDay: this.stamps.length - this.head, providerRemaining: this.providerRemaining };
   }
 
+  /** Remaining requests of our own daily limit (Infinity without one). */
+  private ownRemaining(): number {
+    return this.limits.perDay === undefined ? Infinity : this.limits.perDay - (this.stamps.length - this.head);
+  }
+
   /** Remaining requests allowed in the current 24 h window (Infinity without limits). */
   remainingToday(): number {
     const now = this.now();
     this.prune(now);
     let rem = this.limits.perDay === undefined ? Infinity : this.limits.perDay - (this.stamps.length - this.head);
+    if (this.providerRemaining !== undefined && this.providerResetAt !== undefined && now >= this.providerResetAt) {
+      this.providerRemaining = undefined;
+      this.providerResetAt = undefined;
+    }
     if (this.providerRemaining !== undefined) {
       const usedSince = this.countSince(this.providerSeenAt);
       rem = Math.min(rem, this.providerRemaining - usedSince);
@@ -78,6 +91,11 @@ export class RequestBudget {
       const now = this.now();
       this.prune(now);
       if (this.remainingToday() <= 0) {
+        const resetIn = this.ownRemaining() > 0 ? this.providerResetIn() : undefined;
+        if (resetIn !== undefined && resetIn <= this.maxWaitMs) {
+          await this.sleep(resetIn + 1, signal);
+          continue;
+        }
         throw new MeterflowError(
           'POLL_BUDGET_EXHAUSTED',
           `connection ${this.connectionId}: request budget used up (${this.limits.perDay ?? 'provider-reported'} per 24 h${
@@ -101,11 +119,20 @@ export class RequestBudget {
     }
   }
 
-  /** Records the provider's count of calls left in its 24 h window (after the request that reported it). */
-  observeProviderRemaining(remaining: number): void {
+  /**
+   * Records the provider's count of calls left in its 24 h window (after the request that
+   * reported it), and when it frees calls again if it said so (Retry-After of a 429).
+   */
+  observeProviderRemaining(remaining: number, resetAt?: number): void {
     if (!Number.isFinite(remaining) || remaining < 0) return;
     this.providerRemaining = remaining;
     this.providerSeenAt = this.now();
+    this.providerResetAt = resetAt;
+  }
+
+  /** Milliseconds until the provider frees calls again, when it is exhausted and said when. */
+  providerResetIn(): number | undefined {
+    return this.providerResetAt === undefined ? undefined : Math.max(0, this.providerResetAt - this.now());
   }
 }
 

@@ -10,3 +10,4 @@ export * from './paths.js';
 export * from './policy.js';
 export * from './secrets.js';
 export * from './url.js';
+export * from './pool.js';

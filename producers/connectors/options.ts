@@ -1,0 +1,24 @@
+/** Validation of `connection.options` with a connector's zod schema (CFG_INVALID naming the field). */
+import type { z } from 'zod';
+import { MeterflowError } from '../../lib/errors.js';
+import type { ConnectionConfig } from '../../schemas/connection.js';
+
+export function parseOptions<S extends z.ZodType>(schema: S, connection: ConnectionConfig): z.infer<S> {
+  const r = schema.safeParse(connection.options);
+  if (r.success) return r.data as z.infer<S>;
+  const problems = r.error.issues.map((i) => `options.${i.path.join('.')}: ${i.message}`);
+  throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: ${problems.join('; ')}`, {
+    context: { connection: connection.id, fields: r.error.issues.map((i) => `options.${i.path.join('.')}`) },
+  });
+}
+
+export const HOUR_MS = 3_600_000;
+export const QUARTER_MS = 900_000;
+
+export const floorTo = (t: number, step: number): number => Math.floor(t / step) * step;
+
+/** Start of the UTC month of an instant. */
+export function utcMonthStart(t: number): number {
+  const d = new Date(t);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}

@@ -1,0 +1,58 @@
+/**
+ * Connection files: every *.yaml, *.yml and *.json in a folder, validated with
+ * schemas/connection.ts. A bad file fails with CFG_INVALID naming the file and the field.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { errorMessage, MeterflowError } from '../../lib/errors.js';
+import { connectionSchema, type ConnectionConfig } from '../../schemas/connection.js';
+
+const EXT = /\.(ya?ml|json)$/i;
+
+/** Parses and validates one connection document; `source` names the file in errors. */
+export function parseConnection(raw: unknown, source: string): ConnectionConfig {
+  const r = connectionSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  throw new MeterflowError('CFG_INVALID', `connection file ${source}: ${problems.join('; ')}`, {
+    context: { file: source, fields: r.error.issues.map((i) => i.path.join('.')) },
+  });
+}
+
+export async function loadConnectionFile(path: string): Promise<ConnectionConfig> {
+  let raw: unknown;
+  try {
+    const text = await readFile(path, 'utf8');
+    raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (cause) {
+    throw new MeterflowError('CFG_FILE_UNREADABLE', `connection file ${path} cannot be read or parsed: ${errorMessage(cause)}`, {
+      cause,
+      context: { file: path },
+    });
+  }
+  return parseConnection(raw, path);
+}
+
+/** Loads every connection file of a folder (sorted by name); duplicate ids are CFG_INVALID. */
+export async function loadConnections(dir: string): Promise<ConnectionConfig[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => EXT.test(n)).sort();
+  } catch (cause) {
+    throw new MeterflowError('CFG_FILE_UNREADABLE', `connections folder ${dir} cannot be read: ${errorMessage(cause)}`, { cause, context: { dir } });
+  }
+  const out: ConnectionConfig[] = [];
+  const seen = new Map<string, string>();
+  for (const n of names) {
+    const path = join(dir, n);
+    const c = await loadConnectionFile(path);
+    const other = seen.get(c.id);
+    if (other) {
+      throw new MeterflowError('CFG_INVALID', `connection file ${path}: id "${c.id}" is already used by ${other}`, { context: { file: path, fields: ['id'] } });
+    }
+    seen.set(c.id, path);
+    out.push(c);
+  }
+  return out;
+}

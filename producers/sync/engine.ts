@@ -1,0 +1,311 @@
+/**
+ * The sync engine: one run of one connection. Entity snapshot → raw.entities (and, when complete,
+ * a snapshot_complete marker on every partition); then usage per meter from its watermark, chunk by
+ * chunk, each chunk's envelopes and the new watermark committed in ONE Kafka transaction, so a
+ * crash resumes exactly after the last emitted chunk. A sync-run record marks start and end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { Config } from '../../lib/config.js';
+import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import type { AvroRegistry } from '../../lib/registry.js';
+import type { ConnectionConfig } from '../../schemas/connection.js';
+import type { RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
+import { createConnector } from '../connectors/index.js';
+import { envelope, type ConnectorContext, type MeterRef, type UsageStream } from '../connectors/types.js';
+import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
+import { HttpClient } from '../http/client.js';
+import { RequestBudget } from '../http/budget.js';
+import type { Env } from '../http/secrets.js';
+import { SYNC_EVENTS, type SyncEvent, type SyncEventName } from './events.js';
+import { runPool } from '../http/pool.js';
+import { loadSyncState, watermarkOf, type SyncStateMap } from './state.js';
+import { SyncWriter } from './writer.js';
+
+export interface SyncDeps {
+  config: Config;
+  kafka: Kafka;
+  registry: AvroRegistry;
+  log: Logger;
+  /** Where `...Env` secrets are read (default process.env). */
+  env?: Env;
+  /** Clock (default Date.now). */
+  now?: () => number;
+  /** Request budgets per connection; they outlive runs (created on first use). */
+  budgets?: Map<string, RequestBudget>;
+  /** Observer of named sync events. */
+  onEvent?: (e: SyncEvent) => void;
+  /** Options for the HTTP core (tests inject fast backoff through `sleep`/`random`). */
+  http?: Partial<Pick<import('../http/client.js').HttpClientOptions, 'sleep' | 'random' | 'limits' | 'dispatcher'>>;
+}
+
+export type SyncMode = 'incremental' | 'backfill' | 'entities';
+
+export interface SyncOptions {
+  mode: SyncMode;
+  /** Backfill range start (YYYY-MM-DD or ISO instant); incremental: overrides watermarks when given. */
+  from?: string;
+  /** Range end (exclusive); default now. */
+  to?: string;
+  /** Stops the run (in-flight requests are cancelled; committed chunks stay committed). */
+  signal?: AbortSignal;
+  runId?: string;
+}
+
+export const SNAPSHOT_SCOPE = 'snapshot';
+
+function newRunId(connectionId: string, now: number): string {
+  return `${connectionId}-${new Date(now).toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+}
+
+function parseBound(s: string | undefined, name: string, connectionId: string): number | undefined {
+  if (s === undefined) return undefined;
+  const t = parseInstant(s);
+  if (Number.isNaN(t)) {
+    throw new MeterflowError('CFG_INVALID', `connection ${connectionId}: ${name} "${s}" is not YYYY-MM-DD or an ISO 8601 instant`, { context: { connection: connectionId, field: name } });
+  }
+  return t;
+}
+
+/** Runs one sync of one connection; resolves with the final sync-run record (never rejects for provider errors). */
+export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts: SyncOptions): Promise<SyncRun> {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  const runId = opts.runId ?? newRunId(connection.id, startedAt);
+  const log = deps.log.child({ connection: connection.id, run: runId });
+  const ac = new AbortController();
+  const onAbort = (): void => ac.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) ac.abort(opts.signal.reason);
+  const signal = ac.signal;
+  const emit = (name: SyncEventName, data: Record<string, unknown> = {}): void => {
+    log.debug({ event: name, ...data }, name);
+    deps.onEvent?.({ name, connectionId: connection.id, runId, data });
+  };
+
+  const rangeFrom = parseBound(opts.from, 'from', connection.id);
+  const rangeTo = parseBound(opts.to, 'to', connection.id);
+  if (opts.mode === 'backfill' && rangeFrom === undefined) {
+    throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: a backfill needs a "from"`, { context: { connection: connection.id, field: 'from' } });
+  }
+
+  const run: SyncRun = {
+    connection_id: connection.id,
+    sync_run_id: runId,
+    provider: connection.provider,
+    mode: opts.mode,
+    status: 'running',
+    started_at: startedAt,
+    finished_at: null,
+    range_from: opts.from ?? null,
+    range_to: opts.to ?? null,
+    entities: 0,
+    usage_chunks: 0,
+    intervals: 0,
+    requests: 0,
+    retries: 0,
+    errors: 0,
+    error_messages: [],
+    snapshot_complete: false,
+  };
+  const errors: MeterflowError[] = [];
+  const record = (e: unknown): void => {
+    const err = isMeterflowError(e) ? e : new MeterflowError('POLL_HTTP_NETWORK', errorMessage(e), { cause: e });
+    errors.push(err);
+    log.warn({ event: 'sync.error', code: err.code, err: err.toJSON() }, err.message);
+  };
+
+  const connector = createConnector(connection);
+  const budgets = deps.budgets ?? new Map<string, RequestBudget>();
+  let budget = budgets.get(connection.id);
+  if (!budget) {
+    budget = new RequestBudget(connection.id, connection.budget, now);
+    budgets.set(connection.id, budget);
+  }
+  // Secrets resolve here: a missing variable fails the run before anything is written.
+  const http = new HttpClient({
+    connection,
+    env: deps.env ?? process.env,
+    budget,
+    log,
+    now,
+    defaultHeaders: connector.defaultHeaders?.() ?? {},
+    ...(connector.onResponse ? { onResponse: connector.onResponse } : {}),
+    ...deps.http,
+  });
+  let writer: SyncWriter;
+  try {
+    writer = await SyncWriter.open(deps, connection.id);
+  } catch (e) {
+    await http.close();
+    opts.signal?.removeEventListener('abort', onAbort);
+    throw e;
+  }
+  emit(SYNC_EVENTS.runStarted, { mode: opts.mode });
+  let fatal = false;
+  try {
+    await writer.run({ ...run });
+    const state = await loadSyncState(deps, connection.id);
+    emit(SYNC_EVENTS.stateLoaded, { scopes: state.size });
+    const ctx: ConnectorContext = { connection, http, log, runId, signal, now };
+
+    // 1. Entity snapshot.
+    const snap = await connector.snapshot(ctx, async (envs) => {
+      signal.throwIfAborted();
+      await writer.entities(envs);
+      run.entities += envs.length;
+      emit(SYNC_EVENTS.entitiesEmitted, { count: envs.length });
+    });
+    for (const e of snap.errors) record(e);
+    if (snap.complete && snap.errors.length === 0) {
+      signal.throwIfAborted();
+      const marker = envelope(ctx, {
+        kind: 'snapshot_complete',
+        format: 'snapshot_complete',
+        externalId: '*',
+        res: { url: http.redact(http.baseUrl), page: undefined, receivedAt: now(), contentType: 'application/json' },
+        payload: JSON.stringify({ kinds: ['asset', 'meter'] }),
+        meta: { meters: String(snap.meters.length) },
+      });
+      const partitions = await writer.snapshotComplete(marker);
+      await writer.states([{ connection_id: connection.id, scope: SNAPSHOT_SCOPE, watermark: new Date(now()).toISOString(), checkpoint: JSON.stringify({ meters: snap.meters.length }), sync_run_id: runId, updated_at: now() }]);
+      run.snapshot_complete = true;
+      emit(SYNC_EVENTS.snapshotComplete, { partitions, meters: snap.meters.length });
+    } else {
+      emit(SYNC_EVENTS.snapshotPartial, { errors: snap.errors.length });
+    }
+
+    // 2. Usage.
+    if (opts.mode !== 'entities' && snap.meters.length > 0) {
+      let meters = snap.meters;
+      if (connector.prepareUsage) {
+        const prep = await connector.prepareUsage(ctx, meters);
+        for (const e of prep.errors) record(e);
+        meters = prep.ready;
+      }
+      for (const stream of connector.usageStreams()) {
+        if (signal.aborted) break;
+        await syncStream({ connection, deps, ctx, writer, state, stream, meters, opts, rangeFrom, rangeTo, run, record, emit });
+      }
+    }
+  } catch (e) {
+    fatal = true;
+    record(signal.aborted ? new MeterflowError('POLL_HTTP_NETWORK', `run aborted: ${errorMessage(signal.reason ?? e)}`, { cause: e }) : e);
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    run.requests = http.stats.requests;
+    run.retries = http.stats.retries;
+    run.errors = errors.length;
+    run.error_messages = errors.slice(0, 50).map((e) => `${e.code}: ${e.message}`);
+    run.finished_at = now();
+    const productive = run.entities > 0 || run.usage_chunks > 0;
+    run.status = errors.length === 0 ? 'succeeded' : fatal && !productive ? 'failed' : 'partial';
+    if (fatal && signal.aborted) run.status = 'failed';
+    try {
+      await writer.run({ ...run });
+    } catch (e) {
+      log.error({ event: 'sync.run.record_failed', err: errorMessage(e) }, 'could not write the final sync-run record');
+    }
+    await writer.close();
+    await http.close();
+    emit(SYNC_EVENTS.runFinished, { status: run.status, requests: run.requests, retries: run.retries, chunks: run.usage_chunks, entities: run.entities, ms: run.finished_at - startedAt });
+    log.info({ event: SYNC_EVENTS.runFinished, status: run.status, entities: run.entities, chunks: run.usage_chunks, requests: run.requests, retries: run.retries, errors: run.errors, ms: run.finished_at - startedAt }, `sync ${run.status}`);
+  }
+  return run;
+}
+
+interface StreamArgs {
+  connection: ConnectionConfig;
+  deps: SyncDeps;
+  ctx: ConnectorContext;
+  writer: SyncWriter;
+  state: SyncStateMap;
+  stream: UsageStream;
+  meters: MeterRef[];
+  opts: SyncOptions;
+  rangeFrom: number | undefined;
+  rangeTo: number | undefined;
+  run: SyncRun;
+  record: (e: unknown) => void;
+  emit: (name: SyncEventName, data?: Record<string, unknown>) => void;
+}
+
+/** Usage of one stream: meters grouped by start into batches, batches in parallel, chunks in order. */
+async function syncStream(a: StreamArgs): Promise<void> {
+  const { connection, ctx, stream, state, opts } = a;
+  const now = ctx.now();
+  const end = a.rangeTo ?? now;
+  const lookback = connection.sync.lookbackHours * 3_600_000;
+  const defaultStart = connection.usageStart ? parseInstant(connection.usageStart) : Math.floor((now - connection.sync.historyDays * DAY_MS) / DAY_MS) * DAY_MS;
+  const scope = (m: MeterRef): string => `${stream.scopePrefix}:${m.externalId}`;
+
+  // Plan: start per meter.
+  const byStart = new Map<number, MeterRef[]>();
+  for (const m of a.meters) {
+    const wm = watermarkOf(state, scope(m));
+    let start: number;
+    if (opts.mode === 'backfill') start = a.rangeFrom!;
+    else if (a.rangeFrom !== undefined) start = a.rangeFrom;
+    else start = wm !== undefined ? Math.max(defaultStart, wm - lookback) : defaultStart;
+    if (!(start < end)) continue;
+    const list = byStart.get(start) ?? [];
+    list.push(m);
+    byStart.set(start, list);
+  }
+  const batches: { start: number; meters: MeterRef[] }[] = [];
+  for (const [start, ms] of [...byStart.entries()].sort((x, y) => x[0] - y[0])) {
+    for (let i = 0; i < ms.length; i += stream.batchSize) batches.push({ start, meters: ms.slice(i, i + stream.batchSize) });
+  }
+
+  let stopAll = false;
+  await runPool(
+    batches,
+    connection.sync.concurrency,
+    async (batch) => {
+      const chunks = chunkRange({ from: batch.start, to: end }, stream.maxRangeDays);
+      for (let i = 0; i < chunks.length; i++) {
+        if (stopAll || ctx.signal.aborted) return;
+        const range: TimeRange = chunks[i]!;
+        let envs: RawEnvelope[];
+        try {
+          envs = await stream.fetch(ctx, batch.meters, range, i);
+        } catch (e) {
+          if (ctx.signal.aborted) return;
+          a.record(e);
+          a.emit(SYNC_EVENTS.batchFailed, { stream: stream.id, meters: batch.meters.length, chunk: i, code: isMeterflowError(e) ? e.code : undefined });
+          // Without this chunk the watermark cannot move on: the batch stops here.
+          if (isMeterflowError(e) && (e.code === 'POLL_BUDGET_EXHAUSTED' || e.code === 'POLL_AUTH')) stopAll = true;
+          return;
+        }
+        const t = ctx.now();
+        const states: SyncState[] = [];
+        for (const m of batch.meters) {
+          const sc = scope(m);
+          const prev = watermarkOf(state, sc);
+          const settled = Math.min(range.to, stream.settle(range.to, t));
+          // Backfill ranges detached from the watermark leave it alone.
+          if (opts.mode === 'backfill' && prev !== undefined && range.from > prev) continue;
+          const wm = Math.max(prev ?? -Infinity, settled);
+          if (prev !== undefined && wm <= prev) continue;
+          const s: SyncState = {
+            connection_id: connection.id,
+            scope: sc,
+            watermark: new Date(wm).toISOString(),
+            checkpoint: JSON.stringify({ chunk: i, range_to: new Date(range.to).toISOString() }),
+            sync_run_id: ctx.runId,
+            updated_at: t,
+          };
+          states.push(s);
+        }
+        ctx.signal.throwIfAborted();
+        await a.writer.usageChunk(envs, states);
+        for (const s of states) state.set(s.scope, s);
+        a.run.usage_chunks += 1;
+        a.emit(SYNC_EVENTS.chunkCommitted, { stream: stream.id, chunk: i, meters: batch.meters.map((m) => m.externalId), envelopes: envs.length, from: range.from, to: range.to });
+      }
+    },
+    () => stopAll || ctx.signal.aborted,
+  );
+  if (ctx.signal.aborted) ctx.signal.throwIfAborted();
+}
