@@ -59,6 +59,7 @@ export const configSchema = z
     connectionsDir: z.string().default('connections').describe('MF_CONNECTIONS_DIR: folder of connection files'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('LOG_LEVEL'),
     metricsPort: int.pipe(z.number().min(0).max(65535)).default(9464).describe('MF_METRICS_PORT (0 = off)'),
+    metricsHost: z.string().default('127.0.0.1').describe('MF_METRICS_HOST: bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)'),
   })
   .strict();
 
@@ -142,6 +143,7 @@ function collect(env: Env): Record<string, unknown> {
       connectionsDir: env.MF_CONNECTIONS_DIR,
       logLevel: env.LOG_LEVEL,
       metricsPort: env.MF_METRICS_PORT,
+      metricsHost: env.MF_METRICS_HOST,
     }),
   };
 }

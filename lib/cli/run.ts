@@ -38,7 +38,7 @@ Options:
     let ready = false;
     const port = values['metrics-port'] !== undefined ? Number(values['metrics-port']) : rt.config.metricsPort;
     if (port > 0) {
-      const server = await startMetricsServer(port, { ready: () => ready });
+      const server = await startMetricsServer(port, { ready: () => ready }, rt.config.metricsHost);
       stops.push(() => new Promise((r) => server.close(() => r())));
     }
     try {
