@@ -100,9 +100,17 @@ export const paginationSchema = z.discriminatedUnion('type', [
     .object({
       type: z.literal('cursor'),
       cursorParam: z.string().describe('query parameter that carries the cursor'),
-      nextPath: z.string().describe('field path of the next cursor/token in the body; absent or empty = last page'),
+      nextPath: z
+        .string()
+        .optional()
+        .describe('field path of the next cursor/token (or next URL) in the body; absent or empty = last page'),
+      nextHeader: z
+        .string()
+        .optional()
+        .describe('response header carrying the next cursor instead (e.g. X-Next-Page-Token for CSV bodies)'),
     })
-    .strict(),
+    .strict()
+    .refine((p) => p.nextPath !== undefined || p.nextHeader !== undefined, { message: 'cursor pagination needs nextPath or nextHeader' }),
   z.object({ type: z.literal('link') }).strict().describe('RFC 8288 Link header with rel="next"'),
 ]);
 export type PaginationConfig = z.infer<typeof paginationSchema>;

@@ -121,7 +121,8 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
         break;
       }
       case 'cursor': {
-        const next = getString(body, p.nextPath);
+        const fromHeader = p.nextHeader ? res.headers[p.nextHeader.toLowerCase()]?.trim() : undefined;
+        const next = (p.nextPath !== undefined ? getString(body, p.nextPath) : undefined) ?? (fromHeader ? fromHeader : undefined);
         if (next === undefined) return;
         if (seen.has(next)) {
           throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: cursor repeated; stopping`, {

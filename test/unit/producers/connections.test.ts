@@ -1,0 +1,71 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConnections } from '../../../producers/sync/connections.js';
+import { createConnector } from '../../../producers/connectors/index.js';
+import { cronOf } from '../../../producers/sync/scheduler.js';
+import { REPO_ROOT } from '../../../lib/config.js';
+
+let dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  dirs = [];
+});
+async function dirWith(files: Record<string, string>): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'mf-conn-'));
+  dirs.push(d);
+  for (const [n, t] of Object.entries(files)) await writeFile(join(d, n), t);
+  return d;
+}
+
+describe('connection files', () => {
+  it('the shipped examples validate, build connectors and schedules', async () => {
+    const cs = await loadConnections(join(REPO_ROOT, 'connections/examples'));
+    expect(cs.map((c) => c.provider).sort()).toEqual(['arcadia', 'enerkey', 'generic', 'generic']);
+    for (const c of cs) {
+      expect(() => createConnector(c)).not.toThrow();
+      expect(cronOf(c)).toBeTruthy();
+    }
+  });
+
+  it('a bad file is CFG_INVALID naming the file and the field', async () => {
+    const d = await dirWith({
+      'ok.json': JSON.stringify({ id: 'ok', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }),
+      'bad.yaml': 'id: bad\nprovider: arcadia\nbaseUrls: { production: http://x }\nauth: { type: basic, usernameEnv: lower_case, passwordEnv: P }\n',
+    });
+    const err = await loadConnections(d).catch((e: unknown) => e as { code: string; message: string });
+    expect(err.code).toBe('CFG_INVALID');
+    expect(err.message).toContain('bad.yaml');
+    expect(err.message).toContain('auth.usernameEnv');
+  });
+
+  it('a generic connection without a generic block is refused with the field name', async () => {
+    const d = await dirWith({ 'g.json': JSON.stringify({ id: 'g', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }) });
+    const err = await loadConnections(d).catch((e: unknown) => e as { code: string; message: string });
+    expect(err.code).toBe('CFG_INVALID');
+    expect(err.message).toMatch(/g\.json: generic/);
+  });
+
+  it('duplicate ids and unparseable files are refused', async () => {
+    const one = JSON.stringify({ id: 'same', provider: 'enerkey', baseUrls: { production: 'http://x' }, auth: { type: 'none' } });
+    const err = await loadConnections(await dirWith({ 'a.json': one, 'b.json': one })).catch((e: unknown) => e as { code: string; message: string });
+    expect(err.code).toBe('CFG_INVALID');
+    expect(err.message).toContain('b.json');
+    const err2 = await loadConnections(await dirWith({ 'x.yaml': 'id: [unclosed' })).catch((e: unknown) => e as { code: string; message: string });
+    expect(err2.code).toBe('CFG_FILE_UNREADABLE');
+  });
+
+  it('invalid connector options are CFG_INVALID naming options.<field>', async () => {
+    const d = await dirWith({ 'a.json': JSON.stringify({ id: 'a', provider: 'arcadia', baseUrls: { production: 'http://x' }, auth: { type: 'none' }, options: { intervals: 'sometimes' } }) });
+    const [c] = await loadConnections(d);
+    let err: { code?: string; message?: string } = {};
+    try {
+      createConnector(c!);
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('CFG_INVALID');
+    expect(err.message).toContain('options.intervals');
+  });
+});
