@@ -50,8 +50,23 @@
  * - Timestamps are rendered like the guide: 2023-08-29T07:00:00.000+00:00.
  * - Errors: {error, error_description}.
  */
-import { json, header, intParam, FaultController, StatsCounter, startSimServer } from './common/http.js';
-import type { CommonFaults, FaultSwitch, SimRequest, SimResponse, SimStats } from './common/http.js';
+import {
+  applyRecordFaults,
+  json,
+  header,
+  intParam,
+  FaultController,
+  StatsCounter,
+  startSimServer,
+} from './common/http.js';
+import type {
+  CommonFaults,
+  FaultSwitch,
+  JsonRecord,
+  SimRequest,
+  SimResponse,
+  SimStats,
+} from './common/http.js';
 import { TokenStore } from './common/tokens.js';
 import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
@@ -447,6 +462,18 @@ function* intervalsOf(
 
 // ---------------------------------------------------------------------------------------------
 // Server
+
+/** invalidRecords variants for raw readings. */
+const ARC_CORRUPT: Array<(r: JsonRecord) => JsonRecord> = [
+  (r) => ({ ...r, kwh: 'n/a' }),
+  (r) => ({ ...r, endAt: r.startAt, startAt: r.endAt }), // end before start
+  (r) => ({ ...r, kwh: -Math.abs(Number(r.kwh)) - 1 }),
+  (r) => ({ ...r, startAt: String(r.startAt).replace(/\.000\+00:00$/, '') }), // no offset
+  (r) => {
+    const { direction: _d, ...rest } = r;
+    return rest;
+  },
+];
 
 const STATUS: Record<MeterState['status'], { status: string; statusDetail: string }> = {
   NOT_REQUESTED: { status: 'INTERVALS_NOT_REQUESTED', statusDetail: 'INTERVAL_EXTRACTION_NOT_REQUESTED' },
@@ -927,7 +954,10 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
             acc.missing ||= iv.missing;
           }
           flush();
-          return json(200, { ...header0(w, t), readings });
+          return json(200, {
+            ...header0(w, t),
+            readings: applyRecordFaults(readings, faults, req.endpoint, ARC_CORRUPT),
+          });
         },
       },
       {
@@ -951,6 +981,14 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
             imp.push(iv.missing ? null : iv.importKwh);
             exp.push(iv.missing ? null : iv.exportKwh);
             net.push(iv.missing ? null : iv.netKwh);
+          }
+          const inv = faults.take('invalidRecords', req.endpoint);
+          if (inv) {
+            // Arrays hold numbers: the invalid variants are strings and negative values.
+            const every = 'every' in inv && typeof inv.every === 'number' && inv.every > 0 ? inv.every : 10;
+            for (let i = every - 1, k = 0; i < imp.length; i += every, k++) {
+              (imp as unknown[])[i] = k % 2 === 0 ? 'NaN' : -Math.abs(imp[i] ?? 1) - 1;
+            }
           }
           return json(200, {
             ...header0(w, t),

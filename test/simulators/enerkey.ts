@@ -58,8 +58,23 @@
  * Data: facilities mostly in Europe/Helsinki, some in UTC; quantities electricity (kWh), heating (MWh),
  * water (m³), district cooling (MWh), natural gas (m³). Values are rounded (kWh 3, MWh 6, m³ 3 decimals).
  */
-import { json, header, intParam, FaultController, StatsCounter, startSimServer } from './common/http.js';
-import type { CommonFaults, FaultSwitch, SimRequest, SimResponse, SimStats } from './common/http.js';
+import {
+  applyRecordFaults,
+  json,
+  header,
+  intParam,
+  FaultController,
+  StatsCounter,
+  startSimServer,
+} from './common/http.js';
+import type {
+  CommonFaults,
+  FaultSwitch,
+  JsonRecord,
+  SimRequest,
+  SimResponse,
+  SimStats,
+} from './common/http.js';
 import { DayCache, hourlyOfDay, roundTo } from './common/load.js';
 import type { Commodity, DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
@@ -204,6 +219,14 @@ const QUANTITY_COMMODITY: Record<number, { commodity: Commodity; decimals: numbe
   4: { commodity: 'cooling', decimals: 6, name: 'district cooling' },
   6: { commodity: 'gas', decimals: 3, name: 'natural gas' },
 };
+
+/** invalidRecords variants for values. */
+const EK_CORRUPT: Array<(r: JsonRecord) => JsonRecord> = [
+  (r) => ({ ...r, value: 'NaN' }),
+  (r) => ({ ...r, timestamp: String(r.timestamp).replace(/(Z|[+-]\d\d:\d\d)$/, '') }), // no offset
+  (r) => ({ ...r, value: null }),
+  (r) => ({ ...r, value: -Math.abs(Number(r.value)) - 1 }),
+];
 
 function toMs(v: string | number): number {
   if (typeof v === 'number') return v;
@@ -601,13 +624,18 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
                 meterId: m.id,
                 quantityId: m.quantityId,
                 unit: m.unit,
-                values: [...hourly(m, v.a, v.b)]
-                  .filter((h) => !h.missing)
-                  .map((h) => ({
-                    timestamp: fmt(h.start),
-                    value: h.value,
-                    flag: h.estimated ? 'Estimated' : 'Measured',
-                  })),
+                values: applyRecordFaults(
+                  [...hourly(m, v.a, v.b)]
+                    .filter((h) => !h.missing)
+                    .map((h) => ({
+                      timestamp: fmt(h.start),
+                      value: h.value,
+                      flag: h.estimated ? 'Estimated' : 'Measured',
+                    })),
+                  faults,
+                  req.endpoint,
+                  EK_CORRUPT,
+                ),
               })),
             },
             g.headers,
@@ -634,11 +662,16 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
                 meterId: m.id,
                 quantityId: m.quantityId,
                 unit: m.unit,
-                values: monthly(m, v.a, v.b).map((x) => ({
-                  timestamp: fmt(x.start),
-                  value: x.value,
-                  flag: x.estimated ? 'Estimated' : 'Measured',
-                })),
+                values: applyRecordFaults(
+                  monthly(m, v.a, v.b).map((x) => ({
+                    timestamp: fmt(x.start),
+                    value: x.value,
+                    flag: x.estimated ? 'Estimated' : 'Measured',
+                  })),
+                  faults,
+                  req.endpoint,
+                  EK_CORRUPT,
+                ),
               })),
             },
             g.headers,

@@ -77,6 +77,7 @@
  * name), csvInjection (B CSV: text cells starting with = + - @).
  */
 import {
+  applyRecordFaults,
   json,
   text,
   header,
@@ -85,7 +86,14 @@ import {
   StatsCounter,
   startSimServer,
 } from './common/http.js';
-import type { CommonFaults, FaultSwitch, SimRequest, SimResponse, SimStats } from './common/http.js';
+import type {
+  CommonFaults,
+  FaultSwitch,
+  JsonRecord,
+  SimRequest,
+  SimResponse,
+  SimStats,
+} from './common/http.js';
 import { TokenStore } from './common/tokens.js';
 import { DayCache, dayTotal, roundTo } from './common/load.js';
 import type { Commodity, DaySeries, MeterModel } from './common/load.js';
@@ -218,6 +226,25 @@ const A_COMMODITIES: Record<
   water: { commodity: 'water', decimals: 3, unit: 'm3' },
   natural_gas: { commodity: 'gas', decimals: 3, unit: 'm3' },
 };
+
+/** invalidRecords variants for provider A readings. */
+const A_CORRUPT: Array<(r: JsonRecord) => JsonRecord> = [
+  (r) => ({ ...r, value: 'n/a' }),
+  (r) => ({ ...r, read_at: String(r.read_at).replace(/^(\d{4})-\d\d-\d\dT\d\d/, '$1-02-30T25') }), // impossible date
+  (r) => ({ ...r, value: -Math.abs(Number(r.value)) - 1 }),
+  (r) => {
+    const { meter_id: _m, ...rest } = r;
+    return rest;
+  },
+];
+
+/** invalidRecords variants for provider B consumption records. */
+const B_CORRUPT: Array<(r: JsonRecord) => JsonRecord> = [
+  (r) => ({ ...r, period_start: r.period_end, period_end: r.period_start }), // end before start
+  (r) => ({ ...r, consumption: 'n/a' }),
+  (r) => ({ ...r, cost: 12.5, currency: null }), // cost without currency
+  (r) => ({ ...r, period_start: String(r.period_start).slice(0, 19) }), // no offset
+];
 
 function offsetPage<T>(
   items: T[],
@@ -571,12 +598,17 @@ export async function startGenericJsonSimulator(
           const p = offsetPage(readings(m, f, t), req, faults, 500);
           if ('status' in p) return p;
           return json(200, {
-            data: p.data.map((r) => ({
-              meter_id: r.meter_id,
-              read_at: r.read_at,
-              value: r.value,
-              estimated: r.estimated,
-            })),
+            data: applyRecordFaults(
+              p.data.map((r) => ({
+                meter_id: r.meter_id,
+                read_at: r.read_at,
+                value: r.value,
+                estimated: r.estimated,
+              })),
+              faults,
+              req.endpoint,
+              A_CORRUPT,
+            ),
             meta: p.meta,
           });
         },
@@ -1157,7 +1189,11 @@ export async function startGenericXmlCsvSimulator(
           cost: r.cost,
           currency: r.currency,
         }));
-        return respond(req, CONSUMPTION_KIND, rows);
+        return respond(
+          req,
+          CONSUMPTION_KIND,
+          applyRecordFaults(rows, faults, req.endpoint, B_CORRUPT) as Row[],
+        );
       },
     },
     {

@@ -187,6 +187,14 @@ export interface CommonFaults {
   malformedJson?: FaultSwitch;
   /** Response padded with whitespace to `bytes` (default 32 MiB), Content-Length set. */
   oversized?: FaultSwitch<{ bytes?: number }>;
+  /**
+   * Usage endpoints: every `every`-th record (default 10) of a response is made invalid (a
+   * non-numeric or negative value, an end before its start, a timestamp without offset or an
+   * impossible date, a missing field — provider-specific variants, cycled).
+   */
+  invalidRecords?: FaultSwitch<{ every?: number }>;
+  /** Usage endpoints: every `every`-th record (default 10) is repeated right after itself. */
+  duplicateRecords?: FaultSwitch<{ every?: number }>;
 }
 
 type AnyFaults = Record<string, FaultSwitch<Record<string, unknown>> | undefined>;
@@ -420,4 +428,36 @@ export function intParam(q: URLSearchParams, name: string): number | undefined {
   const v = q.get(name);
   if (v === null || v === '') return undefined;
   return /^-?\d+$/.test(v) ? Number(v) : Number.NaN;
+}
+
+export type JsonRecord = Record<string, unknown>;
+
+/**
+ * Apply the record-level faults (invalidRecords, duplicateRecords) to the records of one response.
+ * `corruptors` are the provider's ways of making a record invalid; they are used in turn.
+ */
+export function applyRecordFaults<F extends CommonFaults>(
+  records: JsonRecord[],
+  faults: FaultController<F>,
+  endpoint: string,
+  corruptors: Array<(r: JsonRecord) => JsonRecord>,
+): JsonRecord[] {
+  if (records.length === 0) return records;
+  let out = records;
+  const inv = faults.take('invalidRecords', endpoint);
+  if (inv && corruptors.length > 0) {
+    const every = 'every' in inv && typeof inv.every === 'number' && inv.every > 0 ? inv.every : 10;
+    let k = 0;
+    out = out.map((r, i) =>
+      (i + 1) % every === 0
+        ? (corruptors[k++ % corruptors.length] as (r: JsonRecord) => JsonRecord)({ ...r })
+        : r,
+    );
+  }
+  const dup = faults.take('duplicateRecords', endpoint);
+  if (dup) {
+    const every = 'every' in dup && typeof dup.every === 'number' && dup.every > 0 ? dup.every : 10;
+    out = out.flatMap((r, i) => ((i + 1) % every === 0 ? [r, { ...r }] : [r]));
+  }
+  return out;
 }

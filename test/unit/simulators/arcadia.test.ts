@@ -284,4 +284,29 @@ describe('Arcadia simulator', () => {
     expect(q1.body.meters[0]!.id).toBe(q0.body.meters[4]!.id); // shifted by one
     expect(sim.stats().faults).toMatchObject({ duplicateAcrossPages: 1, shiftDuringPaging: 1 });
   });
+
+  it('invalid records in raw and normalized intervals', async () => {
+    const sim = await start({ intervalsActive: true, gapRate: 0, solarShare: 0 });
+    const t = await token(sim);
+    const m = sim
+      .truth()
+      .meters.find(
+        (x) => x.sourceIntervalMinutes === 15 && x.dataStart <= Date.parse('2024-02-01T00:00:00Z'),
+      )!;
+    const q = `startAt=2024-02-01T00:00:00Z&endAt=2024-02-02T00:00:00Z`;
+    sim.setFaults({ invalidRecords: { every: 10 } });
+    const raw = (await get(sim, `/plug/intervals/meters/${m.id}?${q}`, t)).body.readings as unknown as Array<
+      Record<string, unknown>
+    >;
+    expect(raw[9]!.kwh).toBe('n/a');
+    expect(Date.parse(String(raw[19]!.endAt))).toBeLessThan(Date.parse(String(raw[19]!.startAt)));
+    expect(raw[29]!.kwh).toBeLessThan(0);
+    expect(raw[39]!.startAt).toMatch(/T\d\d:\d\d:\d\d$/);
+    expect(raw[49]).not.toHaveProperty('direction');
+    const norm = (await get(sim, `/plug/normalizedIntervals/meters/${m.id}?${q}`, t)).body.readings[0]!
+      .importKwh as unknown[];
+    expect(norm[9]).toBe('NaN');
+    expect(norm[19]).toBeLessThan(0);
+    expect(typeof norm[0]).toBe('number');
+  });
 });

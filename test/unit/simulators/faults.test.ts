@@ -96,4 +96,24 @@ describe('generic faults', () => {
     sim.resetStats();
     expect(sim.stats().total).toBe(0);
   });
+
+  it('invalid and duplicate records in usage responses', async () => {
+    const { sim, get } = await start();
+    const m = sim.truth().meters[0]!;
+    const path = `/api/v1/values/hourly?meterIds=${m.id}&from=2024-01-10T00:00:00Z&to=2024-01-11T00:00:00Z`;
+    type Values = { meters: Array<{ values: Array<{ timestamp: string; value: unknown }> }> };
+    const clean = ((await (await get(path)).json()) as Values).meters[0]!.values;
+    sim.setFaults({ invalidRecords: { count: 1, every: 5 } });
+    const bad = ((await (await get(path)).json()) as Values).meters[0]!.values;
+    expect(bad).toHaveLength(clean.length);
+    expect(bad[4]!.value).toBe('NaN');
+    expect(bad[9]!.timestamp).toBe(clean[9]!.timestamp.replace(/Z$/, ''));
+    expect(bad[14]!.value).toBeNull();
+    expect(bad[19]!.value).toBeLessThan(0);
+    expect(bad[0]).toEqual(clean[0]);
+    sim.setFaults({ duplicateRecords: { count: 1, every: 6 } });
+    const dup = ((await (await get(path)).json()) as Values).meters[0]!.values;
+    expect(dup).toHaveLength(clean.length + Math.floor(clean.length / 6));
+    expect(dup[6]).toEqual(dup[5]);
+  });
 });

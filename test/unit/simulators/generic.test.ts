@@ -341,4 +341,38 @@ describe('generic provider B (XML/CSV, cursor/Link, Basic/OAuth2)', () => {
     );
     expect(rows.map((r) => r.name![0])).toEqual(['=', '+', '-', '@']);
   });
+
+  it('invalid records in consumption and readings', async () => {
+    const b = await startB({ gapRate: 0 });
+    const auth = {
+      authorization:
+        'Basic ' + Buffer.from(`${b.credentials.username}:${b.credentials.password}`).toString('base64'),
+    };
+    const m = b.truth().meters.find((x) => x.medium === 'Electricity')!;
+    b.setFaults({ invalidRecords: { every: 2 } });
+    const rows = parseCsv(
+      await (
+        await fetch(
+          `${b.url}/v2/consumption?meter_id=${m.id}&granularity=daily&start_date=2024-05-01&end_date=2024-05-09&format=csv`,
+          { headers: auth },
+        )
+      ).text(),
+    );
+    expect(rows).toHaveLength(8);
+    expect(Date.parse(rows[1]!.period_end!)).toBeLessThan(Date.parse(rows[1]!.period_start!));
+    expect(rows[3]!.consumption).toBe('n/a');
+    expect(rows[5]!.currency).toBe('');
+    expect(rows[7]!.period_start).toMatch(/T00:00:00$/);
+    const a = await startA({ gapRate: 0 });
+    a.setFaults({ invalidRecords: { every: 3 } });
+    const data = (
+      await getJson(
+        `${a.url}/api/meters/${a.truth().meters[0]!.meter_id}/readings?api_key=${a.apiKey}&from=2024-05-01&to=2024-05-01`,
+      )
+    ).body.data as unknown as Array<Record<string, unknown>>;
+    expect(data[2]!.value).toBe('n/a');
+    expect(data[5]!.read_at).toBe('2024-02-30T25:00:00');
+    expect(data[8]!.value).toBeLessThan(0);
+    expect(data[11]).not.toHaveProperty('meter_id');
+  });
 });
