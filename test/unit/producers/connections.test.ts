@@ -6,6 +6,7 @@ import { loadConnections } from '../../../producers/sync/connections.js';
 import { createConnector } from '../../../producers/connectors/index.js';
 import { cronOf } from '../../../producers/sync/scheduler.js';
 import { REPO_ROOT } from '../../../lib/config.js';
+import { rejection } from './server.js';
 
 let dirs: string[] = [];
 afterEach(async () => {
@@ -34,7 +35,7 @@ describe('connection files', () => {
       'ok.json': JSON.stringify({ id: 'ok', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }),
       'bad.yaml': 'id: bad\nprovider: arcadia\nbaseUrls: { production: http://x }\nauth: { type: basic, usernameEnv: lower_case, passwordEnv: P }\n',
     });
-    const err = await loadConnections(d).catch((e: unknown) => e as { code: string; message: string });
+    const err = await rejection(loadConnections(d));
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toContain('bad.yaml');
     expect(err.message).toContain('auth.usernameEnv');
@@ -42,17 +43,17 @@ describe('connection files', () => {
 
   it('a generic connection without a generic block is refused with the field name', async () => {
     const d = await dirWith({ 'g.json': JSON.stringify({ id: 'g', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }) });
-    const err = await loadConnections(d).catch((e: unknown) => e as { code: string; message: string });
+    const err = await rejection(loadConnections(d));
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toMatch(/g\.json: generic/);
   });
 
   it('duplicate ids and unparseable files are refused', async () => {
     const one = JSON.stringify({ id: 'same', provider: 'enerkey', baseUrls: { production: 'http://x' }, auth: { type: 'none' } });
-    const err = await loadConnections(await dirWith({ 'a.json': one, 'b.json': one })).catch((e: unknown) => e as { code: string; message: string });
+    const err = await rejection(loadConnections(await dirWith({ 'a.json': one, 'b.json': one })));
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toContain('b.json');
-    const err2 = await loadConnections(await dirWith({ 'x.yaml': 'id: [unclosed' })).catch((e: unknown) => e as { code: string; message: string });
+    const err2 = await rejection(loadConnections(await dirWith({ 'x.yaml': 'id: [unclosed' })));
     expect(err2.code).toBe('CFG_FILE_UNREADABLE');
   });
 
