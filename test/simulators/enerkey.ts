@@ -96,6 +96,11 @@ export interface EnerKeyFaults extends CommonFaults {
   duplicateAcrossPages?: FaultSwitch;
   /** The continuation token returned equals the one received (a cursor loop). */
   repeatedCursor?: FaultSwitch;
+  /**
+   * Key expiry mid-run: requests with `key` (default: the first key) answer 401 "API key has
+   * expired" while the switch fires — e.g. `{ after: 20 }` to expire it after 20 requests with it.
+   */
+  expireKey?: FaultSwitch<{ key?: string }>;
 }
 
 export interface EnerKeyApiKey {
@@ -451,6 +456,12 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     const t = now();
     if (t < k.validFrom) return problem(401, 'API key is not valid yet');
     if (t >= k.validTo) return problem(401, 'API key has expired');
+    const ek = faults.get().expireKey;
+    if (ek) {
+      const target = typeof ek === 'object' && ek.key ? ek.key : keys[0]?.key;
+      if (target === key && faults.take('expireKey', req.endpoint))
+        return problem(401, 'API key has expired');
+    }
     const list = prune(key);
     if (list.length >= budget) {
       const retry = Math.max(1, Math.ceil(((list[0] as number) + windowMs - t) / 1000));

@@ -224,4 +224,16 @@ describe('EnerKey simulator', () => {
     const p1b = await get(sim, `/api/v1/facilities?pageSize=5&continuationToken=${enc(t)}`, key);
     expect(p1b.body.continuationToken).not.toBe(t);
   });
+
+  it('expires the first key mid-run while the second keeps working', async () => {
+    const sim = await start();
+    const [k1, k2] = sim.truth().apiKeys;
+    sim.setFaults({ expireKey: { after: 2 } });
+    expect((await get(sim, '/api/v1/quantities', k1!.key)).status).toBe(200);
+    expect((await get(sim, '/api/v1/quantities', k1!.key)).status).toBe(200);
+    const r = await get(sim, '/api/v1/quantities', k1!.key);
+    expect(r.status).toBe(401);
+    expect(r.body.detail).toMatch(/expired/);
+    expect((await get(sim, '/api/v1/quantities', k2!.key)).status).toBe(200);
+  });
 });
