@@ -33,6 +33,8 @@ export interface RunStageOptions {
   sessionTimeoutMs?: number;
   /** Bytes fetched per partition per request. */
   maxBytesPerPartition?: number;
+  /** Uncompressed bytes per produce request inside a transaction. */
+  maxRequestBytes?: number;
   now?: () => number;
 }
 
@@ -40,6 +42,8 @@ const DEFAULTS = {
   maxAttempts: 5,
   sessionTimeoutMs: 30_000,
   maxBytesPerPartition: 4 * 1024 * 1024,
+  /** Uncompressed bytes per produce request; well below the broker's 1 MiB default. */
+  maxRequestBytes: 768 * 1024,
 } as const;
 
 export interface RunningStage {
@@ -93,6 +97,27 @@ function toInMessage(topic: string, partition: number, m: { offset: string; key:
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
   return { topic, partition, offset: m.offset, key: m.key ? m.key.toString('utf8') : null, value: m.value, headers, timestamp: m.timestamp };
+}
+
+/**
+ * Splits outputs into requests below the broker's message size limit: kafkajs sends all of a
+ * partition's messages in one record batch, and brokers refuse batches over message.max.bytes
+ * (1 MiB by default), so one large flush must go out as several requests.
+ */
+export function* bySize(messages: OutMessage[], maxBytes: number): Generator<OutMessage[]> {
+  let slice: OutMessage[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
+    if (slice.length > 0 && bytes + size > maxBytes) {
+      yield slice;
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(m);
+    bytes += size;
+  }
+  if (slice.length > 0) yield slice;
 }
 
 function groupByTopic(messages: OutMessage[]): { topic: string; messages: Message[] }[] {
@@ -235,8 +260,9 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
       const last = batch.lastOffset();
       const transaction = await producer.transaction();
       try {
-        const topicMessages = groupByTopic(out.messages);
-        if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages, compression: COMPRESSION });
+        for (const slice of bySize(out.messages, opts.maxRequestBytes)) {
+          await transaction.sendBatch({ topicMessages: groupByTopic(slice), compression: COMPRESSION });
+        }
         await transaction.sendOffsets({
           consumerGroupId: stage.groupId,
           topics: [{ topic: batch.topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }],

@@ -12,7 +12,7 @@ import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics
 import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
 import type { TestContext } from './context.js';
 
-export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage', envelopes: RawEnvelope[], batchSize = 200): Promise<void> {
+export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage', envelopes: RawEnvelope[], batchSize = 40): Promise<void> {
   const serde = await ctx.registry.registerTopic(ctx.config.kafka.topicPrefix, id);
   const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
