@@ -430,14 +430,15 @@ export async function startGenericJsonSimulator(
    * consumption, and the start stand is chosen so the register wraps exactly once, in the hour
    * before reset.at.
    */
-  for (const m of meters) {
-    if (m.reset?.kind !== 'rollover') continue;
+  const initRollover = (m: GenericJsonMeterTruth): void => {
+    if (m.reset?.kind !== 'rollover') return;
     const total = cumAt(m, m.dataEnd);
     m.register_digits = Math.max(5, Math.ceil(Math.log10(total / scale(m) + 1) + 0.05));
     const mod = 10 ** m.register_digits * scale(m);
     const init = mod - Math.round((cumAt(m, m.reset.at) + cumAt(m, m.reset.at - 3_600_000)) / 2);
     m.initialRegister = init / scale(m);
-  }
+  };
+  meters.forEach(initRollover);
   const registerAt = (m: GenericJsonMeterTruth, t: number): number => {
     const f = scale(m);
     const cum = cumAt(m, t);
@@ -571,6 +572,7 @@ export async function startGenericJsonSimulator(
             const m = makeMeter(s, 100 + inserted, 'office', s.gross_area_m2, 60.2, 24.9);
             meters.push(m);
             byId.set(m.meter_id, m);
+            initRollover(m);
             meterOrder.unshift(m);
           }
           return body;

@@ -146,9 +146,9 @@ export function dayOfYear(date: string): number {
 }
 
 /**
- * The instant of a local wall-clock time. For a time that does not exist (spring-forward gap)
- * the result is the instant just after the gap; for an ambiguous time (fall-back) the earlier
- * instant is returned unless `later` is set.
+ * The instant of a local wall-clock time. A time that does not exist (spring-forward gap) is
+ * shifted forward by the gap's length (02:30 → 03:30 new time, like Temporal's 'compatible');
+ * for an ambiguous time (fall-back) the earlier instant is returned unless `later` is set.
  */
 export function zonedTimeToUtc(
   timeZone: string,
@@ -230,11 +230,6 @@ export function formatLocalNoOffset(ms: number, timeZone: string): string {
   return s.slice(0, 19);
 }
 
-/** UTC with Z, e.g. 2024-01-01T00:00:00Z. */
-export function formatUtc(ms: number, millis = false): string {
-  return formatWithOffset(ms, 0, { millis, zulu: true });
-}
-
 /**
  * Parse an ISO 8601 instant that carries an offset or Z. Returns the instant and the offset used
  * (minutes; 0 with zulu=true for Z), or null when the string has no offset or is invalid.
@@ -264,29 +259,6 @@ export function parseIsoInstant(s: string): { ms: number; offsetMin: number; zul
   return { ms: wall - offsetMin * MINUTE_MS, offsetMin, zulu: false };
 }
 
-/** Offset (minutes) changes within [start, end): list of [instant, newOffset]. */
-export function offsetChanges(timeZone: string, start: number, end: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let prev = offsetMinutes(timeZone, start);
-  // Coarse scan by 6 h then bisect to the minute.
-  for (let t = start; t < end; t += 6 * HOUR_MS) {
-    const t2 = Math.min(t + 6 * HOUR_MS, end);
-    const o = offsetMinutes(timeZone, t2 === end ? end - 1 : t2);
-    if (o !== prev) {
-      let lo = t;
-      let hi = t2 === end ? end - 1 : t2;
-      while (hi - lo > MINUTE_MS) {
-        const mid = lo + Math.floor((hi - lo) / 2 / MINUTE_MS) * MINUTE_MS;
-        if (offsetMinutes(timeZone, mid) === prev) lo = mid;
-        else hi = mid;
-      }
-      out.push([hi, o]);
-      prev = o;
-    }
-  }
-  return out;
-}
-
 /** Local calendar dates whose days overlap [a, b). */
 export function* localDatesCovering(timeZone: string, a: number, b: number): Generator<string> {
   if (b <= a) return;
@@ -297,10 +269,4 @@ export function* localDatesCovering(timeZone: string, a: number, b: number): Gen
     if (date === last) return;
     date = addDays(date, 1);
   }
-}
-
-/** Instant of local midnight on the first day of the month containing `date` (YYYY-MM-DD). */
-export function localMonthStart(timeZone: string, date: string): number {
-  const { year, month } = parseYmd(date);
-  return localMidnight(timeZone, ymd(year, month, 1));
 }
