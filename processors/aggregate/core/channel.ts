@@ -1,0 +1,426 @@
+/**
+ * The aggregation state of one meter-channel: its slots, its per-day bookkeeping and its months,
+ * and the arithmetic from slots to day and month aggregates in the channel's IANA zone.
+ *
+ * Rules (DESIGN section 5):
+ *  - local calendar days and months; a DST day has 23 or 25 hours (92 or 100 quarter-hours);
+ *  - expected_count = local day length / resolution, where the resolution is the channel's
+ *    shortest interval duration capped at one day; completeness = count / expected (at most 1);
+ *  - an interval crossing a day (or month) boundary is allocated pro rata by time overlap, and the
+ *    aggregate is flagged `prorated`; it counts as one interval in every period it overlaps;
+ *  - version = max(previous + 1, now): increases on every change, also across restarts; an
+ *    aggregate whose content did not change is not emitted again.
+ */
+import type { UsageAggregate, UsageChannel } from '../../../schemas/records.js';
+import { encodeDay, encodeMonth, type DayEntry } from './codec.js';
+import { DayTable, FLAG_EMITTED, FLAG_PRORATED, type MonthRecord } from './days.js';
+import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
+import { calendarFor, DAY_MS, dayNoToDate, firstDayOfMonth, monthNoToString, monthOfDayNo, type ZoneCalendar } from './zone.js';
+
+/** Longest slot kept on the regular grid; longer intervals (daily, monthly) are irregular slots. */
+const GRID_MAX_RES = 6 * 3_600_000;
+const GRID_MIN_RES = 1_000;
+
+export interface ChannelIdentity {
+  connection_id: string;
+  meter_external_id: string;
+  channel: UsageChannel;
+}
+
+interface Totals {
+  sum: number;
+  count: number;
+  estimated: number;
+}
+
+export class ChannelState {
+  readonly id: ChannelIdentity;
+  readonly zone: string;
+  readonly unit: string;
+  private readonly cal: ZoneCalendar;
+  grid: GridStore | null = null;
+  readonly irregular = new IrregularStore();
+  /** Shortest interval duration seen (ms). */
+  private minDuration = Number.POSITIVE_INFINITY;
+  private resolutionChanged = false;
+  readonly days = new DayTable();
+  readonly months = new Map<number, MonthRecord>();
+  /** Versions never go below this (set when the state is rebuilt for a new zone). */
+  versionFloor = 0;
+
+  /** Days whose slots changed in the current apply. */
+  private readonly touched = new Set<number>();
+  private lastTouched = Number.NaN;
+  /** Days and months to write to the changelog at the next snapshot. */
+  readonly dirtyDays = new Set<number>();
+  readonly dirtyMonths = new Set<number>();
+
+  /** One-day cache for dayOf: consecutive intervals nearly always fall in the same day. */
+  private cachedDay = Number.NaN;
+  private cachedDayStart = 0;
+  private cachedDayEnd = 0;
+  private readonly scratch: Totals = { sum: 0, count: 0, estimated: 0 };
+
+  constructor(id: ChannelIdentity, zone: string, unit: string) {
+    this.id = id;
+    this.zone = zone;
+    this.unit = unit;
+    this.cal = calendarFor(zone);
+  }
+
+  get key(): string {
+    return channelKey(this.id);
+  }
+
+  private dayOf(t: number): number {
+    if (t >= this.cachedDayStart && t < this.cachedDayEnd) return this.cachedDay;
+    const d = this.cal.dayOf(t);
+    this.cachedDay = d;
+    this.cachedDayStart = this.cal.dayStart(d);
+    this.cachedDayEnd = this.cal.dayStart(d + 1);
+    return d;
+  }
+
+  private touch(day: number): void {
+    if (day === this.lastTouched) return;
+    this.lastTouched = day;
+    this.touched.add(day);
+    this.dirtyDays.add(day);
+  }
+
+  private touchSpan(start: number, end: number): void {
+    const last = this.dayOf(end - 1);
+    for (let d = this.dayOf(start); d <= last; d++) this.touch(d);
+  }
+
+  private noteDuration(duration: number): void {
+    if (duration >= this.minDuration) return;
+    if (Number.isFinite(this.minDuration) && Math.min(duration, DAY_MS) !== Math.min(this.minDuration, DAY_MS)) {
+      // Every day's expected count changes with the resolution.
+      this.resolutionChanged = true;
+    }
+    this.minDuration = duration;
+  }
+
+  /** Write one interval into its slot (replacing what the slot held). Values already validated. */
+  write(start: number, end: number, value: number, estimated: boolean): void {
+    const duration = end - start;
+    this.noteDuration(duration);
+    const day = this.dayOf(start);
+    const oneDay = end <= this.cachedDayEnd;
+    let index: number | undefined;
+    if (oneDay) {
+      if (this.grid) {
+        if (this.grid.res === duration) index = this.grid.indexOf(start);
+      } else if (duration >= GRID_MIN_RES && duration <= GRID_MAX_RES && DAY_MS % duration === 0) {
+        this.grid = new GridStore(duration, start);
+        index = this.grid.indexOf(start);
+      }
+    }
+    if (index !== undefined && this.grid) {
+      if (this.irregular.size > 0) {
+        const removed = this.irregular.remove(start);
+        if (removed) this.touchSpan(removed.start, removed.end);
+      }
+      if (this.grid.set(index, value, estimated)) this.touch(day);
+      return;
+    }
+    // One slot per start: an irregular interval replaces a grid slot with the same start.
+    const gridIndex = this.grid?.indexOf(start);
+    if (gridIndex !== undefined && this.grid?.clear(gridIndex)) this.touch(day);
+    const old = this.irregular.upsert({ start, end, value, estimated });
+    if (old === 'unchanged') return;
+    if (old) this.touchSpan(old.start, old.end);
+    this.touchSpan(start, end);
+  }
+
+  private expectedFor(dayLength: number): number {
+    const res = Math.min(this.minDuration, DAY_MS);
+    return Number.isFinite(res) ? Math.max(1, Math.round(dayLength / res)) : 0;
+  }
+
+  private nextVersion(previous: number, now: number): number {
+    return Math.max(previous + 1, now, this.versionFloor + 1);
+  }
+
+  /**
+   * Recompute one day from its slots. With `emit`, returns the aggregate when it changed (and
+   * records the new version); without, only refreshes the caches (after a restore).
+   */
+  private recomputeDay(day: number, now: number, emit: boolean): UsageAggregate | null {
+    const i = this.days.slot(day);
+    const ds = this.cal.dayStart(day);
+    const de = this.cal.dayStart(day + 1);
+    const t = this.scratch;
+    if (this.grid) this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), t);
+    else {
+      t.sum = 0;
+      t.count = 0;
+      t.estimated = 0;
+    }
+    this.days.gridSum[i] = t.sum;
+    this.days.gridCount[i] = t.count;
+    this.days.gridEstimated[i] = t.estimated;
+    let value = t.sum;
+    let count = t.count;
+    let estimated = t.estimated;
+    let prorated = false;
+    this.irregular.forEachOverlapping(ds, de, (iv) => {
+      const share = overlapShare(iv, ds, de);
+      if (share < 1) prorated = true;
+      value += iv.value * share;
+      count++;
+      if (iv.estimated) estimated++;
+    });
+    const expected = this.expectedFor(de - ds);
+    const flags = this.days.flags[i]!;
+    const newFlags = FLAG_EMITTED | (prorated ? FLAG_PRORATED : 0);
+    if (!emit) {
+      if (this.days.version[i]! > 0) this.remember(i, value, count, estimated, expected, newFlags);
+      return null;
+    }
+    const unchanged =
+      (flags & FLAG_EMITTED) !== 0 &&
+      this.days.emittedValue[i] === value &&
+      this.days.emittedCount[i] === count &&
+      this.days.emittedEstimated[i] === estimated &&
+      this.days.emittedExpected[i] === expected &&
+      (flags & FLAG_PRORATED) === (newFlags & FLAG_PRORATED);
+    if (unchanged) return null;
+    if ((flags & FLAG_EMITTED) === 0 && count === 0) return null; // nothing ever to say about this day
+    const version = this.nextVersion(this.days.version[i]!, now);
+    this.days.version[i] = version;
+    this.remember(i, value, count, estimated, expected, newFlags);
+    this.dirtyDays.add(day);
+    return this.aggregate('day', dayNoToDate(day), ds, value, count, expected, estimated, prorated, version, now);
+  }
+
+  private remember(i: number, value: number, count: number, estimated: number, expected: number, flags: number): void {
+    this.days.emittedValue[i] = value;
+    this.days.emittedCount[i] = count;
+    this.days.emittedEstimated[i] = estimated;
+    this.days.emittedExpected[i] = expected;
+    this.days.flags[i] = flags;
+  }
+
+  private recomputeMonth(month: number, now: number, emit: boolean): UsageAggregate | null {
+    const firstDay = firstDayOfMonth(month);
+    const nextFirst = firstDayOfMonth(month + 1);
+    const ms = this.cal.dayStart(firstDay);
+    const me = this.cal.dayStart(nextFirst);
+    let value = 0;
+    let count = 0;
+    let estimated = 0;
+    let expected = 0;
+    let prorated = false;
+    for (let d = firstDay; d < nextFirst; d++) {
+      const i = this.days.find(d);
+      if (i >= 0) {
+        value += this.days.gridSum[i]!;
+        count += this.days.gridCount[i]!;
+        estimated += this.days.gridEstimated[i]!;
+      }
+      expected += this.expectedFor(this.cal.dayLength(d));
+    }
+    this.irregular.forEachOverlapping(ms, me, (iv) => {
+      const share = overlapShare(iv, ms, me);
+      if (share < 1) prorated = true;
+      value += iv.value * share;
+      count++;
+      if (iv.estimated) estimated++;
+    });
+    let rec = this.months.get(month);
+    if (!rec) this.months.set(month, (rec = { version: 0, emitted: false, value: 0, count: 0, estimated: 0, expected: 0, prorated: false }));
+    if (!emit) {
+      if (rec.version > 0) Object.assign(rec, { emitted: true, value, count, estimated, expected, prorated });
+      return null;
+    }
+    const unchanged =
+      rec.emitted && rec.value === value && rec.count === count && rec.estimated === estimated && rec.expected === expected && rec.prorated === prorated;
+    if (unchanged || (!rec.emitted && count === 0)) return null;
+    const version = this.nextVersion(rec.version, now);
+    Object.assign(rec, { version, emitted: true, value, count, estimated, expected, prorated });
+    this.dirtyMonths.add(month);
+    return this.aggregate('month', monthNoToString(month), ms, value, count, expected, estimated, prorated, version, now);
+  }
+
+  private aggregate(
+    granularity: 'day' | 'month',
+    period: string,
+    periodStart: number,
+    value: number,
+    count: number,
+    expected: number,
+    estimated: number,
+    prorated: boolean,
+    version: number,
+    now: number,
+  ): UsageAggregate {
+    return {
+      connection_id: this.id.connection_id,
+      meter_external_id: this.id.meter_external_id,
+      granularity,
+      period,
+      period_start: periodStart,
+      time_zone: this.zone,
+      channel: this.id.channel,
+      value,
+      unit: this.unit,
+      interval_count: count,
+      expected_count: expected,
+      completeness: expected > 0 ? Math.min(1, count / expected) : 0,
+      estimated_count: estimated,
+      prorated,
+      version,
+      updated_at: now,
+    };
+  }
+
+  /** Aggregates of the days touched since the last call, and of their months, that changed. */
+  collect(now: number): UsageAggregate[] {
+    if (this.resolutionChanged) {
+      this.resolutionChanged = false;
+      if (!Number.isNaN(this.days.first)) for (let d = this.days.first; d <= this.days.last; d++) this.touched.add(d);
+    }
+    if (this.touched.size === 0) return [];
+    const out: UsageAggregate[] = [];
+    const days = [...this.touched].sort((a, b) => a - b);
+    this.touched.clear();
+    this.lastTouched = Number.NaN;
+    const months: number[] = [];
+    for (const d of days) {
+      const agg = this.recomputeDay(d, now, true);
+      if (agg) out.push(agg);
+      const m = monthOfDayNo(d);
+      if (months[months.length - 1] !== m) months.push(m);
+    }
+    for (const m of months) {
+      const agg = this.recomputeMonth(m, now, true);
+      if (agg) out.push(agg);
+    }
+    return out;
+  }
+
+  /** Refresh every cache from the slots, without emitting (after restoring from the changelog). */
+  refreshAfterRestore(): void {
+    this.minDuration = Math.min(this.grid ? this.grid.res : Number.POSITIVE_INFINITY, this.irregular.minDuration());
+    this.resolutionChanged = false;
+    this.touched.clear();
+    this.lastTouched = Number.NaN;
+    const months = new Set<number>(this.months.keys());
+    if (!Number.isNaN(this.days.first)) {
+      for (let d = this.days.first; d <= this.days.last; d++) {
+        this.recomputeDay(d, 0, false);
+        months.add(monthOfDayNo(d));
+      }
+    }
+    for (const m of months) this.recomputeMonth(m, 0, false);
+  }
+
+  // ---- changelog -------------------------------------------------------------------------
+
+  dayKey(day: number): string {
+    return `${this.key}|D|${dayNoToDate(day)}`;
+  }
+
+  monthKey(month: number): string {
+    return `${this.key}|M|${monthNoToString(month)}`;
+  }
+
+  /** The changelog value of a day: its grid slots, the irregular slots starting in it, its version. */
+  encodeDay(day: number): Buffer | null {
+    const i = this.days.find(day);
+    const version = i >= 0 ? this.days.version[i]! : 0;
+    const ds = this.cal.dayStart(day);
+    const de = this.cal.dayStart(day + 1);
+    const slots: DayEntry['slots'] = [];
+    if (this.grid) {
+      this.grid.forEachIn(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), (index, value, estimated) => {
+        slots.push({ index, value, estimated });
+      });
+    }
+    const irregular: IrregularInterval[] = [];
+    this.irregular.forEachStartingIn(ds, de, (iv) => irregular.push(iv));
+    if (version === 0 && slots.length === 0 && irregular.length === 0) return null;
+    return encodeDay({
+      ...this.id,
+      zone: this.zone,
+      unit: this.unit,
+      dayNo: day,
+      version,
+      gridRes: this.grid?.res ?? 0,
+      gridPhase: this.grid?.phase ?? 0,
+      slots,
+      irregular,
+    });
+  }
+
+  encodeMonth(month: number): Buffer | null {
+    const rec = this.months.get(month);
+    if (!rec || rec.version === 0) return null;
+    return encodeMonth({ ...this.id, zone: this.zone, unit: this.unit, monthNo: month, version: rec.version });
+  }
+
+  /** Put a day's slots and version back (restore); caches are refreshed by refreshAfterRestore. */
+  restoreDay(entry: DayEntry): void {
+    this.clearDay(entry.dayNo);
+    const i = this.days.slot(entry.dayNo);
+    this.days.version[i] = entry.version;
+    for (const s of entry.slots) {
+      const start = entry.gridPhase + s.index * entry.gridRes;
+      if (!this.grid) this.grid = new GridStore(entry.gridRes, entry.gridPhase);
+      if (this.grid.res === entry.gridRes && this.grid.phase === entry.gridPhase) this.grid.set(s.index, s.value, s.estimated);
+      else this.irregular.upsert({ start, end: start + entry.gridRes, value: s.value, estimated: s.estimated });
+    }
+    for (const iv of entry.irregular) this.irregular.upsert(iv);
+  }
+
+  /** Forget a day's slots and version (a tombstone in the changelog). */
+  clearDay(day: number): void {
+    const ds = this.cal.dayStart(day);
+    const de = this.cal.dayStart(day + 1);
+    if (this.grid) {
+      const grid = this.grid;
+      const indices: number[] = [];
+      grid.forEachIn(grid.firstIndexAtOrAfter(ds), grid.firstIndexAtOrAfter(de), (index) => indices.push(index));
+      for (const index of indices) grid.clear(index);
+    }
+    const starts: number[] = [];
+    this.irregular.forEachStartingIn(ds, de, (iv) => starts.push(iv.start));
+    for (const s of starts) this.irregular.remove(s);
+    const i = this.days.find(day);
+    if (i >= 0) {
+      this.days.version[i] = 0;
+      this.days.flags[i] = 0;
+    }
+  }
+
+  restoreMonth(month: number, version: number): void {
+    this.months.set(month, { version, emitted: false, value: 0, count: 0, estimated: 0, expected: 0, prorated: false });
+  }
+
+  /** Every slot, for rebuilding the channel in another zone. */
+  forEachSlot(fn: (start: number, end: number, value: number, estimated: boolean) => void): void {
+    const grid = this.grid;
+    if (grid) grid.forEach((index, value, estimated) => fn(grid.startOf(index), grid.startOf(index) + grid.res, value, estimated));
+    this.irregular.forEach((iv) => fn(iv.start, iv.end, iv.value, iv.estimated));
+  }
+
+  /** Highest version of any day or month (for the version floor of a rebuilt channel). */
+  maxVersion(): number {
+    let max = 0;
+    for (const v of this.days.version) if (v > max) max = v;
+    for (const m of this.months.values()) if (m.version > max) max = m.version;
+    return max;
+  }
+}
+
+export function channelKey(id: ChannelIdentity): string {
+  return `${id.connection_id}/${id.meter_external_id}|${id.channel}`;
+}
+
+/** Fraction of an interval inside [from, to). */
+function overlapShare(iv: IrregularInterval, from: number, to: number): number {
+  const overlap = Math.min(iv.end, to) - Math.max(iv.start, from);
+  return overlap <= 0 ? 0 : overlap >= iv.end - iv.start ? 1 : overlap / (iv.end - iv.start);
+}

@@ -1,0 +1,17 @@
+/**
+ * Aggregation core: slots → day and month aggregates in local time. Pure; see state.ts.
+ */
+export { AggregateState, type ApplyResult, type ChangelogEntry } from './state.js';
+export { channelKey, type ChannelIdentity } from './channel.js';
+export {
+  calendarFor,
+  dateToDayNo,
+  dayNoToDate,
+  DAY_MS,
+  HOUR_MS,
+  isValidTimeZone,
+  MINUTE_MS,
+  offsetAt,
+  wallToInstant,
+  ZoneCalendar,
+} from './zone.js';

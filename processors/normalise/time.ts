@@ -1,0 +1,64 @@
+/**
+ * Parsing provider dates and timestamps into instants (epoch ms).
+ *
+ * Accepted: ISO 8601 date-time with `Z` or an offset (`+02:00`, `+0200`, `+02`); a local date-time
+ * without offset, placed in the given IANA zone; a date alone (YYYY-MM-DD), which is local midnight
+ * in the zone. A local value with no zone to place it in is NORM_TIMESTAMP_NO_ZONE; anything else
+ * is NORM_TIMESTAMP_INVALID. We do not accept locale formats ("03/04/2024"): they are ambiguous.
+ */
+import type { ErrorCode } from '../../lib/errors.js';
+import { DAY_MS, wallToInstant } from '../aggregate/core/zone.js';
+
+export type ParsedTime =
+  | { ok: true; instant: number; dateOnly: boolean }
+  | { ok: false; code: Extract<ErrorCode, 'NORM_TIMESTAMP_NO_ZONE' | 'NORM_TIMESTAMP_INVALID'>; message: string };
+
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+function invalid(text: string, why: string): ParsedTime {
+  return { ok: false, code: 'NORM_TIMESTAMP_INVALID', message: `"${text}" is not an ISO 8601 date or timestamp (${why})` };
+}
+
+export function parseTimestamp(raw: unknown, zone: string | null | undefined): ParsedTime {
+  if (typeof raw !== 'string') return invalid(String(raw), 'not a string');
+  const text = raw.trim();
+  const m = ISO.exec(text);
+  if (!m) return invalid(text, 'unrecognised format');
+  const [, ys, mos, ds, hs, mis, ss, frac, off] = m;
+  const year = Number(ys);
+  const month = Number(mos);
+  const day = Number(ds);
+  const hour = hs === undefined ? 0 : Number(hs);
+  const minute = mis === undefined ? 0 : Number(mis);
+  const second = ss === undefined ? 0 : Number(ss);
+  const ms = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000);
+  if (month < 1 || month > 12) return invalid(text, 'month out of range');
+  const dayStart = Date.UTC(year, month - 1, day);
+  if (new Date(dayStart).getUTCDate() !== day || day < 1) return invalid(text, 'day out of range');
+  // 24:00:00 is ISO for the end of the day; seconds up to 59 (leap seconds are not meter data).
+  if (hour > 24 || minute > 59 || second > 59 || (hour === 24 && (minute > 0 || second > 0 || ms > 0))) {
+    return invalid(text, 'time out of range');
+  }
+  const wall = dayStart + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms;
+  const dateOnly = hs === undefined;
+  if (off !== undefined) {
+    if (off === 'Z' || off === 'z') return { ok: true, instant: wall, dateOnly };
+    const om = /^([+-])(\d{2}):?(\d{2})?$/.exec(off);
+    if (!om) return invalid(text, 'bad offset');
+    const oh = Number(om[2]);
+    const omin = om[3] === undefined ? 0 : Number(om[3]);
+    if (oh > 18 || omin > 59) return invalid(text, 'offset out of range');
+    const sign = om[1] === '-' ? -1 : 1;
+    return { ok: true, instant: wall - sign * (oh * 3_600_000 + omin * 60_000), dateOnly };
+  }
+  if (!zone) {
+    return {
+      ok: false,
+      code: 'NORM_TIMESTAMP_NO_ZONE',
+      message: `"${text}" is a local ${dateOnly ? 'date' : 'time'} without offset and no time zone is configured`,
+    };
+  }
+  if (hour === 24) return { ok: true, instant: wallToInstant(zone, dayStart + DAY_MS), dateOnly };
+  return { ok: true, instant: wallToInstant(zone, wall), dateOnly };
+}
