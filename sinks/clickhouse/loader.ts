@@ -1,0 +1,493 @@
+/**
+ * One table family's consumer: decode, map, buffer, insert, quarantine, then commit.
+ *
+ * Offsets: kafkajs runs with autoCommit off. A record's offset is resolved (so the fetch moves
+ * on) when it is buffered, and committed only after every row of it and of every record before
+ * it on its partition is acknowledged by ClickHouse (or quarantined, with Kafka's ack). A crash
+ * in between re-reads those records and inserts them again; every table's ORDER BY is the fact's
+ * identity and the version is replay-stable, so the duplicates collapse.
+ *
+ * Backpressure: eachBatch never waits for ClickHouse. While an insert is failing, or when the
+ * buffer is over its limit, or while the registry cannot resolve a schema, the family's topics
+ * are paused; the kafkajs loop keeps heartbeating, so the group stays stable during an outage.
+ */
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import type { AvroRegistry } from '../../lib/registry.js';
+import type { QuarantineRecord } from '../../schemas/records.js';
+import { topicName } from '../../schemas/topics.js';
+import { ident } from './client.js';
+import { SINK_EVENTS } from './events.js';
+import type { TopicBinding } from './families.js';
+import { insertWithBisect, type InsertFn, type Retry, type RowRef } from './insert.js';
+import type { FamilyName, SinkOptions } from './options.js';
+import { buildQuarantineRecord, connectionFromKey, type QuarantineInput } from './quarantine.js';
+import { backoffDelay, sleep } from './retry.js';
+import type { Row } from './rows.js';
+
+/** Writes quarantine records to the quarantine topic; resolves once Kafka acknowledged them. */
+export interface QuarantineWriter {
+  write(records: QuarantineRecord[]): Promise<void>;
+}
+
+export interface LoaderDeps {
+  family: FamilyName;
+  bindings: TopicBinding[];
+  topicPrefix: string;
+  database: string;
+  groupId: string;
+  kafka: Kafka;
+  registry: AvroRegistry;
+  insert: InsertFn;
+  quarantine: QuarantineWriter;
+  log: Logger;
+  options: SinkOptions;
+}
+
+export interface LoaderStats {
+  family: FamilyName;
+  recordsBuffered: number;
+  rowsInserted: number;
+  inserts: number;
+  quarantined: number;
+  retries: number;
+  flushes: number;
+  commits: number;
+  /** kafkajs consumer crashes (it restarts itself on retriable ones); expected to stay 0. */
+  crashes: number;
+  paused: boolean;
+  lastError: string | null;
+}
+
+/** A consumed record with its rows and the rows that were refused before any insert. */
+interface Entry {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  table: string;
+  rows: { row: Row; index: number }[];
+  problems: Omit<QuarantineInput, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'connectionId'>[];
+  connectionId: string | null;
+}
+
+interface RowOwner {
+  entry: Entry;
+  index: number;
+  row: Row;
+}
+
+type PauseReason = 'clickhouse' | 'buffer' | 'registry' | 'kafka';
+
+class DrainTimeout extends Error {}
+
+/** REG_DECODE because the registry could not be asked (network, 5xx), not because the bytes are bad. */
+function isTransientRegistryError(err: unknown): boolean {
+  if (!isMeterflowError(err) || err.code !== 'REG_DECODE') return false;
+  const cause = err.cause;
+  if (cause === undefined) return false;
+  const msg = errorMessage(cause);
+  return cause instanceof TypeError || /fetch failed|ECONN|ETIMEDOUT|socket|answered 5\d\d|answered 429/i.test(msg);
+}
+
+export class FamilyLoader {
+  private readonly consumer: Consumer;
+  private readonly topics: string[];
+  private readonly byTopic: Map<string, TopicBinding>;
+  private readonly log: Logger;
+  private readonly maxBuffered: number;
+
+  private buffer: Entry[] = [];
+  private bufferedRows = 0;
+  private oldestAt = 0;
+  private inflight: Entry[] | null = null;
+  private flushing: Promise<void> | null = null;
+  private flushAgain = false;
+  private timer: NodeJS.Timeout | undefined;
+  private batchInProgress: Promise<void> | null = null;
+  private readonly pauses = new Set<PauseReason>();
+  private assignment = new Map<string, Set<number>>();
+  private stopping = false;
+  private drainDeadline = Infinity;
+  private readonly abort = new AbortController();
+  private readonly stats: LoaderStats;
+
+  constructor(private readonly deps: LoaderDeps) {
+    const o = deps.options;
+    this.log = deps.log.child({ family: deps.family });
+    this.topics = deps.bindings.map((b) => topicName(deps.topicPrefix, b.topic));
+    this.byTopic = new Map(deps.bindings.map((b) => [topicName(deps.topicPrefix, b.topic), b]));
+    this.maxBuffered = o.maxBufferedRows ?? o.batchMaxRows * 4;
+    this.consumer = deps.kafka.consumer({
+      groupId: deps.groupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: o.maxBytesPerPartition,
+      // The sink only loads committed data of transactional producers (the processors).
+      readUncommitted: false,
+    });
+    this.stats = {
+      family: deps.family,
+      recordsBuffered: 0,
+      rowsInserted: 0,
+      inserts: 0,
+      quarantined: 0,
+      retries: 0,
+      flushes: 0,
+      commits: 0,
+      crashes: 0,
+      paused: false,
+      lastError: null,
+    };
+  }
+
+  getStats(): LoaderStats {
+    return { ...this.stats, paused: this.pauses.size > 0 };
+  }
+
+  async start(): Promise<void> {
+    const c = this.consumer;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      this.assignment = new Map(Object.entries(e.payload.memberAssignment).map(([t, ps]) => [t, new Set(ps)]));
+    });
+    c.on(c.events.CRASH, (e) => {
+      this.stats.crashes++;
+      // kafkajs restarts the consumer itself on retriable failures (restartOnFailure default).
+      this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+    });
+    await c.connect();
+    await c.subscribe({ topics: this.topics, fromBeginning: this.deps.options.fromBeginning });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    const tick = Math.max(10, Math.min(250, Math.floor(this.deps.options.batchMaxMs / 4)));
+    this.timer = setInterval(() => {
+      if (this.bufferedRows > 0 || this.buffer.length > 0) {
+        if (Date.now() - this.oldestAt >= this.deps.options.batchMaxMs) this.requestFlush();
+      }
+    }, tick);
+    this.timer.unref();
+    this.log.info({ event: SINK_EVENTS.started, topics: this.topics, groupId: this.deps.groupId }, 'loader started');
+  }
+
+  /** Flushes what is buffered, commits, leaves the group. Gives up inserting after drainTimeoutMs. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ event: SINK_EVENTS.draining, buffered: this.buffer.length }, 'draining');
+    clearInterval(this.timer);
+    this.drainDeadline = Date.now() + this.deps.options.drainTimeoutMs;
+    const cut = setTimeout(() => this.abort.abort(), this.deps.options.drainTimeoutMs);
+    try {
+      this.pauseAll('kafka');
+      await this.batchInProgress?.catch(() => undefined);
+      await this.flushing;
+      if (this.buffer.length > 0 || this.inflight) await this.runFlushes();
+    } catch (err) {
+      this.log.warn({ event: SINK_EVENTS.drainIncomplete, err: errorMessage(err) }, 'could not flush everything; uncommitted records will be read again');
+    } finally {
+      clearTimeout(cut);
+      await this.consumer.disconnect().catch(() => undefined);
+      this.log.info({ event: SINK_EVENTS.stopped, stats: this.getStats() }, 'loader stopped');
+    }
+  }
+
+  // ---- consuming ----------------------------------------------------------------------------
+
+  private onBatch(payload: EachBatchPayload): Promise<void> {
+    const p = this.consumeBatch(payload).catch((err: unknown) => {
+      // Never let an error escape into kafkajs: it would restart the consumer and re-deliver
+      // anyway. Back off instead, and read the unresolved records again.
+      this.stats.lastError = errorMessage(err);
+      this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(err) }, 'unexpected error while consuming');
+      this.pauseFor('kafka', this.deps.options.retryMaxMs);
+    });
+    this.batchInProgress = p;
+    return p;
+  }
+
+  private async consumeBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const binding = this.byTopic.get(batch.topic);
+    if (!binding) return;
+    for (const m of batch.messages) {
+      if (this.stopping || !payload.isRunning() || payload.isStale() || this.pauses.size > 0) break;
+      const entry = await this.toEntry(batch.topic, batch.partition, m, binding);
+      if (entry === 'later') {
+        this.pauseFor('registry', this.deps.options.retryInitialMs * 5);
+        break;
+      }
+      if (this.buffer.length === 0) this.oldestAt = Date.now();
+      this.buffer.push(entry);
+      this.bufferedRows += Math.max(1, entry.rows.length);
+      this.stats.recordsBuffered++;
+      payload.resolveOffset(m.offset);
+    }
+    await payload.heartbeat().catch(() => undefined);
+    if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
+    if (this.bufferedRows >= this.maxBuffered) this.pauseAll('buffer');
+  }
+
+  /** Decodes and maps one record; 'later' when the registry is unreachable. */
+  private async toEntry(topic: string, partition: number, m: KafkaMessage, binding: TopicBinding): Promise<Entry | 'later'> {
+    const entry: Entry = {
+      topic,
+      partition,
+      offset: m.offset,
+      key: m.key,
+      value: m.value,
+      table: binding.table,
+      rows: [],
+      problems: [],
+      connectionId: connectionFromKey(m.key),
+    };
+    // A tombstone on a compacted topic carries nothing to load; its offset still gets committed.
+    if (m.value === null) return entry;
+    let record: unknown;
+    try {
+      record = this.deps.registry.decodeCached(m.value) ?? (await this.deps.registry.decode(m.value));
+    } catch (err) {
+      if (isTransientRegistryError(err)) {
+        this.log.warn({ event: SINK_EVENTS.decodeDeferred, topic, partition, offset: m.offset, err: errorMessage(err) }, 'registry unreachable; will retry');
+        return 'later';
+      }
+      entry.problems.push({ reason: 'NORM_DECODE_FAILED', message: errorMessage(err), recordIndex: null, detail: undefined });
+      return entry;
+    }
+    const cid = (record as { connection_id?: unknown }).connection_id;
+    if (typeof cid === 'string') entry.connectionId = cid;
+    let mapped;
+    try {
+      mapped = binding.map(record, { partition, offset: m.offset, timestamp: m.timestamp });
+    } catch (err) {
+      // A record that decodes but does not have the shape of the topic's schema.
+      entry.problems.push({ reason: 'NORM_DECODE_FAILED', message: `record does not map to ${binding.table}: ${errorMessage(err)}`, recordIndex: null, detail: undefined });
+      return entry;
+    }
+    const perInterval = binding.table === 'usage_intervals';
+    mapped.forEach((r, index) => {
+      if (r.ok) entry.rows.push({ row: r.row, index });
+      else
+        entry.problems.push({
+          reason: 'SINK_INSERT_REJECTED',
+          message: `not stored: ${r.reason}`,
+          recordIndex: perInterval ? index : null,
+          detail: r.detail,
+        });
+    });
+    return entry;
+  }
+
+  // ---- pausing ------------------------------------------------------------------------------
+
+  private pauseAll(reason: PauseReason): void {
+    const wasPaused = this.pauses.size > 0;
+    this.pauses.add(reason);
+    if (!wasPaused) {
+      this.consumer.pause(this.topics.map((topic) => ({ topic })));
+      this.log.info({ event: SINK_EVENTS.paused, reason }, 'consumption paused');
+    }
+  }
+
+  private resume(reason: PauseReason): void {
+    if (!this.pauses.delete(reason)) return;
+    if (this.pauses.size === 0 && !this.stopping) {
+      this.consumer.resume(this.topics.map((topic) => ({ topic })));
+      this.log.info({ event: SINK_EVENTS.resumed, reason }, 'consumption resumed');
+    }
+  }
+
+  private pauseFor(reason: PauseReason, ms: number): void {
+    this.pauseAll(reason);
+    setTimeout(() => this.resume(reason), ms).unref();
+  }
+
+  // ---- flushing -----------------------------------------------------------------------------
+
+  private requestFlush(): void {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = this.runFlushes()
+      .catch((err: unknown) => {
+        if (!(err instanceof DrainTimeout)) {
+          this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(err) }, 'flush failed');
+        }
+      })
+      .finally(() => {
+        this.flushing = null;
+      });
+  }
+
+  /** Flushes until the buffer is below one batch; on an unexpected error keeps the batch and retries. */
+  private async runFlushes(): Promise<void> {
+    let attempt = 0;
+    do {
+      this.flushAgain = false;
+      try {
+        await this.flushOnce();
+        attempt = 0;
+      } catch (err) {
+        if (err instanceof DrainTimeout || this.stopping) throw err;
+        attempt++;
+        this.stats.lastError = errorMessage(err);
+        this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(err), attempt }, 'flush failed; retrying the same batch');
+        await sleep(backoffDelay(this.policy(), attempt), this.abort.signal);
+        this.flushAgain = true;
+      }
+    } while (this.flushAgain || this.bufferedRows >= this.deps.options.batchMaxRows || (this.stopping && (this.buffer.length > 0 || this.inflight)));
+  }
+
+  private policy() {
+    const o = this.deps.options;
+    return { initialMs: o.retryInitialMs, maxMs: o.retryMaxMs, factor: o.retryFactor };
+  }
+
+  /** Takes whole records from the head of the buffer, up to one batch of rows. */
+  private take(): Entry[] {
+    let rows = 0;
+    let n = 0;
+    while (n < this.buffer.length && (n === 0 || rows + this.buffer[n]!.rows.length <= this.deps.options.batchMaxRows)) {
+      rows += this.buffer[n]!.rows.length;
+      n++;
+    }
+    const taken = this.buffer.splice(0, n);
+    this.bufferedRows = this.buffer.reduce((s, e) => s + Math.max(1, e.rows.length), 0);
+    if (this.buffer.length > 0) this.oldestAt = Date.now();
+    if (this.bufferedRows < this.maxBuffered / 2) this.resume('buffer');
+    return taken;
+  }
+
+  private readonly retry: Retry = async (what, attempt) => {
+    let n = 0;
+    for (;;) {
+      try {
+        const r = await attempt();
+        if (n > 0) {
+          this.log.info({ event: SINK_EVENTS.insertRecovered, what, attempts: n + 1 }, 'ClickHouse answers again');
+          this.resume('clickhouse');
+        }
+        return r;
+      } catch (err) {
+        if (!(isMeterflowError(err) && err.retriable)) throw err;
+        n++;
+        this.stats.retries++;
+        this.stats.lastError = err.message;
+        if (n === 1) this.pauseAll('clickhouse');
+        if (Date.now() >= this.drainDeadline || this.abort.signal.aborted) throw new DrainTimeout(err.message);
+        const delay = backoffDelay(this.policy(), n);
+        const lvl = n === 1 || n % 10 === 0 ? 'warn' : 'debug';
+        this.log[lvl]({ event: SINK_EVENTS.insertRetry, what, code: err.code, attempt: n, delayMs: delay, err: err.message }, 'retrying');
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  };
+
+  private async flushOnce(): Promise<void> {
+    if (!this.inflight) {
+      if (this.buffer.length === 0) return;
+      this.inflight = this.take();
+    }
+    const entries = this.inflight;
+    const started = Date.now();
+    const db = ident(this.deps.database);
+
+    // Rows per table, in arrival order.
+    const byTable = new Map<string, RowRef<RowOwner>[]>();
+    for (const entry of entries) {
+      let list = byTable.get(entry.table);
+      if (!list) byTable.set(entry.table, (list = []));
+      for (const r of entry.rows) list.push({ row: r.row, ref: { entry, index: r.index, row: r.row } });
+    }
+
+    const quarantine: QuarantineRecord[] = [];
+    for (const entry of entries) {
+      for (const p of entry.problems) quarantine.push(this.quarantineRecord(entry, p));
+    }
+    let rows = 0;
+    for (const [table, refs] of byTable) {
+      if (refs.length === 0) continue;
+      const outcome = await insertWithBisect(this.deps.insert, `${db}.${table}`, refs, this.retry, (size, message) =>
+        this.log[size === refs.length ? 'warn' : 'debug'](
+          { event: SINK_EVENTS.bisect, table, size, err: message },
+          'ClickHouse refused a batch for its content; bisecting',
+        ),
+      );
+      this.stats.inserts += outcome.inserts;
+      rows += refs.length - outcome.rejected.length;
+      const perInterval = table === 'usage_intervals';
+      for (const r of outcome.rejected) {
+        quarantine.push(
+          this.quarantineRecord(r.ref.entry, {
+            reason: 'SINK_INSERT_REJECTED',
+            message: r.message,
+            recordIndex: perInterval ? r.ref.index : null,
+            detail: r.ref.row,
+          }),
+        );
+      }
+    }
+    if (quarantine.length > 0) {
+      await this.retry('write quarantine records', async () => {
+        try {
+          await this.deps.quarantine.write(quarantine);
+        } catch (err) {
+          throw isMeterflowError(err) ? err : new MeterflowError('KAFKA_UNREACHABLE', `cannot write to quarantine: ${errorMessage(err)}`, { cause: err, retriable: true });
+        }
+      });
+      this.stats.quarantined += quarantine.length;
+      this.log.warn({ event: SINK_EVENTS.quarantined, count: quarantine.length, reasons: [...new Set(quarantine.map((q) => q.reason_code))] }, 'records quarantined');
+    }
+    this.stats.rowsInserted += rows;
+    await this.commit(entries);
+    this.inflight = null;
+    this.stats.flushes++;
+    this.log.debug({ event: SINK_EVENTS.flushed, records: entries.length, rows, ms: Date.now() - started }, 'flushed');
+  }
+
+  private quarantineRecord(entry: Entry, p: Entry['problems'][number]): QuarantineRecord {
+    return buildQuarantineRecord({
+      ...p,
+      topic: entry.topic,
+      partition: entry.partition,
+      offset: entry.offset,
+      key: entry.key,
+      value: entry.value,
+      connectionId: entry.connectionId,
+    });
+  }
+
+  /** Commits the next offset of every partition in `entries`; a failure only means re-reading. */
+  private async commit(entries: Entry[]): Promise<void> {
+    const next = new Map<string, { topic: string; partition: number; offset: bigint }>();
+    for (const e of entries) {
+      const k = `${e.topic}\u0000${e.partition}`;
+      const o = BigInt(e.offset) + 1n;
+      const cur = next.get(k);
+      if (!cur || o > cur.offset) next.set(k, { topic: e.topic, partition: e.partition, offset: o });
+    }
+    // Only partitions this member still owns: after a rebalance the new owner re-reads them.
+    const offsets = [...next.values()]
+      .filter((o) => this.assignment.size === 0 || this.assignment.get(o.topic)?.has(o.partition))
+      .map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset.toString() }));
+    if (offsets.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.consumer.commitOffsets(offsets);
+        this.stats.commits++;
+        return;
+      } catch (err) {
+        if (attempt >= 5) {
+          this.log.warn({ event: SINK_EVENTS.commitFailed, err: errorMessage(err), offsets }, 'offset commit failed; these records will be read and inserted again (duplicates collapse)');
+          return;
+        }
+        await sleep(backoffDelay(this.policy(), attempt), this.abort.signal);
+      }
+    }
+  }
+}

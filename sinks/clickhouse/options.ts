@@ -1,0 +1,55 @@
+/**
+ * Options of the ClickHouse sink: one zod schema, every default in one place with its unit. The
+ * descriptions are the reference documentation. Parsed once by createClickHouseSink.
+ */
+import { z } from 'zod';
+
+export const FAMILIES = ['entities', 'usage', 'aggregates', 'quarantine', 'syncRuns', 'mappings'] as const;
+export type FamilyName = (typeof FAMILIES)[number];
+
+export const sinkOptionsSchema = z
+  .object({
+    families: z
+      .array(z.enum(FAMILIES))
+      .min(1)
+      .default([...FAMILIES])
+      .describe('table families to load; each runs its own consumer group'),
+    groupIdPrefix: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('consumer group prefix; default `<topicPrefix>clickhouse-sink.`; the group is `<prefix><family>`'),
+    fromBeginning: z.boolean().default(true).describe('a new consumer group starts at the earliest offset'),
+    batchMaxRows: z
+      .number()
+      .int()
+      .min(1)
+      // ClickHouse writes an insert of up to max_insert_block_size (1,048,576) rows as one block,
+      // so a failed insert below that size leaves nothing behind.
+      .max(1_000_000)
+      .default(50_000)
+      .describe('rows: flush when a family buffer holds this many rows'),
+    batchMaxMs: z.number().int().min(1).default(1_000).describe('ms: flush when the oldest buffered row is this old'),
+    maxBufferedRows: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('rows: pause consumption above this (default 4 x batchMaxRows); backpressure while inserts lag'),
+    retryInitialMs: z.number().int().min(1).default(200).describe('ms: first backoff after a failed insert'),
+    retryMaxMs: z.number().int().min(1).default(10_000).describe('ms: backoff cap'),
+    retryFactor: z.number().min(1).default(2).describe('backoff multiplier per attempt'),
+    requestTimeoutMs: z.number().int().min(100).default(60_000).describe('ms: ClickHouse HTTP request timeout'),
+    drainTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(30_000)
+      .describe('ms: on stop, how long to keep trying to flush; what is not inserted is not committed and is read again'),
+    migrate: z.boolean().default(true).describe('apply pending migrations at start'),
+    maxBytesPerPartition: z.number().int().min(1024).default(4 * 1024 * 1024).describe('bytes: Kafka fetch size per partition'),
+  })
+  .strict();
+
+export type SinkOptionsInput = z.input<typeof sinkOptionsSchema>;
+export type SinkOptions = z.output<typeof sinkOptionsSchema>;
