@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+#
+# meterflow: one image for every component. The command picks what runs:
+#
+#   docker run --rm meterflow:local run producers
+#   docker run --rm meterflow:local run processors --stages entities,usage,aggregate
+#   docker run --rm meterflow:local run sinks
+#   docker run --rm meterflow:local migrate
+#
+# The CLI runs TypeScript through tsx (a runtime dependency), so there is no build step: the
+# sources are copied as they are and `npm ci --omit=dev` installs tsx with the other runtime
+# dependencies. Build from the repository root:  docker build -t meterflow:local .
+#
+# Node 20 is what package.json targets. Node 20 left upstream support on 2026-04-30; to try a newer
+# line, pass --build-arg NODE_IMAGE=node:22-bookworm-slim (and run the tests on it first).
+ARG NODE_IMAGE=node:20-bookworm-slim
+FROM ${NODE_IMAGE}
+
+# MF_METRICS_HOST: /metrics, /healthz and /readyz must be reachable from outside the container.
+# MF_CONNECTIONS_DIR: mount connection files here (compose: a bind mount; Kubernetes: a ConfigMap).
+ENV NODE_ENV=production \
+    MF_METRICS_HOST=0.0.0.0 \
+    MF_METRICS_PORT=9464 \
+    MF_CONNECTIONS_DIR=/app/connections \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+
+WORKDIR /app
+
+# Dependencies first, so that a source change does not reinstall them.
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm,sharing=locked \
+    npm ci --omit=dev
+
+# Sources (.dockerignore keeps node_modules, tests, local data and deploy files out). The files stay
+# owned by root and read-only for the `node` user that runs them.
+COPY . .
+RUN mkdir -p /app/connections
+
+USER node
+EXPOSE 9464
+ENTRYPOINT ["node", "bin/meterflow.js"]
+CMD ["--help"]
