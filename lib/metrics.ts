@@ -13,7 +13,7 @@ export const stageMetrics = {
   recordsOut: new Counter({ name: 'meterflow_stage_records_out_total', help: 'records written per stage (outputs, quarantine, changelog)', labelNames: ['stage'], registers: [metricsRegistry] }),
   quarantined: new Counter({ name: 'meterflow_quarantined_total', help: 'records sent to quarantine', labelNames: ['stage', 'reason'], registers: [metricsRegistry] }),
   batchSeconds: new Histogram({ name: 'meterflow_stage_batch_seconds', help: 'time to process and commit one batch', labelNames: ['stage'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [metricsRegistry] }),
-  consumerLag: new Gauge({ name: 'meterflow_consumer_lag', help: 'records behind the high watermark', labelNames: ['group', 'topic'], registers: [metricsRegistry] }),
+  consumerLag: new Gauge({ name: 'meterflow_consumer_lag', help: 'records behind the high watermark, per assigned partition', labelNames: ['group', 'topic', 'partition'], registers: [metricsRegistry] }),
 };
 
 export const pollMetrics = {

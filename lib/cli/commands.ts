@@ -2,6 +2,7 @@
  * The CLI's commands, one entry each: a summary, the --help text, and run(argv) → exit code.
  */
 import type { Command } from './args.js';
+import { migrateCommand } from './migrate.js';
 import { quarantineCommand } from './quarantine.js';
 import { replayCommand } from './replay.js';
 import { runCommand } from './run.js';
@@ -12,6 +13,7 @@ export const COMMANDS = {
   replay: replayCommand,
   quarantine: quarantineCommand,
   status: statusCommand,
+  migrate: migrateCommand,
 } satisfies Record<string, Command>;
 
 export type CommandName = keyof typeof COMMANDS;

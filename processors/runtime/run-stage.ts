@@ -280,6 +280,7 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
       stageMetrics.recordsIn.inc({ stage: stage.name }, batch.messages.length);
       stageMetrics.recordsOut.inc({ stage: stage.name }, out.messages.length);
       stageMetrics.batchSeconds.observe({ stage: stage.name }, ms / 1000);
+      stageMetrics.consumerLag.set({ group: stage.groupId, topic: batch.topic, partition: String(partition) }, Number(batch.offsetLag()));
     },
   });
 
