@@ -1,0 +1,112 @@
+/**
+ * ClickHouse becomes unreachable while records keep arriving, then comes back. The fault is real:
+ * a TCP proxy between the sink and the shared ClickHouse drops and refuses connections, then
+ * accepts them without ever answering (timeouts), then forwards again. After catch-up every record
+ * is in the latest views exactly once, nothing was committed before it was stored, and the sink
+ * never crashed.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../../lib/config.js';
+import { readToEnd } from '../../../lib/kafka.js';
+import { topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
+import { createClickHouseSink, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import { createTestContext, type TestContext } from '../../support/context.js';
+import { eventually } from '../../support/pipeline.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { makeDataset, produceDataset, rows, scalar, sinkLag, truthFrom } from './fixtures.js';
+
+let ctx: TestContext;
+let ch: ClickHouseClient;
+let proxy: TcpProxy;
+let sink: ClickHouseSink | undefined;
+
+async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; value: TopicRecords[K] }[]> {
+  const raw: { key: string; value: Buffer }[] = [];
+  await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), (m) => {
+    if (m.value) raw.push({ key: m.key?.toString() ?? '', value: m.value });
+  });
+  return Promise.all(raw.map(async (r) => ({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value) })));
+}
+
+beforeAll(async () => {
+  ctx = createTestContext({ partitions: 3 });
+  ch = ctx.clickhouse();
+  await ctx.createTopics();
+  const target = new URL(ctx.config.clickhouse.url);
+  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 8123) });
+});
+
+afterAll(async () => {
+  await sink?.stop().catch(() => undefined);
+  await proxy?.close();
+  await ctx.cleanup();
+});
+
+describe('ClickHouse outage', () => {
+  it('backs off, pauses, and loads every record exactly once after ClickHouse is back', async () => {
+    const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, url: proxy.url } };
+    const group = `${config.kafka.topicPrefix}fault.`;
+    sink = createClickHouseSink(config, {
+      log: ctx.log,
+      kafka: ctx.kafka,
+      registry: ctx.registry,
+      groupIdPrefix: group,
+      batchMaxRows: 500,
+      batchMaxMs: 100,
+      retryInitialMs: 50,
+      retryMaxMs: 500,
+      requestTimeoutMs: 1_500,
+    });
+    await produceDataset(ctx, makeDataset({ wave: 'a', days: 2 }));
+    await sink.start();
+    expect(await eventually(async () => (await sinkLag(ctx, group)) === 0, 60_000, 300)).toBe(true);
+    const db = ctx.config.clickhouse.database;
+    const loadedBefore = await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`);
+    expect(loadedBefore).toBeGreaterThan(0);
+
+    // 1. Connections dropped and refused while a second wave arrives.
+    await proxy.cut('refuse');
+    await produceDataset(ctx, makeDataset({ wave: 'b', firstDay: 5, days: 2 }));
+    expect(await eventually(() => Promise.resolve(sink!.stats().some((s) => s.retries > 0 && s.paused)), 20_000, 200)).toBe(true);
+    // Nothing of the second wave is committed while ClickHouse cannot store it.
+    expect(await sinkLag(ctx, group)).toBeGreaterThan(0);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(loadedBefore);
+
+    // 2. Connections accepted but never answered (requests time out), while a third wave arrives.
+    await proxy.cut('blackhole');
+    await produceDataset(ctx, makeDataset({ wave: 'c', firstDay: 10, days: 2 }));
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await sinkLag(ctx, group)).toBeGreaterThan(0);
+
+    // 3. Back.
+    await proxy.restore();
+    expect(await eventually(async () => (await sinkLag(ctx, group)) === 0, 90_000, 300)).toBe(true);
+
+    const stats = sink.stats();
+    expect(stats.every((s) => s.crashes === 0)).toBe(true);
+    expect(stats.every((s) => !s.paused)).toBe(true);
+    expect(stats.reduce((n, s) => n + s.retries, 0)).toBeGreaterThan(0);
+
+    const truth = truthFrom({
+      usage: await readDecoded('usage'),
+      assets: await readDecoded('assets'),
+      meters: await readDecoded('meters'),
+      meterMappings: await readDecoded('meterMappings'),
+      usageDaily: await readDecoded('usageDaily'),
+      usageMonthly: await readDecoded('usageMonthly'),
+      syncRuns: await readDecoded('syncRuns'),
+    });
+    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(truth.slots);
+    expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(truth.valueSum, 6);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_daily_latest`)).toBe(truth.daily.size);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_monthly_latest`)).toBe(truth.monthly.size);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.assets_latest`)).toBe(truth.assets.size);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.meters_latest`)).toBe(truth.meters.size);
+    expect(await scalar(ch, `SELECT count() FROM ${db}.sync_runs_latest`)).toBe(truth.runs.size);
+    const runs = await rows<{ status: string }>(ch, `SELECT status FROM ${db}.sync_runs_latest`);
+    expect(runs.every((r) => r.status === 'succeeded')).toBe(true);
+    // Three waves, each with 2 quarantine records from another stage; the sink quarantined nothing.
+    expect(await scalar(ch, `SELECT count() FROM ${db}.quarantine_latest`)).toBe(6);
+  });
+});
