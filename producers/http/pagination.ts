@@ -34,6 +34,8 @@ export interface Page {
   /** request_page of the envelopes: offset, page number or page index. */
   label: string;
   index: number;
+  /** The listing's size as the provider states it (offset: total items; page: total pages), if configured. */
+  total: number | undefined;
 }
 
 /** Parses an RFC 8288 Link header into rel → URL (first occurrence wins). */
@@ -88,7 +90,8 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
         context: { ...where(label), url: res.url, itemsPath: req.itemsPath },
       });
     }
-    yield { res, body, items, label, index };
+    const total = p.type === 'offset' && p.totalPath ? num(getPath(body, p.totalPath)) : p.type === 'page' && p.totalPagesPath ? num(getPath(body, p.totalPagesPath)) : undefined;
+    yield { res, body, items, label, index, total };
 
     // A provider that ignores the page parameter would serve the same page forever.
     if (p.type === 'offset' || p.type === 'page') {
@@ -105,16 +108,14 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
       case 'none':
         return;
       case 'offset': {
-        const total = p.totalPath ? num(getPath(body, p.totalPath)) : undefined;
         if (items.length === 0) return;
         offset += items.length;
         if (total !== undefined ? offset >= total : items.length < p.limit) return;
         break;
       }
       case 'page': {
-        const totalPages = p.totalPagesPath ? num(getPath(body, p.totalPagesPath)) : undefined;
-        if (totalPages !== undefined) {
-          if (pageNo + 1 - p.firstPage >= totalPages) return;
+        if (total !== undefined) {
+          if (pageNo + 1 - p.firstPage >= total) return;
         } else if (items.length < p.size) return;
         if (items.length === 0) return;
         pageNo++;

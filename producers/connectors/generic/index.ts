@@ -9,7 +9,7 @@ import type { ConnectionConfig, GenericConnectorConfig } from '../../../schemas/
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { DAY_MS, isoDate, isoInstant, type TimeRange } from '../../http/chunking.js';
 import type { HttpResponse } from '../../http/client.js';
-import { paginate } from '../../http/pagination.js';
+import { paginate, type Page } from '../../http/pagination.js';
 import { getString } from '../../http/paths.js';
 import { floorTo } from '../options.js';
 import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageStream } from '../types.js';
@@ -18,6 +18,9 @@ type Endpoint = GenericConnectorConfig['meters'] | NonNullable<GenericConnectorC
 
 /** Items of XML and CSV bodies are already objects of strings; JSON items pass as they are. */
 const itemJson = (item: unknown): string => JSON.stringify(item);
+
+/** Extra passes over a listing whose size changed while paging. */
+const RELIST_PASSES = 2;
 
 export class GenericConnector implements Connector {
   readonly provider = 'generic' as const;
@@ -42,8 +45,31 @@ export class GenericConnector implements Connector {
     });
   }
 
+  /**
+   * One listing, walked again (up to RELIST_PASSES times) when the provider's total changed while
+   * paging: an insertion or deletion shifts offsets and could hide an item. Items are handed over
+   * per page; de-duplication is the caller's.
+   */
+  private async list(ctx: ConnectorContext, ep: Endpoint, endpoint: string, onPage: (page: Page) => Promise<void>): Promise<boolean> {
+    for (let pass = 0; pass <= RELIST_PASSES; pass++) {
+      let first: number | undefined;
+      let changed = false;
+      for await (const page of this.pages(ctx, ep, endpoint, ep.path)) {
+        if (page.total !== undefined) {
+          first ??= page.total;
+          if (page.total !== first) changed = true;
+        }
+        await onPage(page);
+      }
+      if (!changed) return true;
+      ctx.log.info({ event: 'generic.relist', endpoint, pass }, 'listing size changed while paging; listing again');
+    }
+    return false;
+  }
+
   async snapshot(ctx: ConnectorContext, emit: EmitEntities): Promise<EntitySnapshot> {
     const errors: MeterflowError[] = [];
+    let stable = true;
     const fail = (e: unknown): void => {
       if (ctx.signal.aborted) throw e;
       errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_RESPONSE_SCHEMA', errorMessage(e), { cause: e }));
@@ -52,7 +78,7 @@ export class GenericConnector implements Connector {
     const assets = this.g.assets;
     if (assets) {
       try {
-        for await (const page of this.pages(ctx, assets, 'assets', assets.path)) {
+        stable &&= await this.list(ctx, assets, 'assets', async (page) => {
           const out: RawEnvelope[] = [];
           for (const item of page.items) {
             // An item without an id still goes out: the normaliser quarantines it with a reason.
@@ -62,7 +88,7 @@ export class GenericConnector implements Connector {
             out.push(envelope(ctx, { kind: 'asset', format: 'generic.asset', externalId: id, res: page.res, payload: itemJson(item) }));
           }
           if (out.length) await emit(out);
-        }
+        });
       } catch (e) {
         fail(e);
       }
@@ -70,7 +96,7 @@ export class GenericConnector implements Connector {
     const meters = new Map<string, MeterRef>();
     const mf = this.g.meters.fields;
     try {
-      for await (const page of this.pages(ctx, this.g.meters, 'meters', this.g.meters.path)) {
+      stable &&= await this.list(ctx, this.g.meters, 'meters', async (page) => {
         const out: RawEnvelope[] = [];
         for (const item of page.items) {
           const id = getString(item, mf.externalId) ?? '';
@@ -85,11 +111,12 @@ export class GenericConnector implements Connector {
           }
         }
         if (out.length) await emit(out);
-      }
+      });
     } catch (e) {
       fail(e);
     }
-    return { meters: [...meters.values()], complete: errors.length === 0, errors };
+    // A listing that kept changing may have hidden items: then nothing may be deactivated.
+    return { meters: [...meters.values()], complete: errors.length === 0 && stable, errors };
   }
 
   usageStreams(): UsageStream[] {
