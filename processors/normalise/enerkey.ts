@@ -6,7 +6,8 @@
  *    {id, name, unit}: the quantity name is the classification mapped to the taxonomy.
  *    `envelope.meta.time_zone` (optional) carries the facility's time zone, the meter's local zone;
  *  - enerkey.quantity → reference data, nothing emitted;
- *  - enerkey.hourly / enerkey.monthly → UsageBatch from one meter's part of a values response.
+ *  - enerkey.hourly / enerkey.monthly → UsageBatch from one meter's part of a values response
+ *    (the response shape with only that meter in `meters`, or the part alone).
  *    A timestamp is the START of the hour / of the local month (Z or an offset).
  */
 import type { RawEnvelope } from '../../schemas/records.js';
@@ -16,6 +17,7 @@ import {
   enerkeyMeterValuesSchema,
   enerkeyQuantitySchema,
   enerkeyValueSchema,
+  enerkeyValuesResponseSchema,
   type EnerkeyQuantity,
 } from '../../schemas/providers/enerkey.js';
 import { calendarFor, HOUR_MS, isValidTimeZone, monthOfDayNo, firstDayOfMonth } from '../aggregate/core/zone.js';
@@ -112,8 +114,20 @@ function nextMonthStart(start: number, zone: string): number | null {
   return cal.dayStart(firstDayOfMonth(month + 1));
 }
 
+/**
+ * The meter's entry: the payload is either the response shape with this meter's part in `meters`
+ * (what the poller sends) or that part alone.
+ */
+function meterEntry(env: RawEnvelope, json: unknown): unknown {
+  const wrapped = enerkeyValuesResponseSchema.safeParse(json);
+  if (!wrapped.success) return json;
+  const mine = wrapped.data.meters.filter((m) => String((m as { meterId?: unknown } | null)?.meterId) === env.external_id);
+  // Zero or several entries for the meter: let the entry schema / id check explain it.
+  return mine.length === 1 ? mine[0] : wrapped.data.meters.length === 1 ? wrapped.data.meters[0] : { meters: wrapped.data.meters.length };
+}
+
 function normaliseEnerkeyValues(resolution: Resolution, env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
-  const parsed = enerkeyMeterValuesSchema.safeParse(json);
+  const parsed = enerkeyMeterValuesSchema.safeParse(meterEntry(env, json));
   if (!parsed.success) return rejectWhole('NORM_PAYLOAD_SCHEMA', `enerkey ${resolution} values: ${describeZodError(parsed.error)}`);
   const p = parsed.data;
   if (String(p.meterId) !== env.external_id) {

@@ -2,8 +2,9 @@
  * Generic connector normalisers: every field comes from the connection's `generic.*.fields` dot
  * paths (schemas/connection.ts), so a new provider needs configuration, not code.
  *  - generic.asset: one item (a JSON object; XML/CSV items arrive as objects of strings);
- *  - generic.meter: one item; when the connection has no asset endpoint, the asset is derived from
- *    the meter's asset fields (derived: true);
+ *  - generic.asset: one asset item; or, when the connection has no asset endpoint, the METER item
+ *    (meta.derived = "true") from whose asset fields the asset is derived (derived: true);
+ *  - generic.meter: one item;
  *  - generic.usage: a JSON array of items of one meter, in consumption or reading format.
  */
 import type { GenericConnectorConfig } from '../../schemas/connection.js';
@@ -60,9 +61,9 @@ function optionalText(item: unknown, path: string | undefined): string | null {
 export function normaliseGenericAsset(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
   const g = genericConfig(ctx);
   if (isConfigReject(g)) return { ...emptyResult(), rejects: [g] };
-  if (!g.assets) return rejectWhole('NORM_UNKNOWN_CONNECTION', 'generic.asset payload but the connection configures no assets endpoint');
   const item = asItem(json);
   if (!item) return rejectWhole('NORM_PAYLOAD_SCHEMA', '(root): expected one item as an object');
+  if (env.meta.derived === 'true' || !g.assets) return derivedAsset(env, item, g);
   const f = g.assets.fields;
   const id = requiredText(item, f.externalId, 'asset externalId');
   if (isTextReject(id)) return { ...emptyResult(), rejects: [id] };
@@ -73,6 +74,23 @@ export function normaliseGenericAsset(env: RawEnvelope, json: unknown, ctx: Norm
     ...emptyResult(),
     assets: [makeAsset(env, { external_id: id, name, address, metadata: metadataOf(item, f.metadata), derived: false })],
   };
+}
+
+/**
+ * No asset endpoint: the poller sends the METER item (meta.derived = "true") and the asset is
+ * derived from its asset fields (seed 000, "derive assets from meter data"). Name: the asset name
+ * field, else the address, else the asset id (the only label there is).
+ */
+function derivedAsset(env: RawEnvelope, item: Record<string, unknown>, g: GenericConnectorConfig): NormaliseResult {
+  const f = g.meters.fields;
+  const id = requiredText(item, f.assetId, 'asset id');
+  if (isTextReject(id)) return { ...emptyResult(), rejects: [id] };
+  const address = optionalText(item, f.assetAddress);
+  const name = optionalText(item, f.assetName) ?? address ?? id;
+  const metadata: Record<string, string> = { derivedFrom: 'meter' };
+  const meterId = env.meta.meter_external_id ?? asText(getPath(item, f.externalId));
+  if (meterId) metadata.meterExternalId = meterId;
+  return { ...emptyResult(), assets: [makeAsset(env, { external_id: id, name, address, metadata, derived: true })] };
 }
 
 export function normaliseGenericMeter(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
@@ -100,13 +118,8 @@ export function normaliseGenericMeter(env: RawEnvelope, json: unknown, ctx: Norm
   if (classification) metadata.providerType = classification;
   if (providerSubtype) metadata.providerSubtype = providerSubtype;
 
+  // Without an asset endpoint the poller sends the derived asset separately (generic.asset, meta.derived).
   const result = emptyResult();
-  if (!g.assets) {
-    // No asset endpoint: the meter's location fields define its asset (seed 000, "derive assets").
-    const address = optionalText(item, f.assetAddress);
-    const name = optionalText(item, f.assetName) ?? address ?? assetId;
-    result.assets.push(makeAsset(env, { external_id: assetId, name, address, metadata: { derivedFrom: 'meter' }, derived: true }));
-  }
   result.meters.push(
     makeMeter(env, {
       external_id: id,

@@ -47,7 +47,18 @@ export const enerkeyMeterSchema = z.looseObject({
 });
 export type EnerkeyMeter = z.infer<typeof enerkeyMeterSchema>;
 
-/** One meter's part of a values response (hourly or monthly); values are checked one by one. */
+/**
+ * A values response (hourly or monthly) as the poller forwards it: the response shape holding only
+ * this meter's part, `{ from, to, resolution, meters: [entry] }`.
+ */
+export const enerkeyValuesResponseSchema = z.looseObject({
+  from: z.string().nullish(),
+  to: z.string().nullish(),
+  resolution: z.string().nullish(),
+  meters: z.array(z.unknown()),
+});
+
+/** One meter's part of a values response; values are checked one by one. */
 export const enerkeyMeterValuesSchema = z.looseObject({
   meterId: id,
   quantityId: id.nullish(),

@@ -5,7 +5,10 @@
  * Rules (DESIGN section 5):
  *  - local calendar days and months; a DST day has 23 or 25 hours (92 or 100 quarter-hours);
  *  - expected_count = local day length / resolution, where the resolution is the channel's
- *    shortest interval duration capped at one day; completeness = count / expected (at most 1);
+ *    shortest interval duration capped at one day;
+ *  - completeness = the share of the period covered by intervals (at most 1). For regular data
+ *    that is exactly count / expected; unlike count / expected it stays right for intervals
+ *    that only partly overlap the period (a monthly bill covers its month fully: 1, not 1/31);
  *  - an interval crossing a day (or month) boundary is allocated pro rata by time overlap, and the
  *    aggregate is flagged `prorated`; it counts as one interval in every period it overlaps;
  *  - version = max(previous + 1, now): increases on every change, also across restarts; an
@@ -164,15 +167,18 @@ export class ChannelState {
     let value = t.sum;
     let count = t.count;
     let estimated = t.estimated;
+    let covered = this.grid ? t.count * this.grid.res : 0;
     let prorated = false;
     this.irregular.forEachOverlapping(ds, de, (iv) => {
       const share = overlapShare(iv, ds, de);
       if (share < 1) prorated = true;
       value += iv.value * share;
+      covered += share * (iv.end - iv.start);
       count++;
       if (iv.estimated) estimated++;
     });
     const expected = this.expectedFor(de - ds);
+    const completeness = Math.min(1, covered / (de - ds));
     const flags = this.days.flags[i]!;
     const newFlags = FLAG_EMITTED | (prorated ? FLAG_PRORATED : 0);
     if (!emit) {
@@ -192,7 +198,7 @@ export class ChannelState {
     this.days.version[i] = version;
     this.remember(i, value, count, estimated, expected, newFlags);
     this.dirtyDays.add(day);
-    return this.aggregate('day', dayNoToDate(day), ds, value, count, expected, estimated, prorated, version, now);
+    return this.aggregate('day', dayNoToDate(day), ds, value, count, expected, completeness, estimated, prorated, version, now);
   }
 
   private remember(i: number, value: number, count: number, estimated: number, expected: number, flags: number): void {
@@ -222,13 +228,16 @@ export class ChannelState {
       }
       expected += this.expectedFor(this.cal.dayLength(d));
     }
+    let covered = this.grid ? count * this.grid.res : 0;
     this.irregular.forEachOverlapping(ms, me, (iv) => {
       const share = overlapShare(iv, ms, me);
       if (share < 1) prorated = true;
       value += iv.value * share;
+      covered += share * (iv.end - iv.start);
       count++;
       if (iv.estimated) estimated++;
     });
+    const completeness = Math.min(1, covered / (me - ms));
     let rec = this.months.get(month);
     if (!rec) this.months.set(month, (rec = { version: 0, emitted: false, value: 0, count: 0, estimated: 0, expected: 0, prorated: false }));
     if (!emit) {
@@ -241,7 +250,7 @@ export class ChannelState {
     const version = this.nextVersion(rec.version, now);
     Object.assign(rec, { version, emitted: true, value, count, estimated, expected, prorated });
     this.dirtyMonths.add(month);
-    return this.aggregate('month', monthNoToString(month), ms, value, count, expected, estimated, prorated, version, now);
+    return this.aggregate('month', monthNoToString(month), ms, value, count, expected, completeness, estimated, prorated, version, now);
   }
 
   private aggregate(
@@ -251,6 +260,7 @@ export class ChannelState {
     value: number,
     count: number,
     expected: number,
+    completeness: number,
     estimated: number,
     prorated: boolean,
     version: number,
@@ -268,7 +278,7 @@ export class ChannelState {
       unit: this.unit,
       interval_count: count,
       expected_count: expected,
-      completeness: expected > 0 ? Math.min(1, count / expected) : 0,
+      completeness,
       estimated_count: estimated,
       prorated,
       version,
