@@ -7,6 +7,7 @@ import { createTestContext, type TestContext } from '../../support/context.js';
 import {
   startGenericJsonSimulator,
   startGenericXmlCsvSimulator,
+  type GenericFaults,
   type GenericJsonSimulator,
   type GenericXmlCsvSimulator,
 } from '../../simulators/generic.js';
@@ -41,7 +42,7 @@ describe('generic connector, provider A (JSON, offset pages, API key in the quer
   });
   afterAll(async () => ctx?.cleanup());
 
-  const run = async (id: string, faults: Parameters<typeof startGenericJsonSimulator>[0]['faults'] = {}) => {
+  const run = async (id: string, faults: GenericFaults = {}) => {
     const sim = await startGenericJsonSimulator({ sites: 4, days: 60, faults });
     sims.push(sim);
     const conn = await example('generic-json-readings.yaml', (c) => {
@@ -123,7 +124,7 @@ describe('generic connector, provider B (XML/CSV, cursor or Link pages, OAuth2 p
   });
   afterAll(async () => ctx?.cleanup());
 
-  type BOpts = Parameters<typeof startGenericXmlCsvSimulator>[0];
+  type BOpts = NonNullable<Parameters<typeof startGenericXmlCsvSimulator>[0]>;
   const run = async (
     id: string,
     simOpts: BOpts,
