@@ -343,26 +343,26 @@ export class ChannelState {
     const version = i >= 0 ? this.days.version[i]! : 0;
     const ds = this.cal.dayStart(day);
     const de = this.cal.dayStart(day + 1);
-    const slots: DayEntry['slots'] = [];
-    if (this.grid) {
-      this.grid.forEachIn(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), (index, value, estimated) => {
-        slots.push({ index, value, estimated });
-      });
-    }
+    const grid = this.grid;
+    const from = grid ? grid.firstIndexAtOrAfter(ds) : 0;
+    const to = grid ? grid.firstIndexAtOrAfter(de) : 0;
+    const count = grid ? grid.countRange(from, to) : 0;
     const irregular: IrregularInterval[] = [];
     this.irregular.forEachStartingIn(ds, de, (iv) => irregular.push(iv));
-    if (version === 0 && slots.length === 0 && irregular.length === 0) return null;
-    return encodeDay({
-      ...this.id,
-      zone: this.zone,
-      unit: this.unit,
-      dayNo: day,
-      version,
-      gridRes: this.grid?.res ?? 0,
-      gridPhase: this.grid?.phase ?? 0,
-      slots,
-      irregular,
-    });
+    if (version === 0 && count === 0 && irregular.length === 0) return null;
+    return encodeDay(
+      {
+        ...this.id,
+        zone: this.zone,
+        unit: this.unit,
+        dayNo: day,
+        version,
+        gridRes: grid?.res ?? 0,
+        gridPhase: grid?.phase ?? 0,
+        irregular,
+      },
+      { count, each: (fn) => grid?.forEachIn(from, to, fn) },
+    );
   }
 
   encodeMonth(month: number): Buffer | null {

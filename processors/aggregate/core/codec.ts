@@ -136,23 +136,40 @@ function writeHeader(w: Writer, kind: number, h: EntryHeader): void {
   w.str(h.unit);
 }
 
-export function encodeDay(e: Omit<DayEntry, 'kind'>): Buffer {
-  const n = e.slots.length;
+/** Grid slots of a day for encoding, without an object per slot. */
+export interface SlotSource {
+  count: number;
+  /** Calls fn for each filled slot in index order; `count` calls in total. */
+  each(fn: (index: number, value: number, estimated: boolean) => void): void;
+}
+
+export function encodeDay(e: Omit<DayEntry, 'kind' | 'slots'>, slots: SlotSource): Buffer {
+  const n = slots.count;
   const w = new Writer(headerSize(e) + 4 + 8 * 4 + 4 + n * 12 + Math.ceil(n / 8) + 4 + e.irregular.length * 25);
   writeHeader(w, KIND_DAY, e);
   w.i32(e.dayNo);
   w.f64(e.version);
   w.f64(e.gridRes);
   w.f64(e.gridPhase);
-  const first = e.slots.length > 0 ? e.slots[0]!.index : 0;
-  w.f64(first);
-  w.u32(e.slots.length);
-  const bits = new Uint8Array(Math.ceil(e.slots.length / 8));
-  e.slots.forEach((s, k) => {
-    w.u32(s.index - first);
-    w.f64(s.value);
-    if (s.estimated) bits[k >>> 3]! |= 1 << (k & 7);
+  const bits = new Uint8Array(Math.ceil(n / 8));
+  let first = Number.NaN;
+  let k = 0;
+  slots.each((index, value, estimated) => {
+    if (k === 0) {
+      first = index;
+      w.f64(first);
+      w.u32(n);
+    }
+    w.u32(index - first);
+    w.f64(value);
+    if (estimated) bits[k >>> 3]! |= 1 << (k & 7);
+    k++;
   });
+  if (k !== n) throw new RangeError(`changelog entry: ${k} slots listed, ${n} announced`);
+  if (n === 0) {
+    w.f64(0);
+    w.u32(0);
+  }
   w.bytes(bits);
   w.u32(e.irregular.length);
   for (const iv of e.irregular) {
@@ -162,6 +179,11 @@ export function encodeDay(e: Omit<DayEntry, 'kind'>): Buffer {
     w.u8(iv.estimated ? 1 : 0);
   }
   return w.done();
+}
+
+/** Slots given as an array (tests, small entries). */
+export function slotArray(slots: DayEntry['slots']): SlotSource {
+  return { count: slots.length, each: (fn) => slots.forEach((s) => fn(s.index, s.value, s.estimated)) };
 }
 
 export function encodeMonth(e: Omit<MonthEntry, 'kind'>): Buffer {

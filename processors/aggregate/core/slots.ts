@@ -224,6 +224,13 @@ export class GridStore {
     out.estimated = estimated;
   }
 
+  /** Number of filled slots with index in [from, to). */
+  countRange(from: number, to: number): number {
+    const t = { sum: 0, count: 0, estimated: 0 };
+    this.sumRange(from, to, t);
+    return t.count;
+  }
+
   /** All filled slots, in index order (rebuilds). */
   forEach(fn: (index: number, value: number, estimated: boolean) => void): void {
     for (const p of [...this.pages.keys()].sort((a, b) => a - b)) this.forEachIn(p * PAGE_SIZE, (p + 1) * PAGE_SIZE, fn);

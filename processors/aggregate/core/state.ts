@@ -90,14 +90,24 @@ export class AggregateState {
       return { aggregates: [], rejects };
     }
     const touched = new Set<ChannelState>();
-    batch.intervals.forEach((iv, index) => {
+    // Resolved once per batch: the unit fold and the channel lookup are too slow per interval.
+    const energyUnit = resolveUnit(batch.unit).symbol;
+    const byChannel = new Map<string, ChannelState>();
+    const intervals = batch.intervals;
+    for (let index = 0; index < intervals.length; index++) {
+      const iv = intervals[index]!;
       const problem = this.check(iv);
       if (problem) {
         rejects.push({ ...problem, recordIndex: index, detail: JSON.stringify(iv) });
-        return;
+        continue;
       }
-      const unit = iv.channel === 'cost' ? (iv.currency ?? '') : resolveUnit(batch.unit).symbol;
-      const ch = this.channelFor(batch, iv.channel, unit);
+      const unit = iv.channel === 'cost' ? (iv.currency ?? '') : energyUnit;
+      const cacheKey = iv.channel === 'cost' ? `cost|${unit}` : iv.channel;
+      let ch = byChannel.get(cacheKey);
+      if (!ch) {
+        ch = this.channelFor(batch, iv.channel, unit);
+        byChannel.set(cacheKey, ch);
+      }
       let value = iv.value;
       if (unit !== ch.unit) {
         // The meter's unit changed between batches: convert when possible, never mix units.
@@ -109,13 +119,13 @@ export class AggregateState {
             recordIndex: index,
             detail: JSON.stringify(iv),
           });
-          return;
+          continue;
         }
         value = converted;
       }
       ch.write(iv.start, iv.end, value, iv.estimated);
       touched.add(ch);
-    });
+    }
     const aggregates: UsageAggregate[] = [];
     for (const ch of touched) {
       for (const agg of ch.collect(now)) aggregates.push(agg);
