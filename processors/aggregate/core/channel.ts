@@ -50,6 +50,10 @@ export class ChannelState {
   readonly months = new Map<number, MonthRecord>();
   /** Versions never go below this (set when the state is rebuilt for a new zone). */
   versionFloor = 0;
+  /** Latest interval end seen: the channel's event-time clock for retention. */
+  private highWater = Number.NEGATIVE_INFINITY;
+  /** Slots before this instant were evicted (retention); intervals starting earlier are refused. */
+  evictedBefore = Number.NEGATIVE_INFINITY;
 
   /** Days whose slots changed in the current apply. */
   private readonly touched = new Set<number>();
@@ -108,6 +112,7 @@ export class ChannelState {
   /** Write one interval into its slot (replacing what the slot held). Values already validated. */
   write(start: number, end: number, value: number, estimated: boolean): void {
     const duration = end - start;
+    if (end > this.highWater) this.highWater = end;
     this.noteDuration(duration);
     const day = this.dayOf(start);
     const oneDay = end <= this.cachedDayEnd;
@@ -311,8 +316,59 @@ export class ChannelState {
     return out;
   }
 
+  /**
+   * Retention: drop whole local months older than `retentionMonths` before the month of the
+   * latest data, and return the changelog keys to delete. Whole months, because a month
+   * aggregate recomputed from a partly evicted month would be wrong; later intervals starting
+   * before the cut are refused (AGG_LATE_BEYOND_RETENTION) for the same reason.
+   */
+  evict(retentionMonths: number): string[] {
+    if (!Number.isFinite(retentionMonths) || !Number.isFinite(this.highWater)) return [];
+    let cutMonth = monthOfDayNo(this.cal.dayOf(this.highWater - 1)) - retentionMonths;
+    let cutDay = firstDayOfMonth(cutMonth);
+    let cut = this.cal.dayStart(cutDay);
+    // Never cut through an interval: it is stored with its start day and counts in later days.
+    for (;;) {
+      let earliest = cut;
+      this.irregular.forEachOverlapping(cut - 1, cut, (iv) => {
+        if (iv.start < earliest) earliest = iv.start;
+      });
+      if (earliest >= cut) break;
+      cutMonth = monthOfDayNo(this.cal.dayOf(earliest));
+      cutDay = firstDayOfMonth(cutMonth);
+      cut = this.cal.dayStart(cutDay);
+    }
+    if (cut <= this.evictedBefore) return [];
+    this.evictedBefore = cut;
+    const deleted: string[] = [];
+    if (!Number.isNaN(this.days.first)) {
+      for (let d = this.days.first; d < cutDay && d <= this.days.last; d++) {
+        const i = this.days.find(d);
+        if (i >= 0 && (this.days.version[i]! > 0 || this.days.gridCount[i]! > 0)) deleted.push(this.dayKey(d));
+        this.dirtyDays.delete(d);
+        this.touched.delete(d);
+      }
+    }
+    this.grid?.dropBefore(this.grid.firstIndexAtOrAfter(cut));
+    // Every irregular slot starting before the cut also ends by it (see the loop above).
+    this.irregular.removeEndingBy(cut);
+    this.days.dropBefore(cutDay);
+    for (const m of [...this.months.keys()]) {
+      if (m >= cutMonth) continue;
+      if (this.months.get(m)!.version > 0) deleted.push(this.monthKey(m));
+      this.months.delete(m);
+      this.dirtyMonths.delete(m);
+    }
+    return deleted;
+  }
+
   /** Refresh every cache from the slots, without emitting (after restoring from the changelog). */
   refreshAfterRestore(): void {
+    const maxIndex = this.grid?.maxIndex();
+    this.highWater = Math.max(
+      maxIndex === undefined || !this.grid ? Number.NEGATIVE_INFINITY : this.grid.startOf(maxIndex) + this.grid.res,
+      this.irregular.maxEnd(),
+    );
     this.minDuration = Math.min(this.grid ? this.grid.res : Number.POSITIVE_INFINITY, this.irregular.minDuration());
     this.resolutionChanged = false;
     this.touched.clear();

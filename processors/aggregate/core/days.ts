@@ -50,22 +50,42 @@ export class DayTable {
     return this.capacity > 0 && i >= 0 && i < this.capacity && day >= this.first && day <= this.last ? i : -1;
   }
 
+  /** Forget every day before `day` (retention): the arrays shrink to the days kept. */
+  dropBefore(day: number): void {
+    if (this.capacity === 0 || Number.isNaN(this.first) || day <= this.first) return;
+    if (day > this.last) {
+      this.relocate(0, 0, 0, 0);
+      this.first = Number.NaN;
+      this.last = Number.NaN;
+      return;
+    }
+    const newBase = day - 32;
+    this.relocate(newBase, this.last - newBase + 1 + 32, day, this.last + 1);
+    this.first = day;
+  }
+
   private resize(newBase: number, newCapacity: number): void {
-    const shift = this.base - newBase;
-    const grow = <T extends Float64Array | Int32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
+    this.relocate(newBase, newCapacity, this.base, this.base + this.capacity);
+  }
+
+  /** New arrays of `newCapacity` days from `newBase`, keeping the days in [keepFrom, keepTo). */
+  private relocate(newBase: number, newCapacity: number, keepFrom: number, keepTo: number): void {
+    const copy = <T extends Float64Array | Int32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
       const next = make(newCapacity);
-      if (this.capacity > 0) next.set(old, shift);
+      if (this.capacity > 0 && newCapacity > 0 && keepTo > keepFrom) {
+        next.set(old.subarray(keepFrom - this.base, keepTo - this.base), keepFrom - newBase);
+      }
       return next;
     };
-    this.gridSum = grow(this.gridSum, (n) => new Float64Array(n));
-    this.gridCount = grow(this.gridCount, (n) => new Int32Array(n));
-    this.gridEstimated = grow(this.gridEstimated, (n) => new Int32Array(n));
-    this.version = grow(this.version, (n) => new Float64Array(n));
-    this.emittedValue = grow(this.emittedValue, (n) => new Float64Array(n));
-    this.emittedCount = grow(this.emittedCount, (n) => new Int32Array(n));
-    this.emittedEstimated = grow(this.emittedEstimated, (n) => new Int32Array(n));
-    this.emittedExpected = grow(this.emittedExpected, (n) => new Int32Array(n));
-    this.flags = grow(this.flags, (n) => new Uint8Array(n));
+    this.gridSum = copy(this.gridSum, (n) => new Float64Array(n));
+    this.gridCount = copy(this.gridCount, (n) => new Int32Array(n));
+    this.gridEstimated = copy(this.gridEstimated, (n) => new Int32Array(n));
+    this.version = copy(this.version, (n) => new Float64Array(n));
+    this.emittedValue = copy(this.emittedValue, (n) => new Float64Array(n));
+    this.emittedCount = copy(this.emittedCount, (n) => new Int32Array(n));
+    this.emittedEstimated = copy(this.emittedEstimated, (n) => new Int32Array(n));
+    this.emittedExpected = copy(this.emittedExpected, (n) => new Int32Array(n));
+    this.flags = copy(this.flags, (n) => new Uint8Array(n));
     this.base = newBase;
     this.capacity = newCapacity;
   }

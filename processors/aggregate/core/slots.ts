@@ -224,6 +224,28 @@ export class GridStore {
     out.estimated = estimated;
   }
 
+  /** Empty every slot with index below `index` (retention), releasing whole pages. */
+  dropBefore(index: number): void {
+    for (const [p, page] of this.pages) {
+      const pageStart = p * PAGE_SIZE;
+      if (pageStart >= index) continue;
+      const end = Math.min(PAGE_SIZE, index - pageStart);
+      for (let o = 0; o < end; o++) if (!Number.isNaN(readPage(page, o))) this.size--;
+      if (end === PAGE_SIZE) this.pages.delete(p);
+      else for (let o = 0; o < end; o++) writePage(page, o, Number.NaN);
+    }
+  }
+
+  /** Highest filled slot index, or undefined when empty. */
+  maxIndex(): number | undefined {
+    const pages = [...this.pages.keys()].sort((a, b) => b - a);
+    for (const p of pages) {
+      const page = this.pages.get(p)!;
+      for (let o = PAGE_SIZE - 1; o >= 0; o--) if (!Number.isNaN(readPage(page, o))) return p * PAGE_SIZE + o;
+    }
+    return undefined;
+  }
+
   /** Number of filled slots with index in [from, to). */
   countRange(from: number, to: number): number {
     const t = { sum: 0, count: 0, estimated: 0 };
@@ -332,6 +354,24 @@ export class IrregularStore {
     for (let i = 0; i < this.starts.length; i++) {
       fn({ start: this.starts[i]!, end: this.ends[i]!, value: this.values[i]!, estimated: this.estimated[i]! });
     }
+  }
+
+  /** Remove the intervals that end at or before `t` (retention). */
+  removeEndingBy(t: number): void {
+    for (let i = this.starts.length - 1; i >= 0; i--) {
+      if (this.ends[i]! <= t) {
+        this.starts.splice(i, 1);
+        this.ends.splice(i, 1);
+        this.values.splice(i, 1);
+        this.estimated.splice(i, 1);
+      }
+    }
+  }
+
+  maxEnd(): number {
+    let max = Number.NEGATIVE_INFINITY;
+    for (const e of this.ends) if (e > max) max = e;
+    return max;
   }
 
   minDuration(): number {

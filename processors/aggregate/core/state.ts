@@ -29,9 +29,23 @@ export interface ApplyResult {
   rejects: Reject[];
 }
 
+export interface AggregateOptions {
+  /**
+   * Local months kept in memory before the month of a meter-channel's latest data (default 25:
+   * two years of corrections and year-over-year bills). Older months are evicted and deleted from
+   * the changelog; an interval starting before the kept range is refused with
+   * AGG_LATE_BEYOND_RETENTION, since re-aggregating a month from part of its slots would emit a
+   * wrong total. Infinity keeps everything (memory then grows with history).
+   */
+  retentionMonths: number;
+}
+
+export const DEFAULT_AGGREGATE_OPTIONS: AggregateOptions = { retentionMonths: 25 };
+
 const CHANNELS: ReadonlySet<string> = new Set<UsageChannel>(['consumption', 'redelivery', 'production', 'cost']);
 
 export class AggregateState {
+  private readonly options: AggregateOptions;
   private readonly channels = new Map<string, ChannelState>();
   /** Channels with changelog entries to write. */
   private readonly dirty = new Set<ChannelState>();
@@ -40,6 +54,10 @@ export class AggregateState {
   /** Keys to delete from the changelog (a channel rebuilt in a new zone). */
   private readonly tombstones = new Set<string>();
 
+  constructor(options: Partial<AggregateOptions> = {}) {
+    this.options = { ...DEFAULT_AGGREGATE_OPTIONS, ...options };
+  }
+
   /** Number of meter-channels held. */
   get size(): number {
     return this.channels.size;
@@ -47,7 +65,10 @@ export class AggregateState {
 
   private finishRestore(): void {
     if (this.restored.size === 0) return;
-    for (const ch of this.restored) ch.refreshAfterRestore();
+    for (const ch of this.restored) {
+      ch.refreshAfterRestore();
+      for (const key of ch.evict(this.options.retentionMonths)) this.tombstones.add(key);
+    }
     this.restored.clear();
   }
 
@@ -108,6 +129,15 @@ export class AggregateState {
         ch = this.channelFor(batch, iv.channel, unit);
         byChannel.set(cacheKey, ch);
       }
+      if (iv.start < ch.evictedBefore) {
+        rejects.push({
+          code: 'AGG_LATE_BEYOND_RETENTION',
+          message: `interval starting ${new Date(iv.start).toISOString()} is before the kept aggregation state (from ${new Date(ch.evictedBefore).toISOString()})`,
+          recordIndex: index,
+          detail: JSON.stringify(iv),
+        });
+        continue;
+      }
       let value = iv.value;
       if (unit !== ch.unit) {
         // The meter's unit changed between batches: convert when possible, never mix units.
@@ -129,6 +159,7 @@ export class AggregateState {
     const aggregates: UsageAggregate[] = [];
     for (const ch of touched) {
       for (const agg of ch.collect(now)) aggregates.push(agg);
+      for (const key of ch.evict(this.options.retentionMonths)) this.tombstones.add(key);
       this.dirty.add(ch);
     }
     return { aggregates, rejects };

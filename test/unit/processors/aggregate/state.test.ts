@@ -356,3 +356,53 @@ describe('AggregateState: changelog', () => {
     expect(day(again, '2024-05-01')).toMatchObject({ value: 96, version: NOW + 1 });
   });
 });
+
+describe('AggregateState: retention', () => {
+  const utc = { time_zone: 'UTC' };
+  const dayOf = (date: string, value = 1) => batch(quarterHours('UTC', date, value), utc);
+
+  it('evicts whole months behind the latest data, deletes their changelog keys and refuses older data', () => {
+    const s = new AggregateState({ retentionMonths: 2 });
+    for (const date of ['2024-01-10', '2024-02-10', '2024-03-10']) s.apply(dayOf(date), NOW);
+    const before = s.snapshotDirty();
+    expect(before.every((e) => e.value !== null)).toBe(true);
+    s.apply(dayOf('2024-04-10'), NOW + 1);
+    const log = s.snapshotDirty();
+    expect(log.filter((e) => e.value === null).map((e) => e.key)).toEqual(['c1/m1|consumption|D|2024-01-10', 'c1/m1|consumption|M|2024-01']);
+    const late = s.apply(dayOf('2024-01-11'), NOW + 2);
+    expect(late.aggregates).toEqual([]);
+    expect(late.rejects).toHaveLength(96);
+    expect(late.rejects[0]).toMatchObject({ code: 'AGG_LATE_BEYOND_RETENTION', recordIndex: 0 });
+    // February is kept and still aggregates correctly.
+    const feb = s.apply(dayOf('2024-02-11'), NOW + 3).aggregates;
+    expect(month(feb, '2024-02')).toMatchObject({ value: 192, interval_count: 192 });
+  });
+
+  it('never cuts through an interval that reaches into the kept months', () => {
+    const s = new AggregateState({ retentionMonths: 1 });
+    s.apply(batch([interval(iso('2024-01-20T00:00:00Z'), iso('2024-02-10T00:00:00Z'), 21)], utc), NOW);
+    s.apply(dayOf('2024-03-05'), NOW);
+    // March − 1 = February is kept; the bill starts in January and runs into February: January stays.
+    expect(s.snapshotDirty().filter((e) => e.value === null)).toEqual([]);
+    const feb = s.apply(dayOf('2024-02-20'), NOW + 1).aggregates;
+    expect(month(feb, '2024-02')).toMatchObject({ value: 9 + 96, prorated: true });
+    s.apply(dayOf('2024-04-05'), NOW + 2);
+    const keys = s.snapshotDirty().filter((e) => e.value === null).map((e) => e.key);
+    expect(keys).toContain('c1/m1|consumption|M|2024-01');
+    expect(keys).toContain('c1/m1|consumption|D|2024-01-20');
+    expect(keys).toContain('c1/m1|consumption|M|2024-02');
+  });
+
+  it('restores the retention cut from the changelog', () => {
+    const live = new AggregateState({ retentionMonths: 2 });
+    const log: ChangelogEntry[] = [];
+    for (const date of ['2024-01-10', '2024-02-10', '2024-03-10', '2024-04-10']) {
+      live.apply(dayOf(date), NOW);
+      log.push(...live.snapshotDirty());
+    }
+    const restored = new AggregateState({ retentionMonths: 2 });
+    for (const e of log) restored.restore(e);
+    expect(restored.apply(dayOf('2024-01-12'), NOW + 1).rejects[0]!.code).toBe('AGG_LATE_BEYOND_RETENTION');
+    expect(restored.apply(dayOf('2024-02-12'), NOW + 1).aggregates).toEqual(live.apply(dayOf('2024-02-12'), NOW + 1).aggregates);
+  });
+});
