@@ -52,6 +52,7 @@ export function createProducers(config: Config, connections: ConnectionConfig[],
     registry: deps.registry ?? AvroRegistry.fromConfig(config),
     log: (deps.log ?? createLogger(config.logLevel)).child({ component: 'producers' }),
     budgets,
+    stateCache: new Map(),
     ...(deps.env ? { env: deps.env } : {}),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
   };

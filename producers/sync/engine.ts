@@ -34,6 +34,12 @@ export interface SyncDeps {
   now?: () => number;
   /** Request budgets per connection; they outlive runs (created on first use). */
   budgets?: Map<string, RequestBudget>;
+  /**
+   * Last known sync state per connection, kept by a long-lived process: merged with what the
+   * sync-state topic gives (transaction markers trail commit(), so a read right after a previous
+   * run can miss its last checkpoint; the later watermark wins).
+   */
+  stateCache?: Map<string, SyncStateMap>;
   /** Observer of named sync events. */
   onEvent?: (e: SyncEvent) => void;
   /** Options for the HTTP core (tests inject fast backoff through `sleep`/`random`). */
@@ -147,6 +153,14 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
   try {
     await writer.run({ ...run });
     const state = await loadSyncState(deps, connection.id);
+    const cached = deps.stateCache?.get(connection.id);
+    if (cached) {
+      for (const [scope, s] of cached) {
+        const have = state.get(scope);
+        if (!have || (s.watermark ?? '') > (have.watermark ?? '')) state.set(scope, s);
+      }
+    }
+    deps.stateCache?.set(connection.id, state);
     emit(SYNC_EVENTS.stateLoaded, { scopes: state.size });
     const ctx: ConnectorContext = { connection, http, log, runId, signal, now };
 

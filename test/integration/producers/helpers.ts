@@ -17,7 +17,28 @@ export interface Read<T> {
   value: T;
 }
 
+/**
+ * Waits until the topic's committed end offsets stop moving: transaction markers are written after
+ * commit() returns, so the last stable offset can trail a just-committed transaction briefly.
+ */
+export async function settled(ctx: TestContext, topic: string): Promise<void> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    let last = '';
+    for (let i = 0; i < 40; i++) {
+      const now = JSON.stringify(await admin.fetchTopicOffsets(topic));
+      if (now === last) return;
+      last = now;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function readTopic<T>(ctx: TestContext, id: TopicId): Promise<Read<T>[]> {
+  await settled(ctx, topicName(ctx.config.kafka.topicPrefix, id));
   const out: Read<T>[] = [];
   const reader = readerType(id);
   await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), async (m) => {
