@@ -111,4 +111,5 @@ console.log(`aggregates emitted         ${aggregates.toLocaleString('en-US')}`);
 console.log(`changelog                  ${changelogEntries.toLocaleString('en-US')} entries, ${mb(changelogBytes)}`);
 console.log(`rss at start               ${mb(baseline)}`);
 console.log(`peak rss (sampled daily)   ${mb(peakRss)}   target < ${RSS_TARGET_MB} MB: ${peakRss < RSS_TARGET_MB * 2 ** 20 ? 'OK' : 'OVER'}`);
-console.log(`heap used at end           ${mb(settled.heapUsed)}, array buffers ${mb(settled.arrayBuffers)}`);
+console.log(`at end                     heap used ${mb(settled.heapUsed)} of ${mb(settled.heapTotal)}, array buffers ${mb(settled.arrayBuffers)}, rss ${mb(settled.rss)}`);
+console.log(`state                      ${state.size} meter-channels`);
