@@ -159,7 +159,7 @@ export function normaliseArcadiaIntervals(env: RawEnvelope, json: unknown, ctx: 
   const mismatch = checkMeterId(env, p.meterId);
   if (mismatch) return mismatch;
   const result = emptyResult();
-  const batch: UsageBatch = makeBatch(env, ctx, ARCADIA_UNIT, batchZone(p.localTimezone, ctx));
+  const batch: UsageBatch = makeBatch(env, ARCADIA_UNIT, batchZone(p.localTimezone, ctx));
   result.batch = batch;
   const parseZone = localZoneOf(p.localTimezone, ctx);
   p.readings.forEach((raw, index) => {
@@ -196,7 +196,7 @@ export function normaliseArcadiaNormalizedIntervals(env: RawEnvelope, json: unkn
   if (!origin.ok) return rejectWhole(origin.code, `startAt: ${origin.message}`);
   const step = p.intervalDurationMinutes * MINUTE_MS;
   const result = emptyResult();
-  const batch = makeBatch(env, ctx, ARCADIA_UNIT, zone);
+  const batch = makeBatch(env, ARCADIA_UNIT, zone);
   result.batch = batch;
   // The reading objects continue one another: element i of the concatenated arrays covers
   // [startAt + i * step, startAt + (i + 1) * step).

@@ -122,7 +122,7 @@ export function localZone(ctx: NormaliseContext): string | undefined {
   return ctx.connection?.timeZone ?? ctx.meter?.time_zone ?? undefined;
 }
 
-export function makeBatch(env: RawEnvelope, ctx: NormaliseContext, unitText: string, zone: string): UsageBatch {
+export function makeBatch(env: RawEnvelope, unitText: string, zone: string): UsageBatch {
   const unit = resolveUnit(unitText);
   return {
     connection_id: env.connection_id,

@@ -140,7 +140,7 @@ function normaliseEnerkeyValues(resolution: Resolution, env: RawEnvelope, json: 
   // EnerKey sends Z or an offset; a local timestamp is placed only in a configured zone.
   const parseZone = localZone(ctx);
   const result = emptyResult();
-  const batch = makeBatch(env, ctx, unit, zone);
+  const batch = makeBatch(env, unit, zone);
   result.batch = batch;
   p.values.forEach((raw, index) => {
     const v = enerkeyValueSchema.safeParse(raw);

@@ -227,7 +227,7 @@ export function normaliseGenericUsage(env: RawEnvelope, json: unknown, ctx: Norm
   const items = Array.isArray(json) ? json : asItem(json) ? [json] : undefined;
   if (!items) return rejectWhole('NORM_PAYLOAD_SCHEMA', '(root): expected an array of usage items');
   const result = emptyResult();
-  const batch = makeBatch(env, ctx, ctx.meter.unit, batchZone(null, ctx));
+  const batch = makeBatch(env, ctx.meter.unit, batchZone(null, ctx));
   result.batch = batch;
   const zone = localZone(ctx);
   items.forEach((item, index) => usageItem(batch, item, index, g.usage.fields, g.usage.kind, zone, result, env.external_id));
