@@ -79,7 +79,7 @@ export function createProducers(config: Config, connections: ConnectionConfig[],
       try {
         return guard.start(c, syncDeps, { mode, ...(range.from ? { from: range.from } : {}), ...(range.to ? { to: range.to } : {}) });
       } catch (e) {
-        return Promise.reject(e as Error);
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
     },
   };

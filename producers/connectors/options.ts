@@ -5,7 +5,7 @@ import type { ConnectionConfig } from '../../schemas/connection.js';
 
 export function parseOptions<S extends z.ZodType>(schema: S, connection: ConnectionConfig): z.infer<S> {
   const r = schema.safeParse(connection.options);
-  if (r.success) return r.data as z.infer<S>;
+  if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `options.${i.path.join('.')}: ${i.message}`);
   throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: ${problems.join('; ')}`, {
     context: { connection: connection.id, fields: r.error.issues.map((i) => `options.${i.path.join('.')}`) },

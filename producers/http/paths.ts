@@ -18,7 +18,7 @@ export function getPath(value: unknown, path: string | undefined): unknown {
 export function getArray(value: unknown, path: string | undefined): unknown[] | undefined {
   const v = getPath(value, path);
   if (v === undefined || v === null || v === '') return [];
-  if (Array.isArray(v)) return v;
+  if (Array.isArray(v)) return v as unknown[];
   if (typeof v === 'object') return [v];
   return undefined;
 }

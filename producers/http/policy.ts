@@ -47,7 +47,8 @@ const FALLBACK: PolicyRule = { action: 'fail', code: 'POLL_HTTP_STATUS', descrip
 function statusMatches(rule: PolicyRule, status: number): boolean {
   const s = rule.status;
   if (!s) return false;
-  if (s.length === 2 && s[0]! < s[1]!) return status >= s[0]! && status <= s[1]!;
+  const [lo, hi] = s;
+  if (s.length === 2 && lo !== undefined && hi !== undefined && lo < hi) return status >= lo && status <= hi;
   return s.includes(status);
 }
 

@@ -16,6 +16,9 @@ import { floorTo, HOUR_MS, parseOptions, utcMonthStart } from '../options.js';
 import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageStream } from '../types.js';
 import { enerkeyOptionsSchema, type EnerKeyOptions } from './options.js';
 
+/** A number or non-empty string as a string. */
+const scalar = (v: unknown): string | undefined => (typeof v === 'number' || (typeof v === 'string' && v !== '') ? String(v) : undefined);
+
 const idOf = (v: unknown): string | undefined => {
   const id = v && typeof v === 'object' ? (v as { id?: unknown }).id : undefined;
   return typeof id === 'number' || (typeof id === 'string' && id !== '') ? String(id) : undefined;
@@ -109,8 +112,10 @@ export class EnerKeyConnector implements Connector {
           const id = idOf(m);
           if (id === undefined || meters.has(id)) continue;
           const { quantityId, facilityId } = m as { quantityId?: unknown; facilityId?: unknown };
-          const quantity = quantityId === undefined ? undefined : quantities.get(String(quantityId));
-          meters.set(id, { externalId: id, data: { facilityId: String(facilityId), timeZone: facilities.get(String(facilityId))?.timeZone } });
+          const qid = scalar(quantityId);
+          const quantity = qid === undefined ? undefined : quantities.get(qid);
+          const fid = scalar(facilityId) ?? '';
+          meters.set(id, { externalId: id, data: { facilityId: fid, timeZone: facilities.get(fid)?.timeZone } });
           out.push(envelope(ctx, { kind: 'meter', format: 'enerkey.meter', externalId: id, res, payload: JSON.stringify(m), meta: { quantity } }));
         }
         if (out.length) await emit(out);
@@ -152,7 +157,7 @@ export class EnerKeyConnector implements Connector {
         const wanted = new Set(meters.map((m) => m.externalId));
         const out: RawEnvelope[] = [];
         for (const entry of entries) {
-          const id = String((entry as { meterId?: unknown }).meterId ?? '');
+          const id = scalar((entry as { meterId?: unknown }).meterId) ?? '';
           if (!wanted.has(id)) continue;
           // The response shape, holding only this meter's part.
           const payload = JSON.stringify({ from: b.from, to: b.to, resolution: b.resolution, meters: [entry] });
