@@ -316,7 +316,15 @@ async function syncStream(a: StreamArgs): Promise<void> {
         await a.writer.usageChunk(envs, states);
         for (const s of states) state.set(s.scope, s);
         a.run.usage_chunks += 1;
-        a.emit(SYNC_EVENTS.chunkCommitted, { stream: stream.id, chunk: i, meters: batch.meters.map((m) => m.externalId), envelopes: envs.length, from: range.from, to: range.to });
+        a.emit(SYNC_EVENTS.chunkCommitted, {
+          stream: stream.id,
+          chunk: i,
+          meters: batch.meters.map((m) => m.externalId),
+          envelopes: envs.length,
+          bytes: envs.reduce((n, e) => n + e.payload.length, 0),
+          from: range.from,
+          to: range.to,
+        });
       }
     },
     () => stopAll || ctx.signal.aborted,
