@@ -14,7 +14,10 @@ import { errorMessage } from '../../lib/errors.js';
 
 export type { ClickHouseClient };
 
-export function createChClient(ch: Config['clickhouse'], options: { requestTimeoutMs?: number } = {}): ClickHouseClient {
+export function createChClient(
+  ch: Config['clickhouse'],
+  options: { requestTimeoutMs?: number } = {},
+): ClickHouseClient {
   return createClient({
     url: ch.url,
     username: ch.username,
@@ -77,7 +80,8 @@ const NETWORK_CODES = new Set([
   'ECONNABORTED',
   'UND_ERR_SOCKET',
 ]);
-const NETWORK_MESSAGE = /socket hang up|Timeout error|ECONNRESET|ECONNREFUSED|other side closed|aborted|EPIPE/i;
+const NETWORK_MESSAGE =
+  /socket hang up|Timeout error|ECONNRESET|ECONNREFUSED|other side closed|aborted|EPIPE/i;
 
 export type ChErrorKind =
   /** the rows cannot be stored: bisect and quarantine */

@@ -34,7 +34,13 @@ export const FAMILY_BINDINGS: Record<FamilyName, TopicBinding[]> = {
     { topic: 'assets', table: 'assets', map: one(assetRow) },
     { topic: 'meters', table: 'meters', map: one(meterRow) },
   ],
-  usage: [{ topic: 'usage', table: 'usage_intervals', map: (r, c) => usageRows(r as Parameters<typeof usageRows>[0], c) }],
+  usage: [
+    {
+      topic: 'usage',
+      table: 'usage_intervals',
+      map: (r, c) => usageRows(r as Parameters<typeof usageRows>[0], c),
+    },
+  ],
   aggregates: [
     { topic: 'usageDaily', table: 'usage_daily', map: one(aggregateRow) },
     { topic: 'usageMonthly', table: 'usage_monthly', map: one(aggregateRow) },

@@ -26,7 +26,13 @@ import { sinkOptionsSchema, type SinkOptions, type SinkOptionsInput } from './op
 import { quarantineMessage } from './quarantine.js';
 import { backoffDelay, sleep } from './retry.js';
 
-export { sinkOptionsSchema, FAMILIES, type FamilyName, type SinkOptions, type SinkOptionsInput } from './options.js';
+export {
+  sinkOptionsSchema,
+  FAMILIES,
+  type FamilyName,
+  type SinkOptions,
+  type SinkOptionsInput,
+} from './options.js';
 export { migrate, type MigrationResult } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { createChClient, classifyChError } from './client.js';
@@ -58,7 +64,11 @@ function parseOptions(input: SinkOptionsInput): SinkOptions {
   });
 }
 
-function createQuarantineWriter(producer: Producer, registry: AvroRegistry, prefix: string): QuarantineWriter {
+function createQuarantineWriter(
+  producer: Producer,
+  registry: AvroRegistry,
+  prefix: string,
+): QuarantineWriter {
   const topic = topicName(prefix, 'quarantine');
   let serde: Promise<Serde<QuarantineRecord>> | null = null;
   return {
@@ -80,11 +90,15 @@ function createQuarantineWriter(producer: Producer, registry: AvroRegistry, pref
           messages: records.map((r) => quarantineMessage(r, s.encode(r))),
         });
       } catch (cause) {
-        throw new MeterflowError('KAFKA_UNREACHABLE', `cannot write quarantine records to ${topic}: ${errorMessage(cause)}`, {
-          cause,
-          retriable: true,
-          context: { topic },
-        });
+        throw new MeterflowError(
+          'KAFKA_UNREACHABLE',
+          `cannot write quarantine records to ${topic}: ${errorMessage(cause)}`,
+          {
+            cause,
+            retriable: true,
+            context: { topic },
+          },
+        );
       }
     },
   };
@@ -112,8 +126,14 @@ export function createClickHouseSink(config: Config, input: ClickHouseSinkOption
         return;
       } catch (err) {
         if (!(err instanceof MeterflowError && err.retriable) || stopped) throw err;
-        const delay = backoffDelay({ initialMs: options.retryInitialMs, maxMs: options.retryMaxMs, factor: options.retryFactor }, attempt);
-        log.warn({ event: 'ch.sink.migrate.retry', attempt, delayMs: delay, err: err.message }, 'ClickHouse not reachable for migrations; retrying');
+        const delay = backoffDelay(
+          { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs, factor: options.retryFactor },
+          attempt,
+        );
+        log.warn(
+          { event: 'ch.sink.migrate.retry', attempt, delayMs: delay, err: err.message },
+          'ClickHouse not reachable for migrations; retrying',
+        );
         await sleep(delay, startAbort.signal);
       }
     }

@@ -24,7 +24,6 @@ import { insertWithBisect, type InsertFn, type Retry, type RowRef } from './inse
 import type { FamilyName, SinkOptions } from './options.js';
 import { buildQuarantineRecord, connectionFromKey, type QuarantineInput } from './quarantine.js';
 import { backoffDelay, sleep } from './retry.js';
-import type { Row } from './rows.js';
 
 /** Writes quarantine records to the quarantine topic; resolves once Kafka acknowledged them. */
 export interface QuarantineWriter {
@@ -68,7 +67,8 @@ interface Entry {
   key: Buffer | null;
   value: Buffer | null;
   table: string;
-  rows: { row: Row; index: number }[];
+  /** JSONEachRow lines and the index of each row in its record. */
+  rows: { line: string; index: number }[];
   problems: Omit<QuarantineInput, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'connectionId'>[];
   connectionId: string | null;
 }
@@ -76,12 +76,14 @@ interface Entry {
 interface RowOwner {
   entry: Entry;
   index: number;
-  row: Row;
 }
 
 type PauseReason = 'clickhouse' | 'buffer' | 'registry' | 'kafka';
 
 class DrainTimeout extends Error {}
+
+/** Rows mapped between two turns of the event loop while consuming. */
+const YIELD_EVERY_ROWS = 2_000;
 
 /** REG_DECODE because the registry could not be asked (network, 5xx), not because the bytes are bad. */
 function isTransientRegistryError(err: unknown): boolean {
@@ -89,7 +91,9 @@ function isTransientRegistryError(err: unknown): boolean {
   const cause = err.cause;
   if (cause === undefined) return false;
   const msg = errorMessage(cause);
-  return cause instanceof TypeError || /fetch failed|ECONN|ETIMEDOUT|socket|answered 5\d\d|answered 429/i.test(msg);
+  return (
+    cause instanceof TypeError || /fetch failed|ECONN|ETIMEDOUT|socket|answered 5\d\d|answered 429/i.test(msg)
+  );
 }
 
 export class FamilyLoader {
@@ -119,11 +123,12 @@ export class FamilyLoader {
     this.log = deps.log.child({ family: deps.family });
     this.topics = deps.bindings.map((b) => topicName(deps.topicPrefix, b.topic));
     this.byTopic = new Map(deps.bindings.map((b) => [topicName(deps.topicPrefix, b.topic), b]));
-    this.maxBuffered = o.maxBufferedRows ?? o.batchMaxRows * 4;
+    this.maxBuffered = o.maxBufferedRows ?? o.batchMaxRows * 2;
     this.consumer = deps.kafka.consumer({
       groupId: deps.groupId,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: o.maxBytesPerPartition,
+      maxWaitTimeInMs: o.fetchMaxWaitMs,
       // The sink only loads committed data of transactional producers (the processors).
       readUncommitted: false,
     });
@@ -149,12 +154,17 @@ export class FamilyLoader {
   async start(): Promise<void> {
     const c = this.consumer;
     c.on(c.events.GROUP_JOIN, (e) => {
-      this.assignment = new Map(Object.entries(e.payload.memberAssignment).map(([t, ps]) => [t, new Set(ps)]));
+      this.assignment = new Map(
+        Object.entries(e.payload.memberAssignment).map(([t, ps]) => [t, new Set(ps)]),
+      );
     });
     c.on(c.events.CRASH, (e) => {
       this.stats.crashes++;
       // kafkajs restarts the consumer itself on retriable failures (restartOnFailure default).
-      this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+      this.log.error(
+        { event: SINK_EVENTS.unexpected, err: errorMessage(e.payload.error), restart: e.payload.restart },
+        'consumer crashed',
+      );
     });
     await c.connect();
     await c.subscribe({ topics: this.topics, fromBeginning: this.deps.options.fromBeginning });
@@ -171,7 +181,10 @@ export class FamilyLoader {
       }
     }, tick);
     this.timer.unref();
-    this.log.info({ event: SINK_EVENTS.started, topics: this.topics, groupId: this.deps.groupId }, 'loader started');
+    this.log.info(
+      { event: SINK_EVENTS.started, topics: this.topics, groupId: this.deps.groupId },
+      'loader started',
+    );
   }
 
   /** Flushes what is buffered, commits, leaves the group. Gives up inserting after drainTimeoutMs. */
@@ -188,7 +201,10 @@ export class FamilyLoader {
       await this.flushing;
       if (this.buffer.length > 0 || this.inflight) await this.runFlushes();
     } catch (err) {
-      this.log.warn({ event: SINK_EVENTS.drainIncomplete, err: errorMessage(err) }, 'could not flush everything; uncommitted records will be read again');
+      this.log.warn(
+        { event: SINK_EVENTS.drainIncomplete, err: errorMessage(err) },
+        'could not flush everything; uncommitted records will be read again',
+      );
     } finally {
       clearTimeout(cut);
       await this.consumer.disconnect().catch(() => undefined);
@@ -203,7 +219,10 @@ export class FamilyLoader {
       // Never let an error escape into kafkajs: it would restart the consumer and re-deliver
       // anyway. Back off instead, and read the unresolved records again.
       this.stats.lastError = errorMessage(err);
-      this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(err) }, 'unexpected error while consuming');
+      this.log.error(
+        { event: SINK_EVENTS.unexpected, err: errorMessage(err) },
+        'unexpected error while consuming',
+      );
       this.pauseFor('kafka', this.deps.options.retryMaxMs);
     });
     this.batchInProgress = p;
@@ -214,6 +233,7 @@ export class FamilyLoader {
     const { batch } = payload;
     const binding = this.byTopic.get(batch.topic);
     if (!binding) return;
+    let sinceYield = 0;
     for (const m of batch.messages) {
       if (this.stopping || !payload.isRunning() || payload.isStale() || this.pauses.size > 0) break;
       const entry = await this.toEntry(batch.topic, batch.partition, m, binding);
@@ -226,6 +246,14 @@ export class FamilyLoader {
       this.bufferedRows += Math.max(1, entry.rows.length);
       this.stats.recordsBuffered++;
       payload.resolveOffset(m.offset);
+      sinceYield += entry.rows.length + 1;
+      if (sinceYield >= YIELD_EVERY_ROWS) {
+        // Decoding and mapping are CPU-bound and never wait on I/O by themselves: let the event
+        // loop stream the running insert to ClickHouse meanwhile, so both proceed in parallel.
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
+      }
     }
     await payload.heartbeat().catch(() => undefined);
     if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
@@ -233,7 +261,12 @@ export class FamilyLoader {
   }
 
   /** Decodes and maps one record; 'later' when the registry is unreachable. */
-  private async toEntry(topic: string, partition: number, m: KafkaMessage, binding: TopicBinding): Promise<Entry | 'later'> {
+  private async toEntry(
+    topic: string,
+    partition: number,
+    m: KafkaMessage,
+    binding: TopicBinding,
+  ): Promise<Entry | 'later'> {
     const entry: Entry = {
       topic,
       partition,
@@ -252,10 +285,18 @@ export class FamilyLoader {
       record = this.deps.registry.decodeCached(m.value) ?? (await this.deps.registry.decode(m.value));
     } catch (err) {
       if (isTransientRegistryError(err)) {
-        this.log.warn({ event: SINK_EVENTS.decodeDeferred, topic, partition, offset: m.offset, err: errorMessage(err) }, 'registry unreachable; will retry');
+        this.log.warn(
+          { event: SINK_EVENTS.decodeDeferred, topic, partition, offset: m.offset, err: errorMessage(err) },
+          'registry unreachable; will retry',
+        );
         return 'later';
       }
-      entry.problems.push({ reason: 'NORM_DECODE_FAILED', message: errorMessage(err), recordIndex: null, detail: undefined });
+      entry.problems.push({
+        reason: 'NORM_DECODE_FAILED',
+        message: errorMessage(err),
+        recordIndex: null,
+        detail: undefined,
+      });
       return entry;
     }
     const cid = (record as { connection_id?: unknown }).connection_id;
@@ -265,12 +306,17 @@ export class FamilyLoader {
       mapped = binding.map(record, { partition, offset: m.offset, timestamp: m.timestamp });
     } catch (err) {
       // A record that decodes but does not have the shape of the topic's schema.
-      entry.problems.push({ reason: 'NORM_DECODE_FAILED', message: `record does not map to ${binding.table}: ${errorMessage(err)}`, recordIndex: null, detail: undefined });
+      entry.problems.push({
+        reason: 'NORM_DECODE_FAILED',
+        message: `record does not map to ${binding.table}: ${errorMessage(err)}`,
+        recordIndex: null,
+        detail: undefined,
+      });
       return entry;
     }
     const perInterval = binding.table === 'usage_intervals';
     mapped.forEach((r, index) => {
-      if (r.ok) entry.rows.push({ row: r.row, index });
+      if (r.ok) entry.rows.push({ line: r.line, index });
       else
         entry.problems.push({
           reason: 'SINK_INSERT_REJECTED',
@@ -336,11 +382,18 @@ export class FamilyLoader {
         if (err instanceof DrainTimeout || this.stopping) throw err;
         attempt++;
         this.stats.lastError = errorMessage(err);
-        this.log.error({ event: SINK_EVENTS.unexpected, err: errorMessage(err), attempt }, 'flush failed; retrying the same batch');
+        this.log.error(
+          { event: SINK_EVENTS.unexpected, err: errorMessage(err), attempt },
+          'flush failed; retrying the same batch',
+        );
         await sleep(backoffDelay(this.policy(), attempt), this.abort.signal);
         this.flushAgain = true;
       }
-    } while (this.flushAgain || this.bufferedRows >= this.deps.options.batchMaxRows || (this.stopping && (this.buffer.length > 0 || this.inflight)));
+    } while (
+      this.flushAgain ||
+      this.bufferedRows >= this.deps.options.batchMaxRows ||
+      (this.stopping && (this.buffer.length > 0 || this.inflight))
+    );
   }
 
   private policy() {
@@ -352,7 +405,10 @@ export class FamilyLoader {
   private take(): Entry[] {
     let rows = 0;
     let n = 0;
-    while (n < this.buffer.length && (n === 0 || rows + this.buffer[n]!.rows.length <= this.deps.options.batchMaxRows)) {
+    while (
+      n < this.buffer.length &&
+      (n === 0 || rows + this.buffer[n]!.rows.length <= this.deps.options.batchMaxRows)
+    ) {
       rows += this.buffer[n]!.rows.length;
       n++;
     }
@@ -369,7 +425,10 @@ export class FamilyLoader {
       try {
         const r = await attempt();
         if (n > 0) {
-          this.log.info({ event: SINK_EVENTS.insertRecovered, what, attempts: n + 1 }, 'ClickHouse answers again');
+          this.log.info(
+            { event: SINK_EVENTS.insertRecovered, what, attempts: n + 1 },
+            'ClickHouse answers again',
+          );
           this.resume('clickhouse');
         }
         return r;
@@ -379,10 +438,21 @@ export class FamilyLoader {
         this.stats.retries++;
         this.stats.lastError = err.message;
         if (n === 1) this.pauseAll('clickhouse');
-        if (Date.now() >= this.drainDeadline || this.abort.signal.aborted) throw new DrainTimeout(err.message);
+        if (Date.now() >= this.drainDeadline || this.abort.signal.aborted)
+          throw new DrainTimeout(err.message);
         const delay = backoffDelay(this.policy(), n);
         const lvl = n === 1 || n % 10 === 0 ? 'warn' : 'debug';
-        this.log[lvl]({ event: SINK_EVENTS.insertRetry, what, code: err.code, attempt: n, delayMs: delay, err: err.message }, 'retrying');
+        this.log[lvl](
+          {
+            event: SINK_EVENTS.insertRetry,
+            what,
+            code: err.code,
+            attempt: n,
+            delayMs: delay,
+            err: err.message,
+          },
+          'retrying',
+        );
         await sleep(delay, this.abort.signal);
       }
     }
@@ -402,7 +472,7 @@ export class FamilyLoader {
     for (const entry of entries) {
       let list = byTable.get(entry.table);
       if (!list) byTable.set(entry.table, (list = []));
-      for (const r of entry.rows) list.push({ row: r.row, ref: { entry, index: r.index, row: r.row } });
+      for (const r of entry.rows) list.push({ line: r.line, ref: { entry, index: r.index } });
     }
 
     const quarantine: QuarantineRecord[] = [];
@@ -412,22 +482,28 @@ export class FamilyLoader {
     let rows = 0;
     for (const [table, refs] of byTable) {
       if (refs.length === 0) continue;
-      const outcome = await insertWithBisect(this.deps.insert, `${db}.${table}`, refs, this.retry, (size, message) =>
-        this.log[size === refs.length ? 'warn' : 'debug'](
-          { event: SINK_EVENTS.bisect, table, size, err: message },
-          'ClickHouse refused a batch for its content; bisecting',
-        ),
+      const outcome = await insertWithBisect(
+        this.deps.insert,
+        `${db}.${table}`,
+        refs,
+        this.retry,
+        (size, message) =>
+          this.log[size === refs.length ? 'warn' : 'debug'](
+            { event: SINK_EVENTS.bisect, table, size, err: message },
+            'ClickHouse refused a batch for its content; bisecting',
+          ),
       );
       this.stats.inserts += outcome.inserts;
       rows += refs.length - outcome.rejected.length;
       const perInterval = table === 'usage_intervals';
       for (const r of outcome.rejected) {
+        const line = r.ref.entry.rows.find((x) => x.index === r.ref.index)?.line;
         quarantine.push(
           this.quarantineRecord(r.ref.entry, {
             reason: 'SINK_INSERT_REJECTED',
             message: r.message,
             recordIndex: perInterval ? r.ref.index : null,
-            detail: r.ref.row,
+            detail: line === undefined ? undefined : (JSON.parse(line) as unknown),
           }),
         );
       }
@@ -437,17 +513,32 @@ export class FamilyLoader {
         try {
           await this.deps.quarantine.write(quarantine);
         } catch (err) {
-          throw isMeterflowError(err) ? err : new MeterflowError('KAFKA_UNREACHABLE', `cannot write to quarantine: ${errorMessage(err)}`, { cause: err, retriable: true });
+          throw isMeterflowError(err)
+            ? err
+            : new MeterflowError('KAFKA_UNREACHABLE', `cannot write to quarantine: ${errorMessage(err)}`, {
+                cause: err,
+                retriable: true,
+              });
         }
       });
       this.stats.quarantined += quarantine.length;
-      this.log.warn({ event: SINK_EVENTS.quarantined, count: quarantine.length, reasons: [...new Set(quarantine.map((q) => q.reason_code))] }, 'records quarantined');
+      this.log.warn(
+        {
+          event: SINK_EVENTS.quarantined,
+          count: quarantine.length,
+          reasons: [...new Set(quarantine.map((q) => q.reason_code))],
+        },
+        'records quarantined',
+      );
     }
     this.stats.rowsInserted += rows;
     await this.commit(entries);
     this.inflight = null;
     this.stats.flushes++;
-    this.log.debug({ event: SINK_EVENTS.flushed, records: entries.length, rows, ms: Date.now() - started }, 'flushed');
+    this.log.debug(
+      { event: SINK_EVENTS.flushed, records: entries.length, rows, ms: Date.now() - started },
+      'flushed',
+    );
   }
 
   private quarantineRecord(entry: Entry, p: Entry['problems'][number]): QuarantineRecord {
@@ -483,7 +574,10 @@ export class FamilyLoader {
         return;
       } catch (err) {
         if (attempt >= 5) {
-          this.log.warn({ event: SINK_EVENTS.commitFailed, err: errorMessage(err), offsets }, 'offset commit failed; these records will be read and inserted again (duplicates collapse)');
+          this.log.warn(
+            { event: SINK_EVENTS.commitFailed, err: errorMessage(err), offsets },
+            'offset commit failed; these records will be read and inserted again (duplicates collapse)',
+          );
           return;
         }
         await sleep(backoffDelay(this.policy(), attempt), this.abort.signal);

@@ -71,10 +71,14 @@ export async function migrate(
   try {
     applied = await appliedVersions(client, database);
   } catch (cause) {
-    throw new MeterflowError('CH_UNREACHABLE', `cannot read ${database}.schema_migrations: ${errorMessage(cause)}`, {
-      cause,
-      retriable: true,
-    });
+    throw new MeterflowError(
+      'CH_UNREACHABLE',
+      `cannot read ${database}.schema_migrations: ${errorMessage(cause)}`,
+      {
+        cause,
+        retriable: true,
+      },
+    );
   }
   const result: MigrationResult = { applied: [], alreadyApplied: [] };
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
@@ -82,14 +86,21 @@ export async function migrate(
     const known = applied.get(m.version);
     if (known !== undefined) {
       if (known !== checksum) {
-        log?.warn({ event: 'ch.migration.changed', version: m.version, recorded: known, current: checksum }, 'an applied migration was edited since; add a new migration instead');
+        log?.warn(
+          { event: 'ch.migration.changed', version: m.version, recorded: known, current: checksum },
+          'an applied migration was edited since; add a new migration instead',
+        );
       }
       result.alreadyApplied.push(m.version);
       continue;
     }
     const statements = m.statements(database);
     for (const [i, statement] of statements.entries()) {
-      await run(client, statement, `migration ${m.version} (${m.name}) statement ${i + 1}/${statements.length}`);
+      await run(
+        client,
+        statement,
+        `migration ${m.version} (${m.name}) statement ${i + 1}/${statements.length}`,
+      );
     }
     try {
       await client.insert({
@@ -98,9 +109,16 @@ export async function migrate(
         format: 'JSONEachRow',
       });
     } catch (cause) {
-      throw new MeterflowError('SINK_MIGRATION_FAILED', `cannot record migration ${m.version}: ${errorMessage(cause)}`, { cause });
+      throw new MeterflowError(
+        'SINK_MIGRATION_FAILED',
+        `cannot record migration ${m.version}: ${errorMessage(cause)}`,
+        { cause },
+      );
     }
-    log?.info({ event: 'ch.migration.applied', version: m.version, name: m.name, database }, 'migration applied');
+    log?.info(
+      { event: 'ch.migration.applied', version: m.version, name: m.name, database },
+      'migration applied',
+    );
     result.applied.push(m.version);
   }
   return result;

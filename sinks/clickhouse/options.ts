@@ -18,7 +18,9 @@ export const sinkOptionsSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('consumer group prefix; default `<topicPrefix>clickhouse-sink.`; the group is `<prefix><family>`'),
+      .describe(
+        'consumer group prefix; default `<topicPrefix>clickhouse-sink.`; the group is `<prefix><family>`',
+      ),
     fromBeginning: z.boolean().default(true).describe('a new consumer group starts at the earliest offset'),
     batchMaxRows: z
       .number()
@@ -29,25 +31,52 @@ export const sinkOptionsSchema = z
       .max(1_000_000)
       .default(50_000)
       .describe('rows: flush when a family buffer holds this many rows'),
-    batchMaxMs: z.number().int().min(1).default(1_000).describe('ms: flush when the oldest buffered row is this old'),
+    batchMaxMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(1_000)
+      .describe('ms: flush when the oldest buffered row is this old'),
     maxBufferedRows: z
       .number()
       .int()
       .min(1)
       .optional()
-      .describe('rows: pause consumption above this (default 4 x batchMaxRows); backpressure while inserts lag'),
+      .describe(
+        'rows: pause consumption above this (default 2 x batchMaxRows); backpressure while inserts lag',
+      ),
     retryInitialMs: z.number().int().min(1).default(200).describe('ms: first backoff after a failed insert'),
     retryMaxMs: z.number().int().min(1).default(10_000).describe('ms: backoff cap'),
     retryFactor: z.number().min(1).default(2).describe('backoff multiplier per attempt'),
-    requestTimeoutMs: z.number().int().min(100).default(60_000).describe('ms: ClickHouse HTTP request timeout'),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(60_000)
+      .describe('ms: ClickHouse HTTP request timeout'),
     drainTimeoutMs: z
       .number()
       .int()
       .min(0)
       .default(30_000)
-      .describe('ms: on stop, how long to keep trying to flush; what is not inserted is not committed and is read again'),
+      .describe(
+        'ms: on stop, how long to keep trying to flush; what is not inserted is not committed and is read again',
+      ),
     migrate: z.boolean().default(true).describe('apply pending migrations at start'),
-    maxBytesPerPartition: z.number().int().min(1024).default(4 * 1024 * 1024).describe('bytes: Kafka fetch size per partition'),
+    fetchMaxWaitMs: z
+      .number()
+      .int()
+      .min(10)
+      .default(500)
+      // kafkajs also sleeps this long when every partition is paused, so it bounds how soon
+      // consumption resumes after backpressure (its default, 5 s, stalled the sink visibly).
+      .describe('ms: longest wait of a Kafka fetch for new data, and of a fetch while paused'),
+    maxBytesPerPartition: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4 * 1024 * 1024)
+      .describe('bytes: Kafka fetch size per partition'),
   })
   .strict();
 

@@ -26,7 +26,12 @@ export interface QuarantineInput {
   connectionId: string | null;
 }
 
-export function quarantineId(topic: string, partition: number, offset: string, recordIndex: number | null): string {
+export function quarantineId(
+  topic: string,
+  partition: number,
+  offset: string,
+  recordIndex: number | null,
+): string {
   return createHash('sha256')
     .update(`${SINK_STAGE}|${topic}|${partition}|${offset}|${recordIndex ?? ''}`)
     .digest('hex')
@@ -73,6 +78,8 @@ export function quarantineMessage(rec: QuarantineRecord, value: Buffer): Message
     [QUARANTINE_HEADERS.offset]: String(rec.source_offset),
     ...(rec.connection_id ? { [QUARANTINE_HEADERS.connection]: rec.connection_id } : {}),
   };
-  const key = rec.source_key ?? `${rec.connection_id ?? '-'}/${rec.source_topic}:${rec.source_partition}:${rec.source_offset}`;
+  const key =
+    rec.source_key ??
+    `${rec.connection_id ?? '-'}/${rec.source_topic}:${rec.source_partition}:${rec.source_offset}`;
   return { key, value, headers };
 }

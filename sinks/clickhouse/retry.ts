@@ -6,7 +6,11 @@ export interface BackoffPolicy {
 }
 
 /** Delay before retry number `attempt` (1-based): uniform in [cap/2, cap]. */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(policy.maxMs, policy.initialMs * policy.factor ** Math.max(0, attempt - 1));
   // Half fixed, half random: keeps the growth visible while avoiding synchronised retries.
   return Math.round(cap / 2 + random() * (cap / 2));

@@ -28,8 +28,8 @@ export interface RecordCoordinates {
   timestamp: string;
 }
 
-/** A row, or the reason this row cannot be stored. */
-export type MappedRow = { ok: true; row: Row } | { ok: false; reason: string; detail: Row };
+/** A row as one JSONEachRow line, or the reason this row cannot be stored. */
+export type MappedRow = { ok: true; line: string } | { ok: false; reason: string; detail: Row };
 
 const INDEX_BITS = 12n;
 const MAX_INDEX = (1n << INDEX_BITS) - 1n;
@@ -48,6 +48,14 @@ export function ingestVersionBase(c: RecordCoordinates): bigint {
 export function ingestVersion(base: bigint, index: number): string {
   const i = BigInt(index);
   return (base | (i > MAX_INDEX ? MAX_INDEX : i)).toString();
+}
+
+/** Same as ingestVersion, without BigInt while the result is below 2^53 (offsets < 2^41). */
+function fastVersion(offset: number, index: number): string {
+  const i = index > 4095 ? 4095 : index;
+  return offset < 2 ** 41
+    ? String(offset * 4096 + i)
+    : ((BigInt(offset) << INDEX_BITS) | BigInt(i)).toString();
 }
 
 /** DateTime range shared by 18.16 and current releases (UInt32 seconds). */
@@ -79,7 +87,9 @@ function optFinite(v: number | null | undefined, field: string): number | null {
 
 /** A map as JSON text: 18.16 has no Map type; visitParamExtractString reads it on every release. */
 function json(map: Record<string, string> | undefined | null): string {
-  return JSON.stringify(map ?? {});
+  if (!map) return '{}';
+  for (const _ in map) return JSON.stringify(map);
+  return '{}';
 }
 
 function kafkaColumns(c: RecordCoordinates, version: string): Row {
@@ -93,7 +103,7 @@ function kafkaColumns(c: RecordCoordinates, version: string): Row {
 
 function guard(build: () => Row, detail: () => Row): MappedRow {
   try {
-    return { ok: true, row: build() };
+    return { ok: true, line: JSON.stringify(build()) };
   } catch (err) {
     if (err instanceof RowProblem) return { ok: false, reason: err.message, detail: detail() };
     throw err;
@@ -165,34 +175,47 @@ export function mappingRow(m: MeterMapping, c: RecordCoordinates): MappedRow {
 
 /** One row per interval; a bad interval is refused alone, its siblings are stored. */
 export function usageRows(b: UsageBatch, c: RecordCoordinates): MappedRow[] {
-  const base = ingestVersionBase(c);
-  return b.intervals.map((iv, i) =>
-    guard(
-      () => ({
-        connection_id: b.connection_id,
-        meter_external_id: b.meter_external_id,
-        channel: iv.channel,
-        interval_start: seconds(iv.start, 'start'),
-        interval_end: seconds(iv.end, 'end'),
-        provider: b.provider,
-        value: finite(iv.value, 'value'),
-        unit: b.unit,
-        value_canonical: optFinite(iv.value_canonical, 'value_canonical'),
-        canonical_unit: b.canonical_unit ?? null,
-        currency: iv.currency ?? null,
-        estimated: iv.estimated ? 1 : 0,
-        from_readings: iv.from_readings ? 1 : 0,
-        metadata: json(iv.metadata),
-        time_zone: b.time_zone,
-        sync_run_id: b.sync_run_id,
-        source_topic: b.source_topic,
-        source_partition: b.source_partition,
-        source_offset: b.source_offset,
-        ...kafkaColumns(c, ingestVersion(base, i)),
-      }),
-      () => ({ ...iv }),
-    ),
-  );
+  const offset = Number(c.offset);
+  const out = new Array<MappedRow>(b.intervals.length);
+  // The hot path (a backfill loads millions of intervals): a plain loop without the closures of
+  // guard(), which showed up in profiles as allocation and GC time.
+  for (let i = 0; i < b.intervals.length; i++) {
+    const iv = b.intervals[i]!;
+    try {
+      out[i] = {
+        ok: true,
+        line: JSON.stringify({
+          connection_id: b.connection_id,
+          meter_external_id: b.meter_external_id,
+          channel: iv.channel,
+          interval_start: seconds(iv.start, 'start'),
+          interval_end: seconds(iv.end, 'end'),
+          provider: b.provider,
+          value: finite(iv.value, 'value'),
+          unit: b.unit,
+          value_canonical: optFinite(iv.value_canonical, 'value_canonical'),
+          canonical_unit: b.canonical_unit ?? null,
+          currency: iv.currency ?? null,
+          estimated: iv.estimated ? 1 : 0,
+          from_readings: iv.from_readings ? 1 : 0,
+          metadata: json(iv.metadata),
+          time_zone: b.time_zone,
+          sync_run_id: b.sync_run_id,
+          source_topic: b.source_topic,
+          source_partition: b.source_partition,
+          source_offset: b.source_offset,
+          ingest_version: fastVersion(offset, i),
+          kafka_partition: c.partition,
+          kafka_offset: c.offset,
+          kafka_timestamp: seconds(Number(c.timestamp), 'kafka timestamp'),
+        }),
+      };
+    } catch (err) {
+      if (!(err instanceof RowProblem)) throw err;
+      out[i] = { ok: false, reason: err.message, detail: { ...iv } };
+    }
+  }
+  return out;
 }
 
 /** "2024-03-05" stays, "2024-03" becomes its first day: the Date column of the period. */

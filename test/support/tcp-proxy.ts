@@ -19,7 +19,10 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }, scheme = 'http'): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  scheme = 'http',
+): Promise<TcpProxy> {
   const open = new Set<Socket>();
   let mode: 'forward' | CutMode = 'forward';
   let accepted = 0;

@@ -14,7 +14,15 @@ import { createClickHouseSink, type ClickHouseSink } from '../../../sinks/clickh
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
-import { makeDataset, produceDataset, rows, scalar, sinkLag, truthFrom } from './fixtures.js';
+import {
+  createTopicsWithRetry,
+  makeDataset,
+  produceDataset,
+  rows,
+  scalar,
+  sinkLag,
+  truthFrom,
+} from './fixtures.js';
 
 let ctx: TestContext;
 let ch: ClickHouseClient;
@@ -26,13 +34,15 @@ async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; val
   await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), (m) => {
     if (m.value) raw.push({ key: m.key?.toString() ?? '', value: m.value });
   });
-  return Promise.all(raw.map(async (r) => ({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value) })));
+  return Promise.all(
+    raw.map(async (r) => ({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value) })),
+  );
 }
 
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   ch = ctx.clickhouse();
-  await ctx.createTopics();
+  await createTopicsWithRetry(ctx);
   const target = new URL(ctx.config.clickhouse.url);
   proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 8123) });
 });
@@ -68,7 +78,13 @@ describe('ClickHouse outage', () => {
     // 1. Connections dropped and refused while a second wave arrives.
     await proxy.cut('refuse');
     await produceDataset(ctx, makeDataset({ wave: 'b', firstDay: 5, days: 2 }));
-    expect(await eventually(() => Promise.resolve(sink!.stats().some((s) => s.retries > 0 && s.paused)), 20_000, 200)).toBe(true);
+    expect(
+      await eventually(
+        () => Promise.resolve(sink!.stats().some((s) => s.retries > 0 && s.paused)),
+        20_000,
+        200,
+      ),
+    ).toBe(true);
     // Nothing of the second wave is committed while ClickHouse cannot store it.
     expect(await sinkLag(ctx, group)).toBeGreaterThan(0);
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(loadedBefore);
@@ -88,17 +104,24 @@ describe('ClickHouse outage', () => {
     expect(stats.every((s) => !s.paused)).toBe(true);
     expect(stats.reduce((n, s) => n + s.retries, 0)).toBeGreaterThan(0);
 
-    const truth = truthFrom({
-      usage: await readDecoded('usage'),
-      assets: await readDecoded('assets'),
-      meters: await readDecoded('meters'),
-      meterMappings: await readDecoded('meterMappings'),
-      usageDaily: await readDecoded('usageDaily'),
-      usageMonthly: await readDecoded('usageMonthly'),
-      syncRuns: await readDecoded('syncRuns'),
-    });
+    const ids = [
+      'usage',
+      'assets',
+      'meters',
+      'meterMappings',
+      'usageDaily',
+      'usageMonthly',
+      'syncRuns',
+    ] as const;
+    const read = await Promise.all(ids.map((id) => readDecoded(id)));
+    const truth = truthFrom(
+      Object.fromEntries(ids.map((id, i) => [id, read[i]])),
+    );
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(truth.slots);
-    expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(truth.valueSum, 6);
+    expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(
+      truth.valueSum,
+      6,
+    );
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_daily_latest`)).toBe(truth.daily.size);
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_monthly_latest`)).toBe(truth.monthly.size);
     expect(await scalar(ch, `SELECT count() FROM ${db}.assets_latest`)).toBe(truth.assets.size);

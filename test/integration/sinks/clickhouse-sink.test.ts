@@ -8,10 +8,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import type { QuarantineRecord } from '../../../schemas/records.js';
 import { QUARANTINE_HEADERS, topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
-import { createClickHouseSink, migrate, MIGRATIONS, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import {
+  createClickHouseSink,
+  migrate,
+  MIGRATIONS,
+  type ClickHouseSink,
+} from '../../../sinks/clickhouse/index.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
-import { makeDataset, produceDataset, rows, scalar, sinkLag, snapshotViews, truthFrom, type Truth } from './fixtures.js';
+import {
+  createTopicsWithRetry,
+  makeDataset,
+  produceDataset,
+  rows,
+  scalar,
+  sinkLag,
+  snapshotViews,
+  truthFrom,
+  type Truth,
+} from './fixtures.js';
 
 let ctx: TestContext;
 let ch: ClickHouseClient;
@@ -19,7 +34,9 @@ let db: string;
 const sinks: ClickHouseSink[] = [];
 
 /** Every record of a topic that decodes, in partition order. */
-async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; value: TopicRecords[K]; headers: Record<string, string> }[]> {
+async function readDecoded<K extends TopicId>(
+  id: K,
+): Promise<{ key: string; value: TopicRecords[K]; headers: Record<string, string> }[]> {
   const raw: { key: string; value: Buffer; headers: Record<string, string> }[] = [];
   await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), (m) => {
     if (m.value) raw.push({ key: m.key?.toString() ?? '', value: m.value, headers: m.headers });
@@ -27,7 +44,11 @@ async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; val
   const out: { key: string; value: TopicRecords[K]; headers: Record<string, string> }[] = [];
   for (const r of raw) {
     try {
-      out.push({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value), headers: r.headers });
+      out.push({
+        key: r.key,
+        value: await ctx.registry.decode<TopicRecords[K]>(r.value),
+        headers: r.headers,
+      });
     } catch {
       // not decodable: the sink quarantines it
     }
@@ -35,7 +56,10 @@ async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; val
   return out;
 }
 
-async function runSinkUntilCaughtUp(groupIdPrefix: string, extra: Record<string, unknown> = {}): Promise<ClickHouseSink> {
+async function runSinkUntilCaughtUp(
+  groupIdPrefix: string,
+  extra: Record<string, unknown> = {},
+): Promise<ClickHouseSink> {
   const sink = createClickHouseSink(ctx.config, {
     log: ctx.log,
     kafka: ctx.kafka,
@@ -51,7 +75,11 @@ async function runSinkUntilCaughtUp(groupIdPrefix: string, extra: Record<string,
   await sink.start();
   ctx.log.info({ ms: Date.now() - t0 }, 'sink started');
   // Caught up when no group lags and the sink's own quarantine records have been loaded too.
-  const ok = await eventually(async () => (await sinkLag(ctx, groupIdPrefix)) === 0 && (await sinkLag(ctx, groupIdPrefix)) === 0, 90_000, 500);
+  const ok = await eventually(
+    async () => (await sinkLag(ctx, groupIdPrefix)) === 0 && (await sinkLag(ctx, groupIdPrefix)) === 0,
+    90_000,
+    500,
+  );
   expect(ok).toBe(true);
   ctx.log.info({ ms: Date.now() - t0 }, 'sink caught up');
   return sink;
@@ -61,7 +89,7 @@ beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   db = ctx.config.clickhouse.database;
   ch = ctx.clickhouse();
-  await ctx.createTopics();
+  await createTopicsWithRetry(ctx);
 });
 
 afterAll(async () => {
@@ -76,10 +104,22 @@ describe('migrations', () => {
     const second = await migrate(ch, db);
     expect(second.applied).toEqual([]);
     expect(second.alreadyApplied).toEqual(MIGRATIONS.map((m) => m.version));
-    const tables = (await rows<{ name: string; engine: string }>(ch, `SELECT name, engine FROM system.tables WHERE database = '${db}' ORDER BY name`)).map(
-      (t) => `${t.name}:${t.engine}`,
-    );
-    for (const t of ['assets', 'meters', 'meter_mappings', 'usage_intervals', 'usage_daily', 'usage_monthly', 'quarantine', 'sync_runs']) {
+    const tables = (
+      await rows<{ name: string; engine: string }>(
+        ch,
+        `SELECT name, engine FROM system.tables WHERE database = '${db}' ORDER BY name`,
+      )
+    ).map((t) => `${t.name}:${t.engine}`);
+    for (const t of [
+      'assets',
+      'meters',
+      'meter_mappings',
+      'usage_intervals',
+      'usage_daily',
+      'usage_monthly',
+      'quarantine',
+      'sync_runs',
+    ]) {
       expect(tables).toContain(`${t}:ReplacingMergeTree`);
       expect(tables).toContain(`${t}_latest:View`);
     }
@@ -96,15 +136,26 @@ describe('loading the topics', () => {
     await produceDataset(ctx, makeDataset({ connections: 2, metersPerConnection: 6, days: 3, bad: true }));
     await runSinkUntilCaughtUp(`${ctx.config.kafka.topicPrefix}g1.`);
 
-    const topics: { [K in TopicId]?: { key: string; value: TopicRecords[K] }[] } = {};
-    for (const id of ['usage', 'assets', 'meters', 'meterMappings', 'usageDaily', 'usageMonthly', 'syncRuns'] as const) {
-      (topics as Record<string, unknown>)[id] = await readDecoded(id);
-    }
+    // Read concurrently: each read joins a throw-away consumer group, which takes seconds.
+    const ids = [
+      'usage',
+      'assets',
+      'meters',
+      'meterMappings',
+      'usageDaily',
+      'usageMonthly',
+      'syncRuns',
+    ] as const;
+    const read = await Promise.all(ids.map((id) => readDecoded(id)));
+    const topics = Object.fromEntries(ids.map((id, i) => [id, read[i]])) as Parameters<typeof truthFrom>[0];
     truth = truthFrom(topics);
 
     // Usage: one row per slot, the last delivery's value.
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(truth.slots);
-    expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(truth.valueSum, 6);
+    expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(
+      truth.valueSum,
+      6,
+    );
     const perMeter = await rows<{ m: string; v: number }>(
       ch,
       `SELECT concat(connection_id, '/', meter_external_id) AS m, sum(value) AS v FROM ${db}.usage_intervals_latest GROUP BY m ORDER BY m`,
@@ -120,10 +171,17 @@ describe('loading the topics', () => {
       `SELECT concat(connection_id, '/', external_id) AS k, name, active FROM ${db}.assets_latest ORDER BY k`,
     );
     expect(assets.map((a) => [a.k, a.name, Number(a.active)])).toEqual(
-      [...truth.assets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, a]) => [k, a.name, a.active ? 1 : 0]),
+      [...truth.assets.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, a]) => [k, a.name, a.active ? 1 : 0]),
     );
     expect(await scalar(ch, `SELECT count() FROM ${db}.assets_latest WHERE active = 0`)).toBe(2);
-    const meters = await rows<{ k: string; active: number; internal_meter_id: string | null; meter_type: string }>(
+    const meters = await rows<{
+      k: string;
+      active: number;
+      internal_meter_id: string | null;
+      meter_type: string;
+    }>(
       ch,
       `SELECT concat(connection_id, '/', external_id) AS k, active, internal_meter_id, meter_type FROM ${db}.meters_mapped ORDER BY k`,
     );
@@ -160,13 +218,22 @@ describe('loading the topics', () => {
   });
 
   it('quarantines what ClickHouse refuses or cannot be decoded, and stores the rest of the batch', async () => {
-    const q = await rows<{ reason_code: string; stage: string; source_topic: string; record_index: number | null; original_size: number; detail: string | null }>(
+    const q = await rows<{
+      reason_code: string;
+      stage: string;
+      source_topic: string;
+      record_index: number | null;
+      original_size: number;
+      detail: string | null;
+    }>(
       ch,
       `SELECT reason_code, stage, source_topic, record_index, original_size, detail FROM ${db}.quarantine_latest WHERE stage = 'sink' ORDER BY reason_code, source_topic, record_index`,
     );
     const usageTopic = topicName(ctx.config.kafka.topicPrefix, 'usage');
     const metersTopic = topicName(ctx.config.kafka.topicPrefix, 'meters');
-    expect(q.map((r) => [r.reason_code, r.source_topic, r.record_index === null ? null : Number(r.record_index)])).toEqual([
+    expect(
+      q.map((r) => [r.reason_code, r.source_topic, r.record_index === null ? null : Number(r.record_index)]),
+    ).toEqual([
       ['NORM_DECODE_FAILED', usageTopic, null],
       ['SINK_INSERT_REJECTED', metersTopic, null], // meter_type 'Gas' refused by the Enum8 column
       ['SINK_INSERT_REJECTED', usageTopic, 5], // channel 'steam': bisected out of the batch
@@ -174,7 +241,12 @@ describe('loading the topics', () => {
     ]);
     expect(q.every((r) => Number(r.original_size) > 0)).toBe(true);
     // The 10 good intervals of that batch are stored.
-    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest WHERE meter_external_id = 'm2' AND sync_run_id = 'run-bad'`)).toBe(10);
+    expect(
+      await scalar(
+        ch,
+        `SELECT count() FROM ${db}.usage_intervals_latest WHERE meter_external_id = 'm2' AND sync_run_id = 'run-bad'`,
+      ),
+    ).toBe(10);
     // The other stages' quarantine records are loaded as they are.
     expect(await scalar(ch, `SELECT count() FROM ${db}.quarantine_latest WHERE stage = 'validate'`)).toBe(2);
 
@@ -204,14 +276,27 @@ describe('loading the topics', () => {
       await sink.stop();
       sinks.splice(sinks.indexOf(sink), 1);
       // Every row went in again (the quarantine family also loads the sink's new quarantine records)...
-      expect(inserted(sink).filter(([f]) => f !== 'quarantine')).toEqual(inserted(first).filter(([f]) => f !== 'quarantine'));
+      expect(inserted(sink).filter(([f]) => f !== 'quarantine')).toEqual(
+        inserted(first).filter(([f]) => f !== 'quarantine'),
+      );
     }
     // ...and the views show exactly what they showed after the first load.
     expect(await snapshotViews(ch, db)).toEqual(firstSnapshot);
     // The sort keys are the facts' identities: merging collapses the duplicates in the tables too.
-    for (const t of ['usage_intervals', 'usage_daily', 'usage_monthly', 'assets', 'meters', 'meter_mappings', 'sync_runs', 'quarantine']) {
+    for (const t of [
+      'usage_intervals',
+      'usage_daily',
+      'usage_monthly',
+      'assets',
+      'meters',
+      'meter_mappings',
+      'sync_runs',
+      'quarantine',
+    ]) {
       await ch.command({ query: `OPTIMIZE TABLE ${db}.${t} FINAL` });
-      expect(await scalar(ch, `SELECT count() FROM ${db}.${t}`)).toBe(await scalar(ch, `SELECT count() FROM ${db}.${t}_latest`));
+      expect(await scalar(ch, `SELECT count() FROM ${db}.${t}`)).toBe(
+        await scalar(ch, `SELECT count() FROM ${db}.${t}_latest`),
+      );
     }
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals`)).toBe(truth.slots);
   });
@@ -230,13 +315,19 @@ describe('loading the topics', () => {
     });
     await sink.start();
     const records = (await readDecoded('usage')).length + 1; // + the undecodable one
-    expect(await eventually(() => Promise.resolve(sink.stats()[0]!.recordsBuffered >= records), 60_000, 200)).toBe(true);
+    expect(
+      await eventually(() => Promise.resolve(sink.stats()[0]!.recordsBuffered >= records), 60_000, 200),
+    ).toBe(true);
     expect(sink.stats()[0]!.rowsInserted).toBe(0);
     await sink.stop();
     expect(sink.stats()[0]!.rowsInserted).toBeGreaterThan(0);
     const admin = ctx.kafka.admin();
     await admin.connect();
-    const lag = await groupLag(admin, `${group}usage`, topicName(ctx.config.kafka.topicPrefix, 'usage')).finally(() => admin.disconnect());
+    const lag = await groupLag(
+      admin,
+      `${group}usage`,
+      topicName(ctx.config.kafka.topicPrefix, 'usage'),
+    ).finally(() => admin.disconnect());
     expect(lag.reduce((s, r) => s + r.lag, 0)).toBe(0);
   });
 });

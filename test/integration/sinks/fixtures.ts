@@ -45,7 +45,11 @@ export interface DatasetOptions {
   wave?: string;
 }
 
-function interval(start: number, value: number, channel: UsageInterval['channel'] = 'consumption'): UsageInterval {
+function interval(
+  start: number,
+  value: number,
+  channel: UsageInterval['channel'] = 'consumption',
+): UsageInterval {
   return {
     start,
     end: start + QH,
@@ -132,7 +136,9 @@ export function makeDataset(o: DatasetOptions = {}): Produced[] {
       push('meterMappings', entityKey(conn, id), mapping(conn, id, `INT-${c}-${m}`, startedAt));
       for (let d = firstDay; d < firstDay + days; d++) {
         const day0 = T0 + d * DAY;
-        const ivs = Array.from({ length: 96 }, (_, i) => interval(day0 + i * QH, ((m + 1) * (i % 7) + d) / 4));
+        const ivs = Array.from({ length: 96 }, (_, i) =>
+          interval(day0 + i * QH, ((m + 1) * (i % 7) + d) / 4),
+        );
         if (m === 0) ivs.push(...Array.from({ length: 4 }, (_, i) => interval(day0 + i * QH, 0.5, 'cost')));
         push('usage', entityKey(conn, id), usageBatch(conn, id, ivs, run));
         const total = ivs.filter((x) => x.channel === 'consumption').reduce((s, x) => s + x.value, 0);
@@ -143,14 +149,29 @@ export function makeDataset(o: DatasetOptions = {}): Produced[] {
     // Corrections: the first day of meter 0 is sent again with other values (replaces its slots),
     // and a batch is delivered twice (at-least-once upstream).
     const day0 = T0 + firstDay * DAY;
-    push('usage', entityKey(conn, 'm0'), usageBatch(conn, 'm0', Array.from({ length: 96 }, (_, i) => interval(day0 + i * QH, 2 + i / 8)), run));
-    const again = usageBatch(conn, 'm1', Array.from({ length: 96 }, (_, i) => interval(day0 + i * QH, ((1 + 1) * (i % 7) + firstDay) / 4)), run);
+    push(
+      'usage',
+      entityKey(conn, 'm0'),
+      usageBatch(
+        conn,
+        'm0',
+        Array.from({ length: 96 }, (_, i) => interval(day0 + i * QH, 2 + i / 8)),
+        run,
+      ),
+    );
+    const again = usageBatch(
+      conn,
+      'm1',
+      Array.from({ length: 96 }, (_, i) => interval(day0 + i * QH, ((1 + 1) * (i % 7) + firstDay) / 4)),
+      run,
+    );
     push('usage', entityKey(conn, 'm1'), again);
     push('usageDaily', entityKey(conn, 'm0'), aggregate(conn, 'm0', 'day', day0, 777.25, 2, 96));
     push('usageMonthly', entityKey(conn, 'm0'), aggregate(conn, 'm0', 'month', T0, 999.5, 2, 96 * 31));
     // A deactivated meter and asset, a removed mapping, a finished run.
     const last = meters - 1;
-    const deact = out.find((p) => p.topic === 'meters' && p.key === entityKey(conn, `m${last}`))!.value as Meter;
+    const deact = out.find((p) => p.topic === 'meters' && p.key === entityKey(conn, `m${last}`))!
+      .value as Meter;
     push('meters', entityKey(conn, `m${last}`), { ...deact, active: false });
     const a1 = out.find((p) => p.topic === 'assets' && p.key === entityKey(conn, 'asset1'))!.value as Asset;
     push('assets', entityKey(conn, 'asset1'), { ...a1, active: false, name: `${a1.name} (closed)` });
@@ -183,7 +204,11 @@ export function makeDataset(o: DatasetOptions = {}): Produced[] {
     push('usage', entityKey('conn0', 'm2'), usageBatch('conn0', 'm2', ivs, 'run-bad'));
     // A meter whose type is outside the taxonomy: ClickHouse refuses the row.
     const m = out.find((p) => p.topic === 'meters')!.value as Meter;
-    push('meters', entityKey('conn0', 'gas1'), { ...m, external_id: 'gas1', meter_type: 'Gas' as Meter['meter_type'] });
+    push('meters', entityKey('conn0', 'gas1'), {
+      ...m,
+      external_id: 'gas1',
+      meter_type: 'Gas' as Meter['meter_type'],
+    });
   }
   return out;
 }
@@ -192,7 +217,13 @@ function mapping(conn: string, id: string, internal: string | null, at: number):
   return { connection_id: conn, external_id: id, internal_meter_id: internal, updated_at: at, source: 'csv' };
 }
 
-function syncRun(conn: string, run: string, status: SyncRun['status'], started: number, finished: number | null): SyncRun {
+function syncRun(
+  conn: string,
+  run: string,
+  status: SyncRun['status'],
+  started: number,
+  finished: number | null,
+): SyncRun {
   return {
     connection_id: conn,
     sync_run_id: run,
@@ -214,7 +245,15 @@ function syncRun(conn: string, run: string, status: SyncRun['status'], started: 
   };
 }
 
-function aggregate(conn: string, meter: string, g: 'day' | 'month', start: number, value: number, version: number, expected: number): UsageAggregate {
+function aggregate(
+  conn: string,
+  meter: string,
+  g: 'day' | 'month',
+  start: number,
+  value: number,
+  version: number,
+  expected: number,
+): UsageAggregate {
   const d = new Date(start).toISOString();
   return {
     connection_id: conn,
@@ -251,7 +290,9 @@ export async function produceDataset(ctx: TestContext, data: Produced[], batchSi
       await producer.sendBatch({
         topicMessages: slice.map((d) => ({
           topic: topicName(prefix, d.topic),
-          messages: [{ key: d.key, value: Buffer.isBuffer(d.value) ? d.value : serdes.get(d.topic)!.encode(d.value) }],
+          messages: [
+            { key: d.key, value: Buffer.isBuffer(d.value) ? d.value : serdes.get(d.topic)!.encode(d.value) },
+          ],
         })),
       });
     }
@@ -294,7 +335,9 @@ export const LATEST_VIEWS: Record<string, { order: string; exclude?: string[] }>
   meters_latest: { order: 'connection_id, external_id' },
   meter_mappings_latest: { order: 'connection_id, external_id' },
   meters_mapped: { order: 'connection_id, external_id' },
-  usage_intervals_latest: { order: 'connection_id, meter_external_id, channel, interval_start, interval_end' },
+  usage_intervals_latest: {
+    order: 'connection_id, meter_external_id, channel, interval_start, interval_end',
+  },
   usage_daily_latest: { order: 'connection_id, meter_external_id, channel, period' },
   usage_monthly_latest: { order: 'connection_id, meter_external_id, channel, period' },
   // quarantined_at is when the sink quarantined: a replay quarantines the same input again (same id).
@@ -336,7 +379,11 @@ export function truthFrom(topics: { [K in TopicId]?: { key: string; value: Topic
   const perMeter = new Map<string, number>();
   for (const { value: b } of topics.usage ?? []) {
     b.intervals.forEach((iv) => {
-      if (!Number.isFinite(iv.value) || !['consumption', 'redelivery', 'production', 'cost'].includes(iv.channel)) return;
+      if (
+        !Number.isFinite(iv.value) ||
+        !['consumption', 'redelivery', 'production', 'cost'].includes(iv.channel)
+      )
+        return;
       slotsMap.set(`${b.connection_id}/${b.meter_external_id}|${iv.channel}|${iv.start}|${iv.end}`, iv.value);
     });
   }
@@ -346,7 +393,11 @@ export function truthFrom(topics: { [K in TopicId]?: { key: string; value: Topic
     const meter = k.split('|')[0]!;
     perMeter.set(meter, (perMeter.get(meter) ?? 0) + v);
   }
-  const lastBy = <T>(list: { key: string; value: T }[] | undefined, key: (v: T) => string, keep: (v: T) => boolean = () => true) => {
+  const lastBy = <T>(
+    list: { key: string; value: T }[] | undefined,
+    key: (v: T) => string,
+    keep: (v: T) => boolean = () => true,
+  ) => {
     const m = new Map<string, T>();
     for (const { value } of list ?? []) if (keep(value)) m.set(key(value), value);
     return m;
@@ -361,16 +412,38 @@ export function truthFrom(topics: { [K in TopicId]?: { key: string; value: Topic
     return m;
   };
   const mappings = new Map<string, string | null>();
-  for (const { value } of topics.meterMappings ?? []) mappings.set(`${value.connection_id}/${value.external_id}`, value.internal_meter_id);
+  for (const { value } of topics.meterMappings ?? [])
+    mappings.set(`${value.connection_id}/${value.external_id}`, value.internal_meter_id);
   return {
     slots: slotsMap.size,
     valueSum,
     perMeter,
     assets: lastBy(topics.assets, (a) => `${a.connection_id}/${a.external_id}`),
-    meters: lastBy(topics.meters, (m) => `${m.connection_id}/${m.external_id}`, (m) => ['Energy', 'Water', 'Waste'].includes(m.meter_type)),
+    meters: lastBy(
+      topics.meters,
+      (m) => `${m.connection_id}/${m.external_id}`,
+      (m) => ['Energy', 'Water', 'Waste'].includes(m.meter_type),
+    ),
     mappings,
     daily: byVersion(topics.usageDaily),
     monthly: byVersion(topics.usageMonthly),
     runs: lastBy(topics.syncRuns, (r) => `${r.connection_id}/${r.sync_run_id}`),
   };
+}
+
+/**
+ * ctx.createTopics, retried: on a busy broker createTopics with waitForLeaders sometimes fails with
+ * UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition") although the
+ * topics are being created; a second call finds them.
+ */
+export async function createTopicsWithRetry(ctx: TestContext, attempts = 4): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await ctx.createTopics();
+      return;
+    } catch (err) {
+      if (i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 1_000 * i));
+    }
+  }
 }

@@ -1,0 +1,239 @@
+/**
+ * ClickHouse sink throughput, against a ceiling measured in the same run.
+ *
+ *   npx tsx test/bench/sink-clickhouse.ts [intervals=1000000] [intervalsPerMessage=96]
+ *
+ * 1. Produces N usage intervals as UsageBatch messages to a fresh topic (random prefix).
+ * 2. Times the sink (usage family only) loading them into ClickHouse: rows/s, peak RSS.
+ * 3. Writes the very same rows (same mapping, same JSONEachRow format) to a file and times
+ *    ClickHouse inserting that file over HTTP (curl --data-binary, the interface the sink uses)
+ *    and with clickhouse-client when it is installed: the ceiling.
+ * Prints both figures and the ratio (target >= 50%). Cleans up its topics and database.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../lib/config.js';
+import { COMPRESSION, createKafka, ensureCatalogueTopics } from '../../lib/kafka.js';
+import { createLogger } from '../../lib/log.js';
+import { AvroRegistry } from '../../lib/registry.js';
+import type { UsageBatch, UsageInterval } from '../../schemas/records.js';
+import { entityKey, topicName } from '../../schemas/topics.js';
+import { createChClient } from '../../sinks/clickhouse/client.js';
+import { createClickHouseSink } from '../../sinks/clickhouse/index.js';
+import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { usageRows } from '../../sinks/clickhouse/rows.js';
+
+const N = Number(process.argv[2] ?? 1_000_000);
+const PER_MESSAGE = Number(process.argv[3] ?? 96);
+const METERS = 500;
+const QH = 900_000;
+const T0 = Date.UTC(2024, 0, 1);
+
+function batchFor(i: number): { key: string; batch: UsageBatch } {
+  const meter = `m${i % METERS}`;
+  const chunk = Math.floor(i / METERS);
+  const intervals: UsageInterval[] = [];
+  for (let j = 0; j < PER_MESSAGE; j++) {
+    const start = T0 + (chunk * PER_MESSAGE + j) * QH;
+    intervals.push({
+      start,
+      end: start + QH,
+      channel: 'consumption',
+      value: ((i * 7 + j) % 1000) / 8,
+      value_canonical: ((i * 7 + j) % 1000) / 8,
+      currency: null,
+      estimated: j % 50 === 0,
+      from_readings: false,
+      metadata: {},
+    });
+  }
+  return {
+    key: entityKey('bench', meter),
+    batch: {
+      connection_id: 'bench',
+      provider: 'bench',
+      meter_external_id: meter,
+      sync_run_id: 'run-1',
+      unit: 'kWh',
+      canonical_unit: 'kWh',
+      time_zone: 'Europe/Berlin',
+      source_topic: 'raw.usage',
+      source_partition: 0,
+      source_offset: i,
+      intervals,
+    },
+  };
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+async function main(): Promise<void> {
+  const base = loadConfig();
+  const name = `bench${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const config: Config = {
+    ...base,
+    kafka: { ...base.kafka, topicPrefix: `${name}.`, partitions: 6 },
+    clickhouse: { ...base.clickhouse, database: `mf_${name}` },
+  };
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
+  const kafka = createKafka(config, '-bench');
+  const registry = AvroRegistry.fromConfig(config);
+  const ch = createChClient(config.clickhouse, { requestTimeoutMs: 600_000 });
+  const db = config.clickhouse.database;
+  const topic = topicName(config.kafka.topicPrefix, 'usage');
+  const messages = Math.ceil(N / PER_MESSAGE);
+  const dir = mkdtempSync(join(tmpdir(), 'mf-bench-'));
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureCatalogueTopics(admin, config, ['usage', 'quarantine']);
+    await migrate(ch, db);
+
+    // 1. Produce.
+    const serde = await registry.registerTopic(config.kafka.topicPrefix, 'usage');
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    let t = Date.now();
+    let rowsTotal = 0;
+    for (let i = 0; i < messages; i += 200) {
+      const out = [];
+      for (let k = i; k < Math.min(messages, i + 200); k++) {
+        const { key, batch } = batchFor(k);
+        if (k === messages - 1) batch.intervals = batch.intervals.slice(0, N - k * PER_MESSAGE);
+        rowsTotal += batch.intervals.length;
+        out.push({ key, value: serde.encode(batch) });
+      }
+      await producer.send({ topic, compression: COMPRESSION, messages: out });
+    }
+    await producer.disconnect();
+    console.log(
+      `produced ${fmt(rowsTotal)} intervals in ${fmt(messages)} messages (${PER_MESSAGE}/message) in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
+
+    // 2. The sink.
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+    const sink = createClickHouseSink(config, {
+      log,
+      kafka,
+      registry,
+      families: ['usage'],
+      migrate: false,
+      batchMaxRows: 50_000,
+      batchMaxMs: 1_000,
+    });
+    t = Date.now();
+    await sink.start();
+    let firstRowAt = 0;
+    for (;;) {
+      const s = sink.stats()[0]!;
+      if (!firstRowAt && s.recordsBuffered > 0) firstRowAt = Date.now();
+      if (s.rowsInserted >= rowsTotal) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const done = Date.now();
+    clearInterval(sampler);
+    const stats = sink.stats()[0]!;
+    await sink.stop();
+    const sinkSeconds = (done - firstRowAt) / 1000;
+    const sinkRate = rowsTotal / sinkSeconds;
+    console.log(
+      `sink:   ${fmt(rowsTotal)} rows in ${sinkSeconds.toFixed(2)} s from the first record (${((done - t) / 1000).toFixed(2)} s with start-up and group join) = ${fmt(sinkRate)} rows/s; ` +
+        `${stats.inserts} inserts, peak RSS ${fmt(peakRss / 1024 / 1024)} MiB`,
+    );
+
+    // 3. The ceiling: the same rows from a file, same format.
+    const file = join(dir, 'rows.jsonl');
+    const ws = createWriteStream(file);
+    let offset = 0;
+    for (let k = 0; k < messages; k++) {
+      const { batch } = batchFor(k);
+      if (k === messages - 1) batch.intervals = batch.intervals.slice(0, N - k * PER_MESSAGE);
+      const lines = usageRows(batch, {
+        partition: 0,
+        offset: String(offset++),
+        timestamp: String(Date.now()),
+      })
+        .map((r) => (r.ok ? r.line : ''))
+        .join('\n');
+      if (!ws.write(lines + '\n')) await new Promise<void>((r) => ws.once('drain', () => r()));
+    }
+    await new Promise<void>((r) => ws.end(() => r()));
+    const size = statSync(file).size;
+    await ch.command({ query: `CREATE TABLE ${db}.ceiling AS ${db}.usage_intervals` });
+    const url = new URL(config.clickhouse.url);
+    url.searchParams.set('query', `INSERT INTO ${db}.ceiling FORMAT JSONEachRow`);
+    t = Date.now();
+    execFileSync(
+      'curl',
+      [
+        '-sS',
+        '--fail-with-body',
+        '-u',
+        `${config.clickhouse.username}:${config.clickhouse.password}`,
+        '--data-binary',
+        `@${file}`,
+        url.toString(),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    const curlSeconds = (Date.now() - t) / 1000;
+    const curlRate = rowsTotal / curlSeconds;
+    console.log(
+      `ceiling (curl HTTP, JSONEachRow file of ${fmt(size / 1024 / 1024)} MiB): ${curlSeconds.toFixed(2)} s = ${fmt(curlRate)} rows/s`,
+    );
+    console.log(`ratio sink / ceiling (HTTP): ${((sinkRate / curlRate) * 100).toFixed(0)}% (target >= 50%)`);
+
+    const hasClient = spawnSync('clickhouse-client', ['--version'], { stdio: 'ignore' }).status === 0;
+    const nativePort = process.env.CLICKHOUSE_NATIVE_PORT ?? (url.port === '18123' ? '19000' : '9000');
+    if (hasClient) {
+      await ch.command({ query: `TRUNCATE TABLE ${db}.ceiling` }).catch(() => undefined);
+      t = Date.now();
+      const r = spawnSync(
+        'bash',
+        [
+          '-c',
+          `clickhouse-client --host ${url.hostname} --port ${nativePort} --user '${config.clickhouse.username}' ${config.clickhouse.password ? `--password '${config.clickhouse.password}'` : ''} -q "INSERT INTO ${db}.ceiling FORMAT JSONEachRow" < ${file}`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const s = (Date.now() - t) / 1000;
+      if (r.status === 0) {
+        console.log(
+          `ceiling (clickhouse-client native, same file): ${s.toFixed(2)} s = ${fmt(rowsTotal / s)} rows/s; ratio ${((sinkRate / (rowsTotal / s)) * 100).toFixed(0)}%`,
+        );
+      } else {
+        console.log(`clickhouse-client failed: ${r.stderr.toString().slice(0, 300)}`);
+      }
+    }
+    const loaded = Number(
+      (
+        await (
+          await ch.query({ query: `SELECT count() AS c FROM ${db}.usage_intervals`, format: 'JSONEachRow' })
+        ).json<{ c: string }>()
+      )[0]!.c,
+    );
+    console.log(
+      `check: usage_intervals holds ${fmt(loaded)} rows (expected ${fmt(rowsTotal)}, fewer only if merges already collapsed replays)`,
+    );
+  } finally {
+    await admin
+      .deleteTopics({ topics: [topic, topicName(config.kafka.topicPrefix, 'quarantine')] })
+      .catch(() => undefined);
+    await admin.deleteGroups([`${config.kafka.topicPrefix}clickhouse-sink.usage`]).catch(() => undefined);
+    await admin.disconnect();
+    await ch.command({ query: `DROP DATABASE IF EXISTS ${db}` }).catch(() => undefined);
+    await ch.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
