@@ -179,7 +179,10 @@ export function providerErrorPhrase(text: string): string | undefined {
             : typeof b.message === 'string'
               ? b.message
               : undefined;
-      if (err2 || desc) return [err2, desc].filter(Boolean).join(': ');
+      if (err2 || desc) {
+        const phrase = [err2, desc].filter(Boolean).join(': ');
+        return phrase.length > 300 ? `${phrase.slice(0, 300)}…` : phrase;
+      }
     }
   } catch {
     /* not JSON */

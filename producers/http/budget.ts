@@ -121,13 +121,13 @@ export class RequestBudget {
 
   /**
    * Records the provider's count of calls left in its 24 h window (after the request that
-   * reported it), and when it frees calls again if it said so (Retry-After of a 429).
+   * reported it), and in how many ms it frees calls again if it said so (Retry-After of a 429).
    */
-  observeProviderRemaining(remaining: number, resetAt?: number): void {
+  observeProviderRemaining(remaining: number, resetInMs?: number): void {
     if (!Number.isFinite(remaining) || remaining < 0) return;
     this.providerRemaining = remaining;
     this.providerSeenAt = this.now();
-    this.providerResetAt = resetAt;
+    this.providerResetAt = resetInMs === undefined ? undefined : this.providerSeenAt + resetInMs;
   }
 
   /** Milliseconds until the provider frees calls again, when it is exhausted and said when. */

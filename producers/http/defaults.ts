@@ -4,7 +4,7 @@
  */
 export type HttpLimits = Record<
   | 'connectTimeoutMs' | 'timeoutMs' | 'keepAliveTimeoutMs' | 'connectionsPerOrigin' | 'maxResponseBytes' | 'maxRetries'
-  | 'backoffBaseMs' | 'backoffMaxMs' | 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'maxPages' | 'errorBodyQuoteChars',
+  | 'backoffBaseMs' | 'backoffMaxMs' | 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'maxPages',
   number
 >;
 
@@ -32,8 +32,6 @@ export const HTTP_DEFAULTS: Readonly<HttpLimits> = {
   maxRedirects: 5,
   /** Pages fetched per pagination before giving up (guards against endless providers). */
   maxPages: 100_000,
-  /** Characters of a provider error body quoted in an error message. */
-  errorBodyQuoteChars: 300,
 };
 
 /** Query parameter names that are always stripped from URLs before logging or emitting. */

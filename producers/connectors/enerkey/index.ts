@@ -46,7 +46,7 @@ export class EnerKeyConnector implements Connector {
     const v = res.headers['x-rate-limit'];
     if (v === undefined || !/^\d+$/.test(v.trim())) return;
     const retry = res.status === 429 ? parseRetryAfter(res.headers['retry-after'], Date.now()) : undefined;
-    budget.observeProviderRemaining(Number(v), retry !== undefined ? Date.now() + retry : undefined);
+    budget.observeProviderRemaining(Number(v), retry);
   };
 
   async snapshot(ctx: ConnectorContext, emit: EmitEntities): Promise<EntitySnapshot> {

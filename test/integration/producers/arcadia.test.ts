@@ -94,4 +94,54 @@ describe('arcadia connector against the simulator', () => {
     const runs = await readRuns(ctx);
     expect(runs.filter((r) => r.value.sync_run_id === run.sync_run_id).map((r) => r.value.status)).toEqual(['running', 'succeeded']);
   });
+
+  it('is complete under paging faults, 429 storms, 5xx, HTML error pages and tokens expiring mid-run', async () => {
+    const faulty = await startArcadiaSimulator({
+      seed: 7,
+      credentials: 2,
+      sites: 4,
+      meters: 45,
+      days: 35,
+      intervalsActive: true,
+      faults: {
+        duplicateAcrossPages: true,
+        shiftDuringPaging: { count: 1 },
+        rateLimit: { count: 4, retryAfterSeconds: 1 },
+        serverError: { count: 3 },
+        htmlError: { count: 2, status: 502 },
+      },
+    });
+    try {
+      const conn = arcadiaConnection(faulty, { pageSize: 10, intervals: 'normalized', correlationId: ['customer-001', 'customer-002'] });
+      let chunks = 0;
+      const run = await runSync({ ...conn, id: 'arc-faults' }, syncDeps(ctx, ENV, { onEvent: (e) => e.name === 'sync.chunk.committed' && ++chunks === 10 && faulty.expireTokens() }), {
+        mode: 'incremental',
+        to: '2024-02-05T00:00:00Z',
+      });
+      expect(run.error_messages).toEqual([]);
+      expect(run.snapshot_complete).toBe(true);
+      const truth = faulty.truth();
+      const entities = (await readEnvelopes(ctx, 'rawEntities')).filter((e) => e.value.connection_id === 'arc-faults');
+      const meterIds = new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id));
+      expect(meterIds).toEqual(new Set(truth.meters.map((m) => m.id)));
+      const usage = (await readEnvelopes(ctx, 'rawUsage')).filter((e) => e.value.connection_id === 'arc-faults');
+      expect(new Set(usage.map((u) => u.value.external_id))).toEqual(meterIds);
+      expect(faulty.stats().byStatus['401']).toBeGreaterThanOrEqual(1);
+      expect(faulty.stats().faults).toMatchObject({ rateLimit: 4, serverError: 3, htmlError: 2, shiftDuringPaging: 1 });
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('sandbox mode sends X-Sandbox-Mode: true and reads the sandbox data set; error bodies are surfaced', async () => {
+    const run = await runSync({ ...arcadiaConnection(sim, { sandbox: true, correlationId: 'sandbox-001' }), id: 'arc-sandbox' }, syncDeps(ctx, ENV), { mode: 'entities' });
+    expect(run.status).toBe('succeeded');
+    const entities = (await readEnvelopes(ctx, 'rawEntities')).filter((e) => e.value.connection_id === 'arc-sandbox');
+    expect(new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id))).toEqual(new Set(sim.truth({ sandbox: true }).meters.map((m) => m.id)));
+
+    const bad = await runSync({ ...arcadiaConnection(sim), id: 'arc-badsecret' }, syncDeps(ctx, { ...ENV, ARC_SECRET: 'wrong' }), { mode: 'entities' });
+    expect(bad.status).not.toBe('succeeded');
+    expect(bad.error_messages.join()).toContain('invalid_client: Invalid client credentials');
+    expect(bad.error_messages.join()).not.toContain('wrong');
+  });
 });

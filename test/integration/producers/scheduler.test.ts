@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestContext, type TestContext } from '../../support/context.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
+import { createProducers, type SyncEvent } from '../../../producers/index.js';
+import { startScheduler } from '../../../producers/sync/scheduler.js';
+import { connection, readRuns, syncDeps } from './helpers.js';
+
+describe('schedules and run-once', () => {
+  let ctx: TestContext;
+  let sim: ArcadiaSimulator;
+  beforeAll(async () => {
+    ctx = createTestContext({ partitions: 1 });
+    await ctx.createTopics();
+    sim = await startArcadiaSimulator({ credentials: 1, sites: 1, meters: 2, days: 10, intervalsActive: true });
+  });
+  afterAll(async () => {
+    await sim?.close();
+    await ctx?.cleanup();
+  });
+
+  const conn = (id: string, schedule?: { cron: string }) =>
+    connection({
+      id,
+      provider: 'arcadia',
+      baseUrls: { production: sim.url },
+      auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'ARC_ID', clientSecretEnv: 'ARC_SECRET' },
+      usageStart: '2024-01-01',
+      options: { intervals: 'normalized' },
+      ...(schedule ? { schedule } : {}),
+    });
+  const env = () => ({ ARC_ID: sim.options.clientId, ARC_SECRET: sim.options.clientSecret });
+
+  it('a schedule never overlaps runs of one connection: ticks during a run are skipped with POLL_RUN_OVERLAP', async () => {
+    sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
+    const events: SyncEvent[] = [];
+    const scheduler = startScheduler([conn('sched', { cron: '* * * * * *' })], syncDeps(ctx, env(), { onEvent: (e) => events.push(e) }));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !(events.some((e) => e.name === 'sync.run.skipped') && events.some((e) => e.name === 'sync.run.finished'))) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      await scheduler.stop();
+      sim.setFaults({});
+    }
+    expect(events.some((e) => e.name === 'sync.run.skipped' && e.data.code === 'POLL_RUN_OVERLAP')).toBe(true);
+    // Runs never interleave: every start is followed by its finish before the next start.
+    let open = 0;
+    for (const e of events) {
+      if (e.name === 'sync.run.started') expect(++open).toBe(1);
+      if (e.name === 'sync.run.finished') open--;
+    }
+  });
+
+  it('createProducers.runOnce refuses a second run of a busy connection and reports runs', async () => {
+    sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
+    const producers = createProducers(ctx.config, [conn('once')], { log: ctx.log, kafka: ctx.kafka, registry: ctx.registry, env: env() });
+    try {
+      const first = producers.runOnce('once', { to: '2024-01-05T00:00:00Z' });
+      await expect(producers.runOnce('once')).rejects.toMatchObject({ code: 'POLL_RUN_OVERLAP' });
+      await expect(producers.runOnce('nope')).rejects.toMatchObject({ code: 'CFG_INVALID' });
+      const run = await first;
+      expect(run.status).toBe('succeeded');
+      expect(run.usage_chunks).toBe(2);
+      const backfill = await producers.runOnce('once', { from: '2024-01-02', to: '2024-01-03' });
+      expect(backfill.mode).toBe('backfill');
+      expect(backfill.status).toBe('succeeded');
+      const runs = (await readRuns(ctx)).filter((r) => r.value.connection_id === 'once');
+      expect(runs.map((r) => r.value.status)).toEqual(['running', 'succeeded', 'running', 'succeeded']);
+    } finally {
+      await producers.stop();
+      sim.setFaults({});
+    }
+  });
+});
