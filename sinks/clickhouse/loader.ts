@@ -194,12 +194,26 @@ export class FamilyLoader {
     this.log.info({ event: SINK_EVENTS.draining, buffered: this.buffer.length }, 'draining');
     clearInterval(this.timer);
     this.drainDeadline = Date.now() + this.deps.options.drainTimeoutMs;
-    const cut = setTimeout(() => this.abort.abort(), this.deps.options.drainTimeoutMs);
-    try {
+    let cut: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      cut = setTimeout(() => {
+        this.abort.abort();
+        resolve('timeout');
+      }, this.deps.options.drainTimeoutMs);
+    });
+    const drain = async (): Promise<'drained'> => {
       this.pauseAll('kafka');
       await this.batchInProgress?.catch(() => undefined);
       await this.flushing;
       if (this.buffer.length > 0 || this.inflight) await this.runFlushes();
+      return 'drained';
+    };
+    try {
+      // Raced against the deadline: an insert that hangs must not keep the process from exiting.
+      // Whatever is not committed by then is read again by the next consumer of the group.
+      const outcome = await Promise.race([drain(), timedOut]);
+      if (outcome === 'timeout')
+        throw new DrainTimeout(`not drained within ${this.deps.options.drainTimeoutMs} ms`);
     } catch (err) {
       this.log.warn(
         { event: SINK_EVENTS.drainIncomplete, err: errorMessage(err) },

@@ -8,9 +8,14 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../../lib/config.js';
-import { readToEnd } from '../../../lib/kafka.js';
+import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import { topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
-import { createClickHouseSink, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import {
+  createChClient,
+  createClickHouseSink,
+  type ClickHouseSink,
+} from '../../../sinks/clickhouse/index.js';
+import { jsonEachRowInsert } from '../../../sinks/clickhouse/insert.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -28,6 +33,7 @@ let ctx: TestContext;
 let ch: ClickHouseClient;
 let proxy: TcpProxy;
 let sink: ClickHouseSink | undefined;
+const extraDatabases: string[] = [];
 
 async function readDecoded<K extends TopicId>(id: K): Promise<{ key: string; value: TopicRecords[K] }[]> {
   const raw: { key: string; value: Buffer }[] = [];
@@ -49,11 +55,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sink?.stop().catch(() => undefined);
+  for (const d of extraDatabases)
+    await ch.command({ query: `DROP DATABASE IF EXISTS ${d}` }).catch(() => undefined);
   await proxy?.close();
   await ctx.cleanup();
 });
 
-describe('ClickHouse outage', () => {
+describe('ClickHouse faults', () => {
   it('backs off, pauses, and loads every record exactly once after ClickHouse is back', async () => {
     const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, url: proxy.url } };
     const group = `${config.kafka.topicPrefix}fault.`;
@@ -114,9 +122,7 @@ describe('ClickHouse outage', () => {
       'syncRuns',
     ] as const;
     const read = await Promise.all(ids.map((id) => readDecoded(id)));
-    const truth = truthFrom(
-      Object.fromEntries(ids.map((id, i) => [id, read[i]])),
-    );
+    const truth = truthFrom(Object.fromEntries(ids.map((id, i) => [id, read[i]])));
     expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(truth.slots);
     expect(await scalar(ch, `SELECT sum(value) FROM ${db}.usage_intervals_latest`)).toBeCloseTo(
       truth.valueSum,
@@ -131,5 +137,75 @@ describe('ClickHouse outage', () => {
     expect(runs.every((r) => r.status === 'succeeded')).toBe(true);
     // Three waves, each with 2 quarantine records from another stage; the sink quarantined nothing.
     expect(await scalar(ch, `SELECT count() FROM ${db}.quarantine_latest`)).toBe(6);
+  });
+
+  it('a crash between insert and commit inserts rows twice; the latest views show them once', async () => {
+    // Its own database: the first test loaded the same topics already.
+    const database = `${ctx.config.clickhouse.database}_crash`;
+    extraDatabases.push(database);
+    const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
+    const group = `${config.kafka.topicPrefix}crash.`;
+    const client = createChClient(config.clickhouse);
+    const real = jsonEachRowInsert(client);
+    let hung = 0;
+    // The first usage insert reaches ClickHouse, then the process "dies" before it can commit:
+    // the insert never returns and stop() gives up after its drain timeout.
+    const crashing = createClickHouseSink(config, {
+      log: ctx.log,
+      kafka: ctx.kafka,
+      registry: ctx.registry,
+      groupIdPrefix: group,
+      families: ['usage'],
+      batchMaxRows: 100_000,
+      batchMaxMs: 300,
+      drainTimeoutMs: 500,
+      insert: async (table, lines) => {
+        await real(table, lines);
+        hung++;
+        await new Promise(() => undefined);
+      },
+    });
+    await crashing.start();
+    expect(await eventually(() => Promise.resolve(hung > 0), 30_000, 100)).toBe(true);
+    await crashing.stop();
+    const inserted = await scalar(ch, `SELECT count() FROM ${database}.usage_intervals`);
+    expect(inserted).toBeGreaterThan(0);
+    const admin = ctx.kafka.admin();
+    await admin.connect();
+    const usageTopic = topicName(config.kafka.topicPrefix, 'usage');
+    const lagBefore = (await groupLag(admin, `${group}usage`, usageTopic)).reduce((n, p) => n + p.lag, 0);
+    expect(lagBefore).toBeGreaterThan(0); // nothing was committed
+
+    // The next process of the same group starts from the last commit and inserts those rows again.
+    const recovered = createClickHouseSink(config, {
+      log: ctx.log,
+      kafka: ctx.kafka,
+      registry: ctx.registry,
+      groupIdPrefix: group,
+      families: ['usage'],
+      migrate: false,
+    });
+    await recovered.start();
+    expect(
+      await eventually(
+        async () => (await groupLag(admin, `${group}usage`, usageTopic)).every((p) => p.lag === 0),
+        60_000,
+        300,
+      ),
+    ).toBe(true);
+    await recovered.stop();
+    await admin.disconnect();
+    await client.close();
+
+    const truth = truthFrom({ usage: await readDecoded('usage') });
+    expect(await scalar(ch, `SELECT count() FROM ${database}.usage_intervals_latest`)).toBe(truth.slots);
+    expect(await scalar(ch, `SELECT sum(value) FROM ${database}.usage_intervals_latest`)).toBeCloseTo(
+      truth.valueSum,
+      6,
+    );
+    // The first flush's rows are in the table twice until a merge; the sort key makes them one
+    // (as it does for the slots the topic itself delivers twice: corrections, duplicate batches).
+    await ch.command({ query: `OPTIMIZE TABLE ${database}.usage_intervals FINAL` });
+    expect(await scalar(ch, `SELECT count() FROM ${database}.usage_intervals`)).toBe(truth.slots);
   });
 });
