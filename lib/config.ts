@@ -16,9 +16,17 @@ export const LOCAL_ENDPOINTS_FILE = resolve(REPO_ROOT, '.local/endpoints.env');
 
 const csv = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1));
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+const bool = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+]);
 const int = z.coerce.number().int();
 
 export const configSchema = z
@@ -37,7 +45,10 @@ export const configSchema = z
           .optional()
           .describe('KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD'),
         topicPrefix: z.string().default('meterflow.').describe('MF_TOPIC_PREFIX'),
-        partitions: int.pipe(z.number().min(1)).default(6).describe('MF_TOPIC_PARTITIONS: partitions of created topics'),
+        partitions: int
+          .pipe(z.number().min(1))
+          .default(6)
+          .describe('MF_TOPIC_PARTITIONS: partitions of created topics'),
         replicationFactor: int.pipe(z.number().min(1)).default(1).describe('MF_TOPIC_REPLICATION'),
       })
       .strict(),
@@ -53,13 +64,26 @@ export const configSchema = z
         url: z.string().url().describe('CLICKHOUSE_URL, e.g. http://127.0.0.1:8123'),
         username: z.string().default('default').describe('CLICKHOUSE_USER'),
         password: z.string().default('').describe('CLICKHOUSE_PASSWORD'),
-        database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('meterflow').describe('CLICKHOUSE_DATABASE'),
+        database: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+          .default('meterflow')
+          .describe('CLICKHOUSE_DATABASE'),
       })
       .strict(),
-    connectionsDir: z.string().default('connections').describe('MF_CONNECTIONS_DIR: folder of connection files'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('LOG_LEVEL'),
+    connectionsDir: z
+      .string()
+      .default('connections')
+      .describe('MF_CONNECTIONS_DIR: folder of connection files'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('LOG_LEVEL'),
     metricsPort: int.pipe(z.number().min(0).max(65535)).default(9464).describe('MF_METRICS_PORT (0 = off)'),
-    metricsHost: z.string().default('127.0.0.1').describe('MF_METRICS_HOST: bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)'),
+    metricsHost: z
+      .string()
+      .default('127.0.0.1')
+      .describe('MF_METRICS_HOST: bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)'),
   })
   .strict();
 
@@ -81,10 +105,14 @@ function readConfigFile(path: string): Record<string, unknown> {
     const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     return z.record(z.string(), z.unknown()).parse(parsed ?? {});
   } catch (cause) {
-    throw new MeterflowError('CFG_FILE_UNREADABLE', `cannot read configuration file ${path}: ${String(cause)}`, {
-      cause,
-      context: { path },
-    });
+    throw new MeterflowError(
+      'CFG_FILE_UNREADABLE',
+      `cannot read configuration file ${path}: ${String(cause)}`,
+      {
+        cause,
+        context: { path },
+      },
+    );
   }
 }
 

@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   VAL_UNIT_CONFLICT: 'the usage unit is not convertible to the meter unit',
   VAL_METER_RESET: 'a register reading decreased: meter reset or rollover',
   VAL_INVALID_TIME_ZONE: 'the time zone is not a valid IANA zone',
+  VAL_READING_OUT_OF_ORDER:
+    'a register reading is older than, or conflicts with, the last reading already applied',
 
   // Aggregate
   AGG_LATE_BEYOND_RETENTION: 'the interval is older than the aggregation state retention',
@@ -99,7 +101,13 @@ export class MeterflowError extends Error {
   }
 
   toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, message: this.message, retriable: this.retriable, context: this.context };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retriable: this.retriable,
+      context: this.context,
+    };
   }
 }
 

@@ -2,7 +2,15 @@
  * Kafka client setup from configuration, topic provisioning from the catalogue, and small
  * helpers that kafkajs lacks (reading a topic to its end, group lag).
  */
-import { CompressionTypes, Kafka, logLevel, type Admin, type Consumer, type ITopicConfig, type SASLOptions } from 'kafkajs';
+import {
+  CompressionTypes,
+  Kafka,
+  logLevel,
+  type Admin,
+  type Consumer,
+  type ITopicConfig,
+  type SASLOptions,
+} from 'kafkajs';
 import type { Config } from './config.js';
 import { errorMessage, MeterflowError } from './errors.js';
 import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
@@ -43,11 +51,15 @@ export async function ensureTopics(admin: Admin, config: Config, requests: Topic
   try {
     existing = await admin.listTopics();
   } catch (cause) {
-    throw new MeterflowError('KAFKA_UNREACHABLE', `Kafka at ${config.kafka.brokers.join(',')} did not answer: ${errorMessage(cause)}`, {
-      cause,
-      retriable: true,
-      context: { brokers: config.kafka.brokers },
-    });
+    throw new MeterflowError(
+      'KAFKA_UNREACHABLE',
+      `Kafka at ${config.kafka.brokers.join(',')} did not answer: ${errorMessage(cause)}`,
+      {
+        cause,
+        retriable: true,
+        context: { brokers: config.kafka.brokers },
+      },
+    );
   }
   const missing = requests.filter((r) => !existing.includes(r.name));
   if (missing.length === 0) return;
@@ -61,27 +73,69 @@ export async function ensureTopics(admin: Admin, config: Config, requests: Topic
       ...(r.cleanup === 'compact' ? [{ name: 'min.cleanable.dirty.ratio', value: '0.1' }] : []),
     ],
   }));
+  let failure: unknown;
   try {
-    await admin.createTopics({ topics, waitForLeaders: true });
+    await admin.createTopics({ topics, waitForLeaders: false });
   } catch (cause) {
     // A concurrent creator may have won the race; that is fine if the topics now exist.
-    const now = await admin.listTopics();
-    const stillMissing = missing.filter((r) => !now.includes(r.name));
-    if (stillMissing.length > 0) {
-      throw new MeterflowError('KAFKA_TOPIC_SETUP', `cannot create topics ${stillMissing.map((t) => t.name).join(', ')}: ${errorMessage(cause)}`, {
-        cause,
-        context: { topics: stillMissing.map((t) => t.name) },
-      });
-    }
+    failure = cause;
   }
+  await awaitLeaders(
+    admin,
+    missing.map((r) => r.name),
+    failure,
+  );
+}
+
+/**
+ * Waits (bounded) until every partition of the topics has a leader: a broker under load
+ * answers "does not host this topic-partition" for a moment after a create.
+ */
+async function awaitLeaders(
+  admin: Admin,
+  names: string[],
+  failure: unknown,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = failure;
+  while (Date.now() < deadline) {
+    try {
+      const listed = await admin.listTopics();
+      if (names.every((n) => listed.includes(n))) {
+        const meta = await admin.fetchTopicMetadata({ topics: names });
+        if (meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+          return;
+      }
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new MeterflowError(
+    'KAFKA_TOPIC_SETUP',
+    `cannot create topics ${names.join(', ')}: ${last === undefined ? 'no leader elected in time' : errorMessage(last)}`,
+    {
+      cause: last,
+      context: { topics: names },
+    },
+  );
 }
 
 /** Creates every catalogue topic under the configured prefix. */
-export async function ensureCatalogueTopics(admin: Admin, config: Config, ids: TopicId[] = Object.keys(TOPICS) as TopicId[]): Promise<void> {
+export async function ensureCatalogueTopics(
+  admin: Admin,
+  config: Config,
+  ids: TopicId[] = Object.keys(TOPICS) as TopicId[],
+): Promise<void> {
   await ensureTopics(
     admin,
     config,
-    ids.map((id) => ({ name: topicName(config.kafka.topicPrefix, id), cleanup: TOPICS[id].cleanup, retentionMs: TOPICS[id].retentionMs })),
+    ids.map((id) => ({
+      name: topicName(config.kafka.topicPrefix, id),
+      cleanup: TOPICS[id].cleanup,
+      retentionMs: TOPICS[id].retentionMs,
+    })),
   );
 }
 
@@ -92,7 +146,11 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Map<numbe
 }
 
 /** Lag of a consumer group on a topic: sum over partitions of (high watermark - committed). */
-export async function groupLag(admin: Admin, groupId: string, topic: string): Promise<{ partition: number; lag: number }[]> {
+export async function groupLag(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+): Promise<{ partition: number; lag: number }[]> {
   const [high, committed] = await Promise.all([
     admin.fetchTopicOffsets(topic),
     admin.fetchOffsets({ groupId, topics: [topic] }),
@@ -169,31 +227,45 @@ export async function readToEnd(
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       const stop = remaining.get(e.payload.partition);
       lastActivity = Date.now();
-      if (stop !== undefined && BigInt(e.payload.lastOffset) + 1n >= stop) remaining.delete(e.payload.partition);
+      if (stop !== undefined && BigInt(e.payload.lastOffset) + 1n >= stop)
+        remaining.delete(e.payload.partition);
     });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        const stop = remaining.get(batch.partition);
-        if (stop === undefined) return;
-        lastActivity = Date.now();
-        for (const m of batch.messages) {
-          if (BigInt(m.offset) >= stop) break;
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
-          await onMessage({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp });
-          count++;
-        }
-        if (BigInt(batch.lastOffset()) + 1n >= stop) remaining.delete(batch.partition);
-        await heartbeat();
-      },
-    }).catch((e: unknown) => {
-      failure = e;
-    });
+    await consumer
+      .run({
+        autoCommit: false,
+        eachBatch: async ({ batch, heartbeat }) => {
+          const stop = remaining.get(batch.partition);
+          if (stop === undefined) return;
+          lastActivity = Date.now();
+          for (const m of batch.messages) {
+            if (BigInt(m.offset) >= stop) break;
+            const headers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+            await onMessage({
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              headers,
+              timestamp: m.timestamp,
+            });
+            count++;
+          }
+          if (BigInt(batch.lastOffset()) + 1n >= stop) remaining.delete(batch.partition);
+          await heartbeat();
+        },
+      })
+      .catch((e: unknown) => {
+        failure = e;
+      });
     while (remaining.size > 0 && failure === undefined) {
       const now = Date.now();
       if (now - started > timeoutMs) {
-        throw new MeterflowError('RT_STATE_RESTORE', `reading ${topic} to its end took longer than ${timeoutMs} ms`, { context: { topic } });
+        throw new MeterflowError(
+          'RT_STATE_RESTORE',
+          `reading ${topic} to its end took longer than ${timeoutMs} ms`,
+          { context: { topic } },
+        );
       }
       if (joined && now - lastActivity > idleMs) break;
       await new Promise((r) => setTimeout(r, 50));

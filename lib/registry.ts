@@ -22,8 +22,12 @@ export class AvroRegistry {
   readonly client: SchemaRegistry;
   private readonly typesById = new Map<number, avro.Type>();
   private readonly pending = new Map<number, Promise<avro.Type>>();
+  private readonly registrations = new Map<string, Promise<Serde<unknown>>>();
 
-  constructor(readonly url: string, auth?: { username: string; password: string }) {
+  constructor(
+    readonly url: string,
+    auth?: { username: string; password: string },
+  ) {
     this.client = new SchemaRegistry({ host: url, ...(auth ? { auth } : {}), retry: { retries: 2 } });
   }
 
@@ -36,27 +40,53 @@ export class AvroRegistry {
    * Registers `schema` under `subject` with BACKWARD compatibility and returns an encoder.
    * An incompatible change is rejected by the registry: REG_INCOMPATIBLE.
    */
-  async register<T>(subject: string, schema: AvroSchema): Promise<Serde<T>> {
+  register<T>(subject: string, schema: AvroSchema): Promise<Serde<T>> {
+    // One registration per subject and schema per client: concurrent callers share it.
+    const memoKey = `${subject}\n${JSON.stringify(schema)}`;
+    let p = this.registrations.get(memoKey) as Promise<Serde<T>> | undefined;
+    if (!p) {
+      p = this.registerOnce<T>(subject, schema);
+      this.registrations.set(memoKey, p);
+      p.catch(() => this.registrations.delete(memoKey));
+    }
+    return p;
+  }
+
+  private async registerOnce<T>(subject: string, schema: AvroSchema): Promise<Serde<T>> {
     let id: number;
     try {
-      ({ id } = await this.client.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-        { subject, compatibility: COMPATIBILITY.BACKWARD },
-      ));
+      const body = { type: SchemaType.AVRO, schema: JSON.stringify(schema) } as const;
+      const opts = { subject, compatibility: COMPATIBILITY.BACKWARD };
+      try {
+        ({ id } = await this.client.register(body, opts));
+      } catch (first) {
+        // Another process registered the subject's first version (and its compatibility rule)
+        // at the same moment; the second attempt sees the rule and registers normally.
+        if (!/already exists/i.test(errorMessage(first))) throw first;
+        ({ id } = await this.client.register(body, opts));
+      }
     } catch (cause) {
       const msg = errorMessage(cause);
       const status = (cause as { status?: number }).status;
       if (status === 409 || /incompatib/i.test(msg)) {
-        throw new MeterflowError('REG_INCOMPATIBLE', `schema for ${subject} is not BACKWARD compatible: ${msg}`, {
-          cause,
-          context: { subject },
-        });
+        throw new MeterflowError(
+          'REG_INCOMPATIBLE',
+          `schema for ${subject} is not BACKWARD compatible: ${msg}`,
+          {
+            cause,
+            context: { subject },
+          },
+        );
       }
-      throw new MeterflowError('REG_UNREACHABLE', `cannot register schema ${subject} at ${this.url}: ${msg}`, {
-        cause,
-        retriable: true,
-        context: { subject, url: this.url },
-      });
+      throw new MeterflowError(
+        'REG_UNREACHABLE',
+        `cannot register schema ${subject} at ${this.url}: ${msg}`,
+        {
+          cause,
+          retriable: true,
+          context: { subject, url: this.url },
+        },
+      );
     }
     const type = avro.Type.forSchema(schema as avro.Schema);
     this.typesById.set(id, type);
@@ -88,10 +118,18 @@ export class AvroRegistry {
         try {
           res = await fetch(`${this.url.replace(/\/$/, '')}/schemas/ids/${id}`);
         } catch (cause) {
-          throw new MeterflowError('REG_UNREACHABLE', `schema registry ${this.url} did not answer: ${errorMessage(cause)}`, { cause, retriable: true });
+          throw new MeterflowError(
+            'REG_UNREACHABLE',
+            `schema registry ${this.url} did not answer: ${errorMessage(cause)}`,
+            { cause, retriable: true },
+          );
         }
         if (res.status >= 500) {
-          throw new MeterflowError('REG_UNREACHABLE', `schema registry answered ${res.status} for schema id ${id}`, { retriable: true });
+          throw new MeterflowError(
+            'REG_UNREACHABLE',
+            `schema registry answered ${res.status} for schema id ${id}`,
+            { retriable: true },
+          );
         }
         if (!res.ok) throw new Error(`registry answered ${res.status} for schema id ${id}`);
         const body = (await res.json()) as { schema: string };
@@ -111,7 +149,10 @@ export class AvroRegistry {
    */
   async decode<T>(buf: Buffer | null, reader?: avro.Type): Promise<T> {
     if (!buf || buf.length < 6 || buf[0] !== MAGIC) {
-      throw new MeterflowError('REG_DECODE', 'not a Confluent wire-format Avro message (bad magic byte or too short)');
+      throw new MeterflowError(
+        'REG_DECODE',
+        'not a Confluent wire-format Avro message (bad magic byte or too short)',
+      );
     }
     const id = buf.readInt32BE(1);
     let writer: avro.Type;
@@ -119,7 +160,10 @@ export class AvroRegistry {
       writer = await this.typeFor(id);
     } catch (cause) {
       if (cause instanceof MeterflowError) throw cause;
-      throw new MeterflowError('REG_DECODE', `unknown schema id ${id}: ${errorMessage(cause)}`, { cause, context: { schemaId: id } });
+      throw new MeterflowError('REG_DECODE', `unknown schema id ${id}: ${errorMessage(cause)}`, {
+        cause,
+        context: { schemaId: id },
+      });
     }
     try {
       const body = buf.subarray(5);
@@ -128,10 +172,14 @@ export class AvroRegistry {
       }
       return writer.fromBuffer(body) as T;
     } catch (cause) {
-      throw new MeterflowError('REG_DECODE', `Avro body does not decode with schema id ${id}: ${errorMessage(cause)}`, {
-        cause,
-        context: { schemaId: id },
-      });
+      throw new MeterflowError(
+        'REG_DECODE',
+        `Avro body does not decode with schema id ${id}: ${errorMessage(cause)}`,
+        {
+          cause,
+          context: { schemaId: id },
+        },
+      );
     }
   }
 

@@ -42,11 +42,21 @@ export const TOPICS = {
   meters: { logical: 'meters', schema: meterSchema, cleanup: 'compact', retentionMs: -1 },
   usage: { logical: 'usage', schema: usageBatchSchema, cleanup: 'delete', retentionMs: -1 },
   usageDaily: { logical: 'usage.daily', schema: usageAggregateSchema, cleanup: 'compact', retentionMs: -1 },
-  usageMonthly: { logical: 'usage.monthly', schema: usageAggregateSchema, cleanup: 'compact', retentionMs: -1 },
+  usageMonthly: {
+    logical: 'usage.monthly',
+    schema: usageAggregateSchema,
+    cleanup: 'compact',
+    retentionMs: -1,
+  },
   quarantine: { logical: 'quarantine', schema: quarantineSchema, cleanup: 'delete', retentionMs: -1 },
   syncState: { logical: 'sync-state', schema: syncStateSchema, cleanup: 'compact', retentionMs: -1 },
   syncRuns: { logical: 'sync-runs', schema: syncRunSchema, cleanup: 'compact', retentionMs: -1 },
-  meterMappings: { logical: 'meter-mappings', schema: meterMappingSchema, cleanup: 'compact', retentionMs: -1 },
+  meterMappings: {
+    logical: 'meter-mappings',
+    schema: meterMappingSchema,
+    cleanup: 'compact',
+    retentionMs: -1,
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicId = keyof typeof TOPICS;
@@ -73,6 +83,16 @@ export function topicName(prefix: string, id: TopicId): string {
 /** Kafka key of an entity or of a meter's usage: `connection_id/external_id`. */
 export function entityKey(connectionId: string, externalId: string): string {
   return `${connectionId}/${externalId}`;
+}
+
+/** Key of a daily or monthly aggregate: `connection_id/meter|channel|period` (compacted topics). */
+export function aggregateKey(a: {
+  connection_id: string;
+  meter_external_id: string;
+  channel: string;
+  period: string;
+}): string {
+  return `${a.connection_id}/${a.meter_external_id}|${a.channel}|${a.period}`;
 }
 
 /** Kafka headers on quarantine records, in the spirit of Kafka Connect's dead-letter headers. */

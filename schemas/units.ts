@@ -8,7 +8,10 @@
 
 export type UnitDimension = 'energy' | 'volume' | 'mass';
 
-export const CANONICAL_UNITS = { energy: 'kWh', volume: 'm3', mass: 'kg' } as const satisfies Record<UnitDimension, string>;
+export const CANONICAL_UNITS = { energy: 'kWh', volume: 'm3', mass: 'kg' } as const satisfies Record<
+  UnitDimension,
+  string
+>;
 export type CanonicalUnit = (typeof CANONICAL_UNITS)[UnitDimension];
 
 export interface UnitInfo {
@@ -39,41 +42,133 @@ const UNIT_DEFS: UnitDef[] = [
   // Ambiguous texts are deliberately absent (they stay unknown): 'ton' (short, long or metric?),
   // 'MBtu' (thousand or million?), 'Mt', 'cf'.
   // Energy (canonical kWh)
-  { symbol: 'Wh', dimension: 'energy', factor: 0.001, aliases: ['wh', 'watt hour', 'watt hours', 'watt-hour', 'watt-hours'] },
-  { symbol: 'kWh', dimension: 'energy', factor: 1, aliases: ['kwh', 'kw h', 'kw-h', 'kilowatt hour', 'kilowatt hours', 'kilowatt-hour', 'kilowatt-hours'] },
-  { symbol: 'MWh', dimension: 'energy', factor: 1_000, aliases: ['mwh', 'megawatt hour', 'megawatt hours', 'megawatt-hour', 'megawatt-hours'] },
-  { symbol: 'GWh', dimension: 'energy', factor: 1_000_000, aliases: ['gwh', 'gigawatt hour', 'gigawatt hours', 'gigawatt-hour', 'gigawatt-hours'] },
-  { symbol: 'kJ', dimension: 'energy', factor: KWH_PER_MJ / 1_000, aliases: ['kj', 'kilojoule', 'kilojoules'] },
+  {
+    symbol: 'Wh',
+    dimension: 'energy',
+    factor: 0.001,
+    aliases: ['wh', 'watt hour', 'watt hours', 'watt-hour', 'watt-hours'],
+  },
+  {
+    symbol: 'kWh',
+    dimension: 'energy',
+    factor: 1,
+    aliases: ['kwh', 'kw h', 'kw-h', 'kilowatt hour', 'kilowatt hours', 'kilowatt-hour', 'kilowatt-hours'],
+  },
+  {
+    symbol: 'MWh',
+    dimension: 'energy',
+    factor: 1_000,
+    aliases: ['mwh', 'megawatt hour', 'megawatt hours', 'megawatt-hour', 'megawatt-hours'],
+  },
+  {
+    symbol: 'GWh',
+    dimension: 'energy',
+    factor: 1_000_000,
+    aliases: ['gwh', 'gigawatt hour', 'gigawatt hours', 'gigawatt-hour', 'gigawatt-hours'],
+  },
+  {
+    symbol: 'kJ',
+    dimension: 'energy',
+    factor: KWH_PER_MJ / 1_000,
+    aliases: ['kj', 'kilojoule', 'kilojoules'],
+  },
   { symbol: 'MJ', dimension: 'energy', factor: KWH_PER_MJ, aliases: ['mj', 'megajoule', 'megajoules'] },
-  { symbol: 'GJ', dimension: 'energy', factor: KWH_PER_MJ * 1_000, aliases: ['gj', 'gigajoule', 'gigajoules'] },
-  { symbol: 'TJ', dimension: 'energy', factor: KWH_PER_MJ * 1_000_000, aliases: ['tj', 'terajoule', 'terajoules'] },
+  {
+    symbol: 'GJ',
+    dimension: 'energy',
+    factor: KWH_PER_MJ * 1_000,
+    aliases: ['gj', 'gigajoule', 'gigajoules'],
+  },
+  {
+    symbol: 'TJ',
+    dimension: 'energy',
+    factor: KWH_PER_MJ * 1_000_000,
+    aliases: ['tj', 'terajoule', 'terajoules'],
+  },
   // US therm = 100,000 BTU(IT) = 105.505585 MJ.
-  { symbol: 'therm', dimension: 'energy', factor: KWH_PER_BTU * 100_000, aliases: ['therm', 'therms', 'thm'] },
+  {
+    symbol: 'therm',
+    dimension: 'energy',
+    factor: KWH_PER_BTU * 100_000,
+    aliases: ['therm', 'therms', 'thm'],
+  },
   { symbol: 'Btu', dimension: 'energy', factor: KWH_PER_BTU, aliases: ['btu', 'btus'] },
   { symbol: 'kBtu', dimension: 'energy', factor: KWH_PER_BTU * 1_000, aliases: ['kbtu'] },
   { symbol: 'MMBtu', dimension: 'energy', factor: KWH_PER_BTU * 1_000_000, aliases: ['mmbtu'] },
   // Volume (canonical m3)
-  { symbol: 'm3', dimension: 'volume', factor: 1, aliases: ['m3', 'cubic meter', 'cubic meters', 'cubic metre', 'cubic metres', 'cbm'] },
-  { symbol: 'l', dimension: 'volume', factor: 0.001, aliases: ['l', 'litre', 'litres', 'liter', 'liters', 'ltr'] },
-  { symbol: 'hl', dimension: 'volume', factor: 0.1, aliases: ['hl', 'hectolitre', 'hectolitres', 'hectoliter', 'hectoliters'] },
-  { symbol: 'US gal', dimension: 'volume', factor: M3_PER_US_GALLON, aliases: ['us gal', 'gal', 'gallon', 'gallons', 'us gallon', 'us gallons', 'usg'] },
-  { symbol: 'kgal', dimension: 'volume', factor: M3_PER_US_GALLON * 1_000, aliases: ['kgal', 'thousand gallons'] },
-  { symbol: 'ft3', dimension: 'volume', factor: M3_PER_CUBIC_FOOT, aliases: ['ft3', 'cu ft', 'cubic foot', 'cubic feet'] },
+  {
+    symbol: 'm3',
+    dimension: 'volume',
+    factor: 1,
+    aliases: ['m3', 'cubic meter', 'cubic meters', 'cubic metre', 'cubic metres', 'cbm'],
+  },
+  {
+    symbol: 'l',
+    dimension: 'volume',
+    factor: 0.001,
+    aliases: ['l', 'litre', 'litres', 'liter', 'liters', 'ltr'],
+  },
+  {
+    symbol: 'hl',
+    dimension: 'volume',
+    factor: 0.1,
+    aliases: ['hl', 'hectolitre', 'hectolitres', 'hectoliter', 'hectoliters'],
+  },
+  {
+    symbol: 'US gal',
+    dimension: 'volume',
+    factor: M3_PER_US_GALLON,
+    aliases: ['us gal', 'gal', 'gallon', 'gallons', 'us gallon', 'us gallons', 'usg'],
+  },
+  {
+    symbol: 'kgal',
+    dimension: 'volume',
+    factor: M3_PER_US_GALLON * 1_000,
+    aliases: ['kgal', 'thousand gallons'],
+  },
+  {
+    symbol: 'ft3',
+    dimension: 'volume',
+    factor: M3_PER_CUBIC_FOOT,
+    aliases: ['ft3', 'cu ft', 'cubic foot', 'cubic feet'],
+  },
   { symbol: 'ccf', dimension: 'volume', factor: M3_PER_CUBIC_FOOT * 100, aliases: ['ccf', 'hcf'] },
   { symbol: 'Mcf', dimension: 'volume', factor: M3_PER_CUBIC_FOOT * 1_000, aliases: ['mcf'] },
   // Mass (canonical kg)
   { symbol: 'g', dimension: 'mass', factor: 0.001, aliases: ['g', 'gram', 'grams'] },
   { symbol: 'kg', dimension: 'mass', factor: 1, aliases: ['kg', 'kilogram', 'kilograms', 'kgs'] },
-  { symbol: 't', dimension: 'mass', factor: 1_000, aliases: ['t', 'tonne', 'tonnes', 'metric ton', 'metric tons'] },
+  {
+    symbol: 't',
+    dimension: 'mass',
+    factor: 1_000,
+    aliases: ['t', 'tonne', 'tonnes', 'metric ton', 'metric tons'],
+  },
   { symbol: 'lb', dimension: 'mass', factor: 0.45359237, aliases: ['lb', 'lbs', 'pound', 'pounds'] },
-  { symbol: 'short ton', dimension: 'mass', factor: 907.18474, aliases: ['short ton', 'short tons', 'us ton', 'us tons'] },
+  {
+    symbol: 'short ton',
+    dimension: 'mass',
+    factor: 907.18474,
+    aliases: ['short ton', 'short tons', 'us ton', 'us tons'],
+  },
 ];
 
 /**
  * Fold a unit text for lookup: case, surrounding and repeated spaces, superscript ³ and a caret
  * ("m^3"), and a trailing dot ("gal.") do not matter.
  */
+const folded = new Map<string, string>();
+
+/** Case, superscript and spacing folded: the registry's lookup key (memoised: it runs per interval). */
 export function foldUnit(text: string): string {
+  let f = folded.get(text);
+  if (f === undefined) {
+    f = foldUnitUncached(text);
+    if (folded.size < 10_000) folded.set(text, f);
+  }
+  return f;
+}
+
+function foldUnitUncached(text: string): string {
   return text
     .trim()
     .toLowerCase()

@@ -10,7 +10,11 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export function parse<T extends ParseArgsConfig['options']>(argv: string[], options: T, allowPositionals = true) {
+export function parse<T extends ParseArgsConfig['options']>(
+  argv: string[],
+  options: T,
+  allowPositionals = true,
+) {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {

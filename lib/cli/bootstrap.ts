@@ -17,7 +17,9 @@ export interface Runtime {
   connections: Map<string, ConnectionConfig>;
 }
 
-export async function bootstrap(options: { connectionsDir?: string; needConnections?: boolean } = {}): Promise<Runtime> {
+export async function bootstrap(
+  options: { connectionsDir?: string; needConnections?: boolean } = {},
+): Promise<Runtime> {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   const kafka = createKafka(config);

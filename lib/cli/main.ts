@@ -47,7 +47,12 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof MeterflowError) {
       console.error(`meterflow: ${err.code}: ${err.message}`);
-      process.exitCode = err.code === 'CLI_USAGE' || err.code === 'CFG_INVALID' ? EXIT.usage : err.code === 'CLI_REFUSED' ? EXIT.refused : EXIT.failure;
+      process.exitCode =
+        err.code === 'CLI_USAGE' || err.code === 'CFG_INVALID'
+          ? EXIT.usage
+          : err.code === 'CLI_REFUSED'
+            ? EXIT.refused
+            : EXIT.failure;
     } else {
       console.error(`meterflow: ${errorMessage(err)}`);
       process.exitCode = EXIT.failure;

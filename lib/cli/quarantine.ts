@@ -52,9 +52,15 @@ const filterOptions = {
   'dry-run': { type: 'boolean' },
 } as const;
 
-function filterFrom(values: { reason?: string | undefined; stage?: string | undefined; connection?: string | undefined; since?: string | undefined }): QuarantineFilter {
+function filterFrom(values: {
+  reason?: string | undefined;
+  stage?: string | undefined;
+  connection?: string | undefined;
+  since?: string | undefined;
+}): QuarantineFilter {
   const since = values.since ? Date.parse(values.since) : undefined;
-  if (values.since && Number.isNaN(since)) throw new MeterflowError('CLI_USAGE', `--since must be an ISO time, not "${values.since}"`);
+  if (values.since && Number.isNaN(since))
+    throw new MeterflowError('CLI_USAGE', `--since must be an ISO time, not "${values.since}"`);
   return { reason: values.reason, stage: values.stage, connection: values.connection, since };
 }
 
@@ -83,22 +89,36 @@ and versions make this safe to repeat.`,
       }
       const original = found.original.toString('utf8');
       const printable = /^[\x09\x0a\x0d\x20-\x7e\u00a0-\uffff]*$/.test(original);
-      console.log(JSON.stringify({ ...found, quarantined_at: new Date(found.quarantined_at).toISOString(), original: printable ? original : `base64:${found.original.toString('base64')}` }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            ...found,
+            quarantined_at: new Date(found.quarantined_at).toISOString(),
+            original: printable ? original : `base64:${found.original.toString('base64')}`,
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     const filter = filterFrom(values);
     const records = await readQuarantine(filter);
     if (action === 'list') {
       if (values.json) {
-        for (const q of records) console.log(JSON.stringify({ ...q, original: q.original.toString('base64') }));
+        for (const q of records)
+          console.log(JSON.stringify({ ...q, original: q.original.toString('base64') }));
         return 0;
       }
       const counts = new Map<string, number>();
       for (const q of records) counts.set(q.reason_code, (counts.get(q.reason_code) ?? 0) + 1);
       console.log(`${records.length} quarantined record(s)`);
-      for (const [reason, n] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`  ${reason.padEnd(28)} ${n}`);
+      for (const [reason, n] of [...counts].sort((a, b) => b[1] - a[1]))
+        console.log(`  ${reason.padEnd(28)} ${n}`);
       for (const q of records) {
-        console.log(`${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}`);
+        console.log(
+          `${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}`,
+        );
       }
       return 0;
     }

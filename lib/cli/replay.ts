@@ -20,24 +20,40 @@ export async function assertGroupIdle(admin: Admin, groupId: string): Promise<vo
   const { groups } = await admin.describeGroups([groupId]);
   const g = groups[0];
   if (g && g.members.length > 0) {
-    throw new MeterflowError('CLI_REFUSED', `consumer group ${groupId} has ${g.members.length} active member(s) (state ${g.state}); stop them first`, {
-      context: { groupId, state: g.state },
-    });
+    throw new MeterflowError(
+      'CLI_REFUSED',
+      `consumer group ${groupId} has ${g.members.length} active member(s) (state ${g.state}); stop them first`,
+      {
+        context: { groupId, state: g.state },
+      },
+    );
   }
 }
 
-type From = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'timestamp'; ms: number } | { kind: 'offset'; offset: string };
+type From =
+  | { kind: 'earliest' }
+  | { kind: 'latest' }
+  | { kind: 'timestamp'; ms: number }
+  | { kind: 'offset'; offset: string };
 
 export function parseFrom(value: string | undefined): From {
   if (!value || value === 'earliest' || value === 'beginning') return { kind: 'earliest' };
   if (value === 'latest' || value === 'end') return { kind: 'latest' };
   if (/^\d+$/.test(value)) return { kind: 'offset', offset: value };
   const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new MeterflowError('CLI_USAGE', `--from must be earliest, latest, an offset or an ISO timestamp, not "${value}"`);
+  if (Number.isNaN(ms))
+    throw new MeterflowError(
+      'CLI_USAGE',
+      `--from must be earliest, latest, an offset or an ISO timestamp, not "${value}"`,
+    );
   return { kind: 'timestamp', ms };
 }
 
-export async function offsetsFor(admin: Admin, topic: string, from: From): Promise<{ partition: number; offset: string }[]> {
+export async function offsetsFor(
+  admin: Admin,
+  topic: string,
+  from: From,
+): Promise<{ partition: number; offset: string }[]> {
   const offsets = await admin.fetchTopicOffsets(topic);
   switch (from.kind) {
     case 'earliest':
@@ -47,7 +63,10 @@ export async function offsetsFor(admin: Admin, topic: string, from: From): Promi
     case 'offset':
       return offsets.map((o) => ({ partition: o.partition, offset: from.offset }));
     case 'timestamp':
-      return (await admin.fetchTopicOffsetsByTimestamp(topic, from.ms)).map((o) => ({ partition: o.partition, offset: o.offset }));
+      return (await admin.fetchTopicOffsetsByTimestamp(topic, from.ms)).map((o) => ({
+        partition: o.partition,
+        offset: o.offset,
+      }));
   }
 }
 
@@ -65,15 +84,20 @@ The second form copies records (key, value, headers) into another topic, e.g. a 
 Topics may be given by catalogue name (raw.usage, usage, quarantine...) or full name.
 Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <prefix>sink.<family>.`,
   async run(argv) {
-    const { values } = parse(argv, {
-      topic: { type: 'string' },
-      group: { type: 'string' },
-      'to-topic': { type: 'string' },
-      from: { type: 'string' },
-      until: { type: 'string' },
-    }, false);
+    const { values } = parse(
+      argv,
+      {
+        topic: { type: 'string' },
+        group: { type: 'string' },
+        'to-topic': { type: 'string' },
+        from: { type: 'string' },
+        until: { type: 'string' },
+      },
+      false,
+    );
     if (!values.topic) throw new MeterflowError('CLI_USAGE', 'replay needs --topic');
-    if (!values.group === !values['to-topic']) throw new MeterflowError('CLI_USAGE', 'replay needs exactly one of --group or --to-topic');
+    if (!values.group === !values['to-topic'])
+      throw new MeterflowError('CLI_USAGE', 'replay needs exactly one of --group or --to-topic');
     const config = loadConfig();
     const topic = resolveTopic(config.kafka.topicPrefix, values.topic);
     const from = parseFrom(values.from);
@@ -85,18 +109,33 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
         await assertGroupIdle(admin, values.group);
         const partitions = await offsetsFor(admin, topic, from);
         await admin.setOffsets({ groupId: values.group, topic, partitions });
-        console.log(`group ${values.group} on ${topic} now at ${partitions.map((p) => `${p.partition}:${p.offset}`).join(' ')}`);
+        console.log(
+          `group ${values.group} on ${topic} now at ${partitions.map((p) => `${p.partition}:${p.offset}`).join(' ')}`,
+        );
         return 0;
       }
       const target = resolveTopic(config.kafka.topicPrefix, values['to-topic']!);
       const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-      await ensureTopics(admin, config, [{ name: target, cleanup: 'delete', partitions: meta.topics[0]?.partitions.length ?? config.kafka.partitions }]);
-      const start = new Map((await offsetsFor(admin, topic, from)).map((p) => [p.partition, BigInt(p.offset)]));
+      await ensureTopics(admin, config, [
+        {
+          name: target,
+          cleanup: 'delete',
+          partitions: meta.topics[0]?.partitions.length ?? config.kafka.partitions,
+        },
+      ]);
+      const start = new Map(
+        (await offsetsFor(admin, topic, from)).map((p) => [p.partition, BigInt(p.offset)]),
+      );
       const until = values.until ? Date.parse(values.until) : Number.POSITIVE_INFINITY;
       const producer = kafka.producer({ idempotent: true });
       await producer.connect();
       let copied = 0;
-      let pending: { key: Buffer | null; value: Buffer | null; headers: Record<string, string>; partition: number }[] = [];
+      let pending: {
+        key: Buffer | null;
+        value: Buffer | null;
+        headers: Record<string, string>;
+        partition: number;
+      }[] = [];
       const flush = async () => {
         if (pending.length === 0) return;
         await producer.send({ topic: target, messages: pending });

@@ -28,7 +28,8 @@ Options:
       'metrics-port': { type: 'string' },
     });
     const what = (positionals[0] ?? '') as Component;
-    if (!COMPONENTS.includes(what)) throw new MeterflowError('CLI_USAGE', `run needs one of ${COMPONENTS.join(', ')}`);
+    if (!COMPONENTS.includes(what))
+      throw new MeterflowError('CLI_USAGE', `run needs one of ${COMPONENTS.join(', ')}`);
     const stages = (values.stages?.split(',').map((s) => s.trim()) ?? [...STAGE_NAMES]) as StageName[];
     const unknown = stages.filter((s) => !STAGE_NAMES.includes(s));
     if (unknown.length > 0) throw new MeterflowError('CLI_USAGE', `unknown stage(s): ${unknown.join(', ')}`);
@@ -36,7 +37,8 @@ Options:
     const rt = await bootstrap(values.connections ? { connectionsDir: values.connections } : {});
     const stops: (() => Promise<void>)[] = [];
     let ready = false;
-    const port = values['metrics-port'] !== undefined ? Number(values['metrics-port']) : rt.config.metricsPort;
+    const port =
+      values['metrics-port'] !== undefined ? Number(values['metrics-port']) : rt.config.metricsPort;
     if (port > 0) {
       const server = await startMetricsServer(port, { ready: () => ready }, rt.config.metricsHost);
       stops.push(() => new Promise((r) => server.close(() => r())));
@@ -55,7 +57,11 @@ Options:
       }
       if (what === 'producers' || what === 'all') {
         const { createProducers } = await import('../../producers/index.js');
-        const producers = createProducers(rt.config, [...rt.connections.values()], { log: rt.log, kafka: rt.kafka, registry: rt.registry });
+        const producers = createProducers(rt.config, [...rt.connections.values()], {
+          log: rt.log,
+          kafka: rt.kafka,
+          registry: rt.registry,
+        });
         await producers.start();
         stops.unshift(() => producers.stop());
       }

@@ -21,7 +21,11 @@ export interface StatusReport {
   quarantine: Record<string, number>;
 }
 
-async function readDecoded<T>(kafka: ReturnType<typeof createKafka>, registry: AvroRegistry, topic: string): Promise<T[]> {
+async function readDecoded<T>(
+  kafka: ReturnType<typeof createKafka>,
+  registry: AvroRegistry,
+  topic: string,
+): Promise<T[]> {
   const raw: Buffer[] = [];
   await readToEnd(kafka, topic, (m) => {
     if (m.value) raw.push(m.value);
@@ -40,19 +44,31 @@ export async function collectStatus(): Promise<StatusReport> {
   await admin.connect();
   try {
     const topics = new Set(await admin.listTopics());
-    const runs = topics.has(topicName(prefix, 'syncRuns')) ? await readDecoded<SyncRun>(kafka, registry, topicName(prefix, 'syncRuns')) : [];
-    const states = topics.has(topicName(prefix, 'syncState')) ? await readDecoded<SyncState>(kafka, registry, topicName(prefix, 'syncState')) : [];
+    const runs = topics.has(topicName(prefix, 'syncRuns'))
+      ? await readDecoded<SyncRun>(kafka, registry, topicName(prefix, 'syncRuns'))
+      : [];
+    const states = topics.has(topicName(prefix, 'syncState'))
+      ? await readDecoded<SyncState>(kafka, registry, topicName(prefix, 'syncState'))
+      : [];
 
     const lastRun = new Map<string, SyncRun>();
     for (const r of runs) {
       const prev = lastRun.get(r.connection_id);
-      if (!prev || r.started_at > prev.started_at || (r.started_at === prev.started_at && r.finished_at !== null)) lastRun.set(r.connection_id, r);
+      if (
+        !prev ||
+        r.started_at > prev.started_at ||
+        (r.started_at === prev.started_at && r.finished_at !== null)
+      )
+        lastRun.set(r.connection_id, r);
     }
     const latestState = new Map<string, SyncState>();
     for (const s of states) latestState.set(`${s.connection_id}/${s.scope}`, s);
     const ids = new Set([...lastRun.keys(), ...[...latestState.values()].map((s) => s.connection_id)]);
     const connections = [...ids].sort().map((id) => {
-      const marks = [...latestState.values()].filter((s) => s.connection_id === id && s.watermark).map((s) => s.watermark!).sort();
+      const marks = [...latestState.values()]
+        .filter((s) => s.connection_id === id && s.watermark)
+        .map((s) => s.watermark!)
+        .sort();
       return {
         connection_id: id,
         last_run: lastRun.get(id) ?? null,
@@ -64,7 +80,8 @@ export async function collectStatus(): Promise<StatusReport> {
 
     const groups: StatusReport['groups'] = [];
     const listed = (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(prefix));
-    const described = listed.length > 0 ? (await admin.describeGroups(listed.map((g) => g.groupId))).groups : [];
+    const described =
+      listed.length > 0 ? (await admin.describeGroups(listed.map((g) => g.groupId))).groups : [];
     for (const g of described) {
       const offsets = await admin.fetchOffsets({ groupId: g.groupId });
       for (const t of offsets) {
@@ -112,12 +129,15 @@ reads transactional output stops one short of the end (the final commit marker) 
       const last = r
         ? `${r.status} ${new Date(r.started_at).toISOString()} (${r.mode}; ${r.entities} entities, ${r.intervals} intervals, ${r.requests} requests, ${r.errors} errors)`
         : 'never';
-      console.log(`  ${c.connection_id}: last sync ${last}; ${c.scopes} watermark scope(s) from ${c.oldest_watermark ?? '-'} to ${c.newest_watermark ?? '-'}`);
+      console.log(
+        `  ${c.connection_id}: last sync ${last}; ${c.scopes} watermark scope(s) from ${c.oldest_watermark ?? '-'} to ${c.newest_watermark ?? '-'}`,
+      );
       for (const e of r?.error_messages.slice(0, 3) ?? []) console.log(`      error: ${e}`);
     }
     console.log('Consumer groups');
     if (report.groups.length === 0) console.log('  (none)');
-    for (const g of report.groups) console.log(`  ${g.group} ← ${g.topic}: lag ${g.lag} (${g.state}, ${g.members} member(s))`);
+    for (const g of report.groups)
+      console.log(`  ${g.group} ← ${g.topic}: lag ${g.lag} (${g.state}, ${g.members} member(s))`);
     console.log('Quarantine');
     const reasons = Object.entries(report.quarantine).sort((a, b) => b[1] - a[1]);
     if (reasons.length === 0) console.log('  (empty)');

@@ -9,7 +9,7 @@
 import type { Config } from '../../lib/config.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import { readerType } from '../../lib/registry.js';
-import { entityKey, topicName } from '../../schemas/topics.js';
+import { aggregateKey, topicName } from '../../schemas/topics.js';
 import type { UsageAggregate, UsageBatch } from '../../schemas/records.js';
 import { AggregateState } from './core/index.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
@@ -82,15 +82,17 @@ export class AggregateStage implements Stage {
     const result = this.state(msg.partition).apply(batch, this.now());
     for (const r of result.rejects) out.reject(msg, { ...r, connectionId: batch.connection_id });
     for (const agg of result.aggregates) {
-      this.pending.set(`${agg.connection_id}/${agg.meter_external_id}|${agg.channel}|${agg.period}`, agg);
+      this.pending.set(aggregateKey(agg), agg);
     }
   }
 
   flush(partition: number, out: Output): void {
-    for (const agg of this.pending.values()) {
-      const key = entityKey(agg.connection_id, agg.meter_external_id);
-      if (agg.granularity === 'day') out.send({ topic: this.dailyTopic, key, value: this.dailySerde.encode(agg) });
-      else out.send({ topic: this.monthlyTopic, key, value: this.monthlySerde.encode(agg) });
+    for (const [key, agg] of this.pending) {
+      // Compacted topics keep one value per key, so the key names the whole aggregate; the
+      // partition mirrors the input's, keeping all of a meter's aggregates on one partition.
+      if (agg.granularity === 'day')
+        out.send({ topic: this.dailyTopic, key, value: this.dailySerde.encode(agg), partition });
+      else out.send({ topic: this.monthlyTopic, key, value: this.monthlySerde.encode(agg), partition });
     }
     this.pending.clear();
     const s = this.states.get(partition);

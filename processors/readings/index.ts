@@ -38,6 +38,8 @@ export interface DifferenceResult {
   last: LastReading | undefined;
   /** Quarantine events: resets and readings that cannot be differenced. */
   events: Reject[];
+  /** Older readings consistent with the last one, already accounted for (re-deliveries). */
+  covered: number;
 }
 
 const DEFAULT_MAX_ROLLOVER_FRACTION = 0.5;
@@ -58,19 +60,32 @@ function interval(prev: LastReading, cur: Reading, value: number, rollover: bool
 }
 
 function event(code: Reject['code'], message: string, prev: LastReading | undefined, cur: Reading): Reject {
-  return { code, message, recordIndex: cur.index, detail: JSON.stringify({ previous: prev ?? null, reading: cur }) };
+  return {
+    code,
+    message,
+    recordIndex: cur.index,
+    detail: JSON.stringify({ previous: prev ?? null, reading: cur }),
+  };
 }
 
 const iso = (t: number): string => new Date(t).toISOString();
 
-export function differenceReadings(prev: LastReading | undefined, readings: Reading[], opts: DifferenceOptions = {}): DifferenceResult {
-  const rollover = opts.rolloverValue !== undefined && Number.isFinite(opts.rolloverValue) && opts.rolloverValue > 0 ? opts.rolloverValue : undefined;
+export function differenceReadings(
+  prev: LastReading | undefined,
+  readings: Reading[],
+  opts: DifferenceOptions = {},
+): DifferenceResult {
+  const rollover =
+    opts.rolloverValue !== undefined && Number.isFinite(opts.rolloverValue) && opts.rolloverValue > 0
+      ? opts.rolloverValue
+      : undefined;
   const maxFraction = opts.maxRolloverFraction ?? DEFAULT_MAX_ROLLOVER_FRACTION;
   // Time order; for equal times, payload order, so the outcome does not depend on the sort.
   const sorted = [...readings].sort((a, b) => a.timestamp - b.timestamp || a.index - b.index);
   const intervals: UsageInterval[] = [];
   const events: Reject[] = [];
   let last = prev ? { ...prev } : undefined;
+  let covered = 0;
 
   for (const cur of sorted) {
     if (!Number.isFinite(cur.value) || !Number.isFinite(cur.timestamp)) {
@@ -82,11 +97,18 @@ export function differenceReadings(prev: LastReading | undefined, readings: Read
       continue;
     }
     if (cur.timestamp === last.timestamp && cur.value === last.value) continue; // exact duplicate (replay)
+    if (cur.timestamp < last.timestamp && cur.value <= last.value) {
+      // Older than the last applied reading and consistent with it: a re-delivery (a backfill or
+      // a re-poll). The consumption up to the last reading is already emitted; differencing it
+      // again would put a second, differently bounded interval over the same time.
+      covered++;
+      continue;
+    }
     if (cur.timestamp <= last.timestamp) {
       // Only the last reading is kept, so an older or conflicting one cannot be placed: quarantine it.
       events.push(
         event(
-          'AGG_LATE_BEYOND_RETENTION',
+          'VAL_READING_OUT_OF_ORDER',
           `reading ${cur.value} at ${iso(cur.timestamp)} is not after the last differenced reading ${last.value} at ${iso(last.timestamp)}`,
           last,
           cur,
@@ -97,7 +119,8 @@ export function differenceReadings(prev: LastReading | undefined, readings: Read
     if (cur.value >= last.value) {
       intervals.push(interval(last, cur, cur.value - last.value, false));
     } else {
-      const wrapped = rollover !== undefined && last.value <= rollover ? rollover - last.value + cur.value : undefined;
+      const wrapped =
+        rollover !== undefined && last.value <= rollover ? rollover - last.value + cur.value : undefined;
       if (wrapped !== undefined && rollover !== undefined && wrapped <= rollover * maxFraction) {
         intervals.push(interval(last, cur, wrapped, true));
       } else {
@@ -105,7 +128,9 @@ export function differenceReadings(prev: LastReading | undefined, readings: Read
           event(
             'VAL_METER_RESET',
             `register fell from ${last.value} at ${iso(last.timestamp)} to ${cur.value} at ${iso(cur.timestamp)}: meter reset` +
-              (rollover === undefined ? ' (no rollover value configured)' : ` (a rollover at ${rollover} would mean ${wrapped ?? 'n/a'})`) +
+              (rollover === undefined
+                ? ' (no rollover value configured)'
+                : ` (a rollover at ${rollover} would mean ${wrapped ?? 'n/a'})`) +
               '; no consumption emitted for this span, baseline restarts',
             last,
             cur,
@@ -115,5 +140,5 @@ export function differenceReadings(prev: LastReading | undefined, readings: Read
     }
     last = { timestamp: cur.timestamp, value: cur.value, estimated: cur.estimated };
   }
-  return { intervals, last, events };
+  return { intervals, last, events, covered };
 }

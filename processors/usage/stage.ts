@@ -25,6 +25,13 @@ import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { TopicTable } from '../runtime/topic-table.js';
 
+/** The last register reading of a meter and the raw.usage offset that produced it. */
+interface ReadingState {
+  last: LastReading;
+  /** Readings from this offset or earlier are already differenced (a replay): skip them. */
+  offset: number;
+}
+
 export interface UsageStageDeps {
   config: Config;
   kafka: Kafka;
@@ -41,7 +48,7 @@ export class UsageStage implements Stage {
   private readonly usageTopic: string;
   private usageSerde!: Serde<UsageBatch>;
   private meters!: TopicTable<Meter>;
-  private readonly readings = new Map<number, Map<string, LastReading>>();
+  private readonly readings = new Map<number, Map<string, ReadingState>>();
   private readonly dirty = new Map<number, Set<string>>();
 
   constructor(private readonly deps: UsageStageDeps) {
@@ -60,7 +67,9 @@ export class UsageStage implements Stage {
     const prefix = this.deps.config.kafka.topicPrefix;
     this.usageSerde = await this.deps.registry.registerTopic(prefix, 'usage');
     const reader = readerType('meters');
-    this.meters = new TopicTable<Meter>(this.deps.kafka, topicName(prefix, 'meters'), (v) => this.deps.registry.decode<Meter>(v, reader));
+    this.meters = new TopicTable<Meter>(this.deps.kafka, topicName(prefix, 'meters'), (v) =>
+      this.deps.registry.decode<Meter>(v, reader),
+    );
     await this.meters.start();
   }
 
@@ -68,7 +77,7 @@ export class UsageStage implements Stage {
     let s = this.readings.get(partition);
     if (!s) this.readings.set(partition, (s = new Map()));
     if (value === null) s.delete(key);
-    else s.set(key, JSON.parse(value.toString('utf8')) as LastReading);
+    else s.set(key, JSON.parse(value.toString('utf8')) as ReadingState);
   }
 
   drop(partition: number): void {
@@ -86,7 +95,10 @@ export class UsageStage implements Stage {
     return meter && validateMeter(meter).length === 0 ? meter : undefined;
   }
 
-  private async findMeter(env: RawEnvelope, connection: ConnectionConfig | undefined): Promise<Meter | undefined> {
+  private async findMeter(
+    env: RawEnvelope,
+    connection: ConnectionConfig | undefined,
+  ): Promise<Meter | undefined> {
     const key = entityKey(env.connection_id, env.external_id);
     const known = this.meters.get(key) ?? this.meterFromEnvelope(env, connection);
     if (known) return known;
@@ -103,7 +115,13 @@ export class UsageStage implements Stage {
     const env = decoded.envelope;
     const connectionId = env.connection_id;
     if (env.entity_kind !== 'usage') {
-      out.reject(msg, { code: 'NORM_ENVELOPE_MALFORMED', message: `raw.usage carries entity_kind "${env.entity_kind}"`, connectionId, recordIndex: null, detail: null });
+      out.reject(msg, {
+        code: 'NORM_ENVELOPE_MALFORMED',
+        message: `raw.usage carries entity_kind "${env.entity_kind}"`,
+        connectionId,
+        recordIndex: null,
+        detail: null,
+      });
       return;
     }
     const connection = this.deps.connections.get(connectionId);
@@ -127,10 +145,20 @@ export class UsageStage implements Stage {
       const key = entityKey(connectionId, meter.external_id);
       let s = this.readings.get(msg.partition);
       if (!s) this.readings.set(msg.partition, (s = new Map()));
-      const rollover = connection?.rollover.meters[meter.external_id] ?? meter.rollover_value ?? connection?.rollover.default;
-      const diff = differenceReadings(s.get(key), result.readings, rollover === undefined ? {} : { rolloverValue: rollover });
+      const prev = s.get(key);
+      const offset = Number(msg.offset);
+      if (prev && offset <= prev.offset) return; // replayed chunk: its readings are already differenced
+      const rollover =
+        connection?.rollover.meters[meter.external_id] ??
+        meter.rollover_value ??
+        connection?.rollover.default;
+      const diff = differenceReadings(
+        prev?.last,
+        result.readings,
+        rollover === undefined ? {} : { rolloverValue: rollover },
+      );
       for (const e of diff.events) out.reject(msg, { ...e, connectionId });
-      if (diff.last) s.set(key, diff.last);
+      if (diff.last) s.set(key, { last: diff.last, offset });
       else s.delete(key);
       let d = this.dirty.get(msg.partition);
       if (!d) this.dirty.set(msg.partition, (d = new Set()));
@@ -141,8 +169,17 @@ export class UsageStage implements Stage {
     const { valid, rejects } = validateBatch(batch, meter);
     for (const r of rejects) out.reject(msg, { ...r, connectionId });
     if (valid.intervals.length === 0) return;
-    const canonical: UsageBatch = { ...valid, source_topic: msg.topic, source_partition: msg.partition, source_offset: Number(msg.offset) };
-    out.send({ topic: this.usageTopic, key: entityKey(connectionId, meter.external_id), value: this.usageSerde.encode(canonical) });
+    const canonical: UsageBatch = {
+      ...valid,
+      source_topic: msg.topic,
+      source_partition: msg.partition,
+      source_offset: Number(msg.offset),
+    };
+    out.send({
+      topic: this.usageTopic,
+      key: entityKey(connectionId, meter.external_id),
+      value: this.usageSerde.encode(canonical),
+    });
   }
 
   flush(partition: number, out: Output): void {

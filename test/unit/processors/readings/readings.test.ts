@@ -29,13 +29,20 @@ describe('differenceReadings', () => {
     expect(out.intervals).toHaveLength(1);
   });
 
-  it('quarantines a reading older than the baseline or conflicting with it, never silently', () => {
-    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [r(3, 300), r(5, 501), r(6, 600)]);
+  it('quarantines a reading older than the baseline that contradicts it, or conflicting with it, never silently', () => {
+    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [r(3, 700), r(5, 501), r(6, 600)]);
     expect(out.events.map((e) => [e.code, e.recordIndex])).toEqual([
-      ['AGG_LATE_BEYOND_RETENTION', 3],
-      ['AGG_LATE_BEYOND_RETENTION', 5],
+      ['VAL_READING_OUT_OF_ORDER', 3],
+      ['VAL_READING_OUT_OF_ORDER', 5],
     ]);
     expect(out.intervals.map((i) => i.value)).toEqual([100]);
+  });
+
+  it('counts older readings consistent with the baseline as already covered (a re-poll), not as new consumption', () => {
+    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [r(3, 300), r(4, 400), r(6, 650)]);
+    expect(out.events).toEqual([]);
+    expect(out.covered).toBe(2);
+    expect(out.intervals.map((i) => [i.start / D, i.end / D, i.value])).toEqual([[5, 6, 150]]);
   });
 
   it('treats a decrease without rollover value as a reset: no interval, one event, baseline restarts', () => {
@@ -74,6 +81,6 @@ describe('differenceReadings', () => {
   });
 
   it('returns no baseline for no readings', () => {
-    expect(differenceReadings(undefined, [])).toEqual({ intervals: [], last: undefined, events: [] });
+    expect(differenceReadings(undefined, [])).toEqual({ covered: 0, intervals: [], last: undefined, events: [] });
   });
 });

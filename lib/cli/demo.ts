@@ -1,0 +1,268 @@
+/**
+ * `meterflow demo`: the main job on the provider simulators. Starts an Arcadia, an EnerKey and
+ * two generic REST simulators, writes their connection files, runs processors and the ClickHouse
+ * sink, backfills every connection, waits until ClickHouse holds the aggregates, and prints a
+ * report and the queries to look further.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { REPO_ROOT } from '../config.js';
+import { MeterflowError } from '../errors.js';
+import { connectionSchema, type ConnectionConfig } from '../../schemas/connection.js';
+import { startProcessors } from '../../processors/index.js';
+import { createProducers } from '../../producers/index.js';
+import { createChClient, createClickHouseSink } from '../../sinks/clickhouse/index.js';
+import { startArcadiaSimulator } from '../../test/simulators/arcadia.js';
+import { startEnerKeySimulator } from '../../test/simulators/enerkey.js';
+import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../test/simulators/generic.js';
+import { bootstrap } from './bootstrap.js';
+import { parse, type Command } from './args.js';
+import { waitUntilQuiet } from './quiet.js';
+
+const FROM = '2024-03-01';
+const DAYS = 61; // March and April 2024: both the EU and the US spring DST change
+const TO = '2024-05-01T00:00:00Z';
+
+function example(file: string, patch: (c: Record<string, unknown>) => void): ConnectionConfig {
+  const raw = parseYaml(readFileSync(join(REPO_ROOT, 'connections/examples', file), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  patch(raw);
+  return connectionSchema.parse(raw);
+}
+
+async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
+  const rs = await ch.query({ query, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+function bar(done: number, total: number, width = 30): string {
+  const n = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total}`;
+}
+
+export const demoCommand: Command = {
+  summary: 'the main job on provider simulators: sync a demo portfolio into ClickHouse and report',
+  help: `Usage: meterflow demo [--meters <n>]
+
+Starts simulators of Arcadia Plug, EnerKey and two generic REST providers on 127.0.0.1, writes
+their connection files to .local/demo/connections, runs the processors and the ClickHouse sink in
+this process, backfills ${FROM} to ${TO.slice(0, 10)} for every connection, waits until ClickHouse
+has the daily and monthly aggregates, and prints a report. Safe to run again: replays converge.
+Needs the services: npm run demo starts them first (deploy/local/services up).`,
+  async run(argv) {
+    const { values } = parse(argv, { meters: { type: 'string', default: '8' } }, false);
+    const meters = Number(values.meters);
+    if (!Number.isInteger(meters) || meters < 1 || meters > 500)
+      throw new MeterflowError('CLI_USAGE', '--meters must be 1..500');
+    const started = Date.now();
+
+    const arcadia = await startArcadiaSimulator({
+      seed: 11,
+      credentials: 1,
+      sites: Math.max(1, Math.ceil(meters / 2)),
+      meters,
+      from: FROM,
+      days: DAYS,
+      activationPolls: 1,
+    });
+    const enerkey = await startEnerKeySimulator({
+      seed: 12,
+      facilities: Math.max(1, Math.ceil(meters / 3)),
+      metersPerFacility: [2, 4],
+      from: FROM,
+      days: DAYS,
+    });
+    const acme = await startGenericJsonSimulator({
+      seed: 13,
+      sites: Math.max(1, Math.ceil(meters / 3)),
+      from: FROM,
+      days: DAYS,
+    });
+    const nordic = await startGenericXmlCsvSimulator({
+      seed: 14,
+      buildings: Math.max(1, Math.ceil(meters / 3)),
+      from: FROM,
+      days: DAYS,
+    });
+    const sims = [arcadia, enerkey, acme, nordic];
+    const cleanups: (() => Promise<unknown>)[] = [() => Promise.all(sims.map((s) => s.close()))];
+    try {
+      const fast = {
+        timeoutMs: 20_000,
+        maxResponseBytes: 16 * 1024 * 1024,
+        maxRetries: 6,
+        backoffBaseMs: 100,
+        backoffMaxMs: 2_000,
+      };
+      const connections = [
+        example('arcadia.yaml', (c) => {
+          c.id = 'demo-arcadia';
+          c.baseUrls = { production: arcadia.url };
+          c.http = fast;
+          c.options = {
+            ...(c.options as object),
+            correlationId: arcadia.truth().credentials.map((x) => x.correlationId),
+            activationPollMs: 100,
+          };
+        }),
+        example('enerkey.yaml', (c) => {
+          c.id = 'demo-enerkey';
+          c.baseUrls = { production: enerkey.url };
+          c.http = fast;
+          c.auth = {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            keys: [{ valueEnv: 'DEMO_ENERKEY_KEY_1' }, { valueEnv: 'DEMO_ENERKEY_KEY_2' }],
+          };
+        }),
+        example('generic-json-readings.yaml', (c) => {
+          c.id = 'demo-acme';
+          c.baseUrls = { production: acme.url };
+          c.http = fast;
+          (c.auth as { keys: { valueEnv: string }[] }).keys = [{ valueEnv: 'DEMO_ACME_API_KEY' }];
+        }),
+        example('generic-xml-consumption.yaml', (c) => {
+          c.id = 'demo-nordic';
+          c.baseUrls = { production: nordic.url };
+          c.http = fast;
+          Object.assign(c.auth as object, {
+            clientIdEnv: 'DEMO_NORDIC_CLIENT_ID',
+            clientSecretEnv: 'DEMO_NORDIC_CLIENT_SECRET',
+            usernameEnv: 'DEMO_NORDIC_USERNAME',
+            passwordEnv: 'DEMO_NORDIC_PASSWORD',
+          });
+        }),
+      ];
+      const dir = resolve(REPO_ROOT, '.local/demo/connections');
+      mkdirSync(dir, { recursive: true });
+      for (const c of connections)
+        writeFileSync(
+          join(dir, `${c.id}.yaml`),
+          `# written by meterflow demo; simulator on ${c.baseUrls.production}\n${toYaml(c)}`,
+        );
+      // The simulators' credentials: handed to the pollers directly, never written to a file.
+      const ek = enerkey.truth().apiKeys;
+      const env: Record<string, string> = {
+        ARCADIA_CLIENT_ID: arcadia.options.clientId,
+        ARCADIA_CLIENT_SECRET: arcadia.options.clientSecret,
+        DEMO_ENERKEY_KEY_1: ek[0]?.key ?? '',
+        DEMO_ENERKEY_KEY_2: ek[1]?.key ?? '',
+        DEMO_ACME_API_KEY: acme.apiKey,
+        DEMO_NORDIC_CLIENT_ID: nordic.credentials.clientId,
+        DEMO_NORDIC_CLIENT_SECRET: nordic.credentials.clientSecret,
+        DEMO_NORDIC_USERNAME: nordic.credentials.username,
+        DEMO_NORDIC_PASSWORD: nordic.credentials.password,
+      };
+
+      const rt = await bootstrap({ needConnections: false });
+      for (const c of connections) rt.connections.set(c.id, c);
+      console.log(
+        `meterflow demo: ${connections.length} connections (simulators on 127.0.0.1), ${FROM} to ${TO.slice(0, 10)}`,
+      );
+      const processors = await startProcessors(rt);
+      cleanups.unshift(() => processors.stop());
+      const sink = createClickHouseSink(rt.config, { log: rt.log, kafka: rt.kafka, registry: rt.registry });
+      cleanups.unshift(() => sink.stop());
+      await sink.start();
+      await processors.ready;
+      const ch = createChClient(rt.config.clickhouse, {});
+      cleanups.unshift(() => ch.close());
+      const db = rt.config.clickhouse.database;
+      // 1. Backfill every connection, with a progress line.
+      const chunks = new Map<string, number>();
+      const producers = createProducers(rt.config, connections, {
+        log: rt.log,
+        kafka: rt.kafka,
+        registry: rt.registry,
+        env,
+        onEvent: (e) => {
+          if (e.name !== 'sync.chunk.committed') return;
+          chunks.set(e.connectionId, (chunks.get(e.connectionId) ?? 0) + 1);
+          process.stdout.write(
+            `\r  syncing: ${[...chunks].map(([k, n]) => `${k.replace('demo-', '')} ${n}`).join(', ')} chunks   `,
+          );
+        },
+      });
+      const runs = await Promise.all(connections.map((c) => producers.runOnce(c.id, { from: FROM, to: TO })));
+      process.stdout.write('\n');
+      for (const r of runs) {
+        console.log(
+          `  ${r.connection_id}: ${r.status}, ${r.entities} entities, ${r.usage_chunks} chunks, ${r.requests} requests, ${r.retries} retries${r.errors ? `, ${r.errors} errors` : ''}`,
+        );
+      }
+      await producers.stop();
+
+      // 2. Wait until the stages and the sink have caught up.
+      const admin = rt.kafka.admin();
+      await admin.connect();
+      try {
+        await waitUntilQuiet(admin, rt.config.kafka.topicPrefix, 300_000, (lag, total) =>
+          process.stdout.write(`\r  processing: ${bar(total - lag, total)}   `),
+        );
+      } finally {
+        await admin.disconnect();
+      }
+      process.stdout.write('\n');
+      const seconds = (Date.now() - started) / 1000;
+
+      // 3. Report from ClickHouse.
+      const byType = await rows<{ meter_type: string; meters: string }>(
+        ch,
+        `SELECT toString(meter_type) AS meter_type, count() AS meters FROM ${db}.meters_latest WHERE active = 1 GROUP BY meter_type ORDER BY meter_type`,
+      );
+      const days = await rows<{ days: string; first: string; last: string }>(
+        ch,
+        `SELECT uniqExact(period) AS days, min(period) AS first, max(period) AS last FROM ${db}.usage_daily_latest`,
+      );
+      const totals = await rows<{ meter_type: string; unit: string; total: number; months: string }>(
+        ch,
+        `SELECT toString(meter_type) AS meter_type, unit, round(sum(value), 3) AS total, uniqExact(period) AS months
+         FROM ${db}.usage_monthly_latest AS u
+         ANY INNER JOIN (SELECT connection_id, external_id AS meter_external_id, meter_type FROM ${db}.meters_latest) AS m USING (connection_id, meter_external_id)
+         WHERE channel = 'consumption' GROUP BY meter_type, unit ORDER BY meter_type, unit`,
+      );
+      const quality = await rows<{ completeness: number; estimated: string }>(
+        ch,
+        `SELECT round(avg(completeness), 4) AS completeness, sum(estimated_count) AS estimated FROM ${db}.usage_daily_latest WHERE channel = 'consumption'`,
+      );
+      const quarantine = await rows<{ reason_code: string; n: string }>(
+        ch,
+        `SELECT reason_code, count() AS n FROM ${db}.quarantine_latest GROUP BY reason_code ORDER BY n DESC`,
+      );
+      const intervals = await rows<{ n: string }>(
+        ch,
+        `SELECT count() AS n FROM ${db}.usage_intervals_latest`,
+      );
+
+      console.log('\nReport');
+      console.log(
+        `  meters (active): ${byType.map((r) => `${r.meter_type} ${r.meters}`).join(', ') || 'none'}`,
+      );
+      console.log(
+        `  days: ${days[0]?.days ?? 0} (${days[0]?.first ?? '-'} .. ${days[0]?.last ?? '-'}), mean daily completeness ${quality[0]?.completeness ?? '-'}, estimated intervals ${quality[0]?.estimated ?? 0}`,
+      );
+      console.log('  consumption by meter type (monthly totals summed):');
+      for (const t of totals)
+        console.log(
+          `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.unit} over ${t.months} month(s)`,
+        );
+      console.log(
+        `  quarantined: ${quarantine.length === 0 ? 'none' : quarantine.map((q) => `${q.reason_code} ${q.n}`).join(', ')}`,
+      );
+      console.log(
+        `  intervals in ClickHouse: ${intervals[0]?.n ?? 0}, end to end in ${seconds.toFixed(1)} s (${Math.round(Number(intervals[0]?.n ?? 0) / seconds)} intervals/s)`,
+      );
+      console.log(`\nLook further (clickhouse-client --port 19000, or HTTP ${rt.config.clickhouse.url}):
+  SELECT meter_external_id, period, value, unit, completeness FROM ${db}.usage_daily_latest WHERE channel = 'consumption' ORDER BY meter_external_id, period LIMIT 20
+  npx meterflow status      npx meterflow quarantine list`);
+      return 0;
+    } finally {
+      for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    }
+  },
+};

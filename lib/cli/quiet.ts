@@ -1,0 +1,53 @@
+/**
+ * Waiting until the pipeline has caught up: every consumer group under the topic prefix is at
+ * the end of its topics. A group reading transactional output stops one short of the end of a
+ * partition (the final commit marker), so "caught up" is a lag of at most 1 per partition,
+ * seen three polls in a row.
+ */
+import type { Admin } from 'kafkajs';
+import { MeterflowError } from '../errors.js';
+
+export async function prefixLag(admin: Admin, prefix: string): Promise<{ total: number; quiet: boolean }> {
+  const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
+  const highs = new Map<string, Map<number, number>>();
+  let total = 0;
+  let quiet = true;
+  for (const groupId of groups) {
+    for (const t of await admin.fetchOffsets({ groupId })) {
+      let high = highs.get(t.topic);
+      if (!high) {
+        high = new Map((await admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, Number(o.high)]));
+        highs.set(t.topic, high);
+      }
+      for (const [partition, hi] of high) {
+        const committed = Number(t.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+        const lag = committed < 0 ? hi : Math.max(0, hi - committed);
+        total += lag;
+        if (lag > 1) quiet = false;
+      }
+    }
+  }
+  return { total, quiet: quiet && groups.length > 0 };
+}
+
+export async function waitUntilQuiet(
+  admin: Admin,
+  prefix: string,
+  timeoutMs: number,
+  progress?: (lag: number, peak: number) => void,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let streak = 0;
+  let peak = 0;
+  while (Date.now() < deadline) {
+    const { total, quiet } = await prefixLag(admin, prefix);
+    peak = Math.max(peak, total);
+    progress?.(total, peak);
+    streak = quiet ? streak + 1 : 0;
+    if (streak >= 3) return;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  throw new MeterflowError('RT_STATE_RESTORE', `the pipeline did not catch up within ${timeoutMs / 1000} s`, {
+    retriable: true,
+  });
+}
