@@ -87,6 +87,7 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       buildings: Math.max(1, Math.ceil(meters / 3)),
       from: FROM,
       days: DAYS,
+      auth: 'oauth2-password',
     });
     const sims = [arcadia, enerkey, acme, nordic];
     const cleanups: (() => Promise<unknown>)[] = [() => Promise.all(sims.map((s) => s.close()))];
