@@ -20,8 +20,61 @@ function invalid(text: string, why: string): ParsedTime {
   return { ok: false, code: 'NORM_TIMESTAMP_INVALID', message: `"${text}" is not an ISO 8601 date or timestamp (${why})` };
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Two ASCII digits at i, or -1. */
+function digits2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * The layout providers send almost always, `YYYY-MM-DDTHH:MM:SS[.fff]` with `Z` or `±HH:MM`,
+ * parsed without a regular expression (it runs for every interval). Anything else, or anything
+ * out of range, returns undefined and goes through the general parser below.
+ */
+function parseCommonInstant(t: string): number | undefined {
+  if (t.length < 20 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined;
+  const year = digits2(t, 0) * 100 + digits2(t, 2);
+  const month = digits2(t, 5);
+  const day = digits2(t, 8);
+  const hour = digits2(t, 11);
+  const minute = digits2(t, 14);
+  const second = digits2(t, 17);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined;
+  const leap = month === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  if (day > DAYS_IN_MONTH[month - 1]! + leap) return undefined;
+  let i = 19;
+  let ms = 0;
+  if (t.charCodeAt(i) === 46) {
+    let scale = 100;
+    i++;
+    const start = i;
+    while (i < t.length) {
+      const d = t.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      ms += d * scale;
+      scale /= 10;
+      i++;
+    }
+    if (i === start) return undefined;
+    ms = Math.floor(ms);
+  }
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  if (i === t.length - 1 && (t.charCodeAt(i) === 90 || t.charCodeAt(i) === 122)) return wall;
+  if (i !== t.length - 6 || t.charCodeAt(i + 3) !== 58) return undefined;
+  const sign = t.charCodeAt(i) === 43 ? 1 : t.charCodeAt(i) === 45 ? -1 : 0;
+  const oh = digits2(t, i + 1);
+  const om = digits2(t, i + 4);
+  if (sign === 0 || oh < 0 || oh > 18 || om < 0 || om > 59) return undefined;
+  return wall - sign * (oh * 3_600_000 + om * 60_000);
+}
+
 export function parseTimestamp(raw: unknown, zone: string | null | undefined): ParsedTime {
   if (typeof raw !== 'string') return invalid(String(raw), 'not a string');
+  const fast = parseCommonInstant(raw);
+  if (fast !== undefined) return { ok: true, instant: fast, dateOnly: false };
   const text = raw.trim();
   const m = ISO.exec(text);
   if (!m) return invalid(text, 'unrecognised format');
