@@ -46,7 +46,7 @@ export interface LoaderDeps {
 
 export interface LoaderStats {
   family: FamilyName;
-  recordsBuffered: number;
+  recordsConsumed: number;
   rowsInserted: number;
   inserts: number;
   quarantined: number;
@@ -134,7 +134,7 @@ export class FamilyLoader {
     });
     this.stats = {
       family: deps.family,
-      recordsBuffered: 0,
+      recordsConsumed: 0,
       rowsInserted: 0,
       inserts: 0,
       quarantined: 0,
@@ -258,7 +258,7 @@ export class FamilyLoader {
       if (this.buffer.length === 0) this.oldestAt = Date.now();
       this.buffer.push(entry);
       this.bufferedRows += Math.max(1, entry.rows.length);
-      this.stats.recordsBuffered++;
+      this.stats.recordsConsumed++;
       payload.resolveOffset(m.offset);
       sinceYield += entry.rows.length + 1;
       if (sinceYield >= YIELD_EVERY_ROWS) {

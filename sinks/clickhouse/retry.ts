@@ -1,4 +1,4 @@
-/** Exponential backoff with full jitter, capped: spreads the retries of many sinks after an outage. */
+/** Exponential backoff with "equal jitter", capped: spreads the retries of many sinks after an outage. */
 export interface BackoffPolicy {
   initialMs: number;
   maxMs: number;

@@ -316,7 +316,7 @@ describe('loading the topics', () => {
     await sink.start();
     const records = (await readDecoded('usage')).length + 1; // + the undecodable one
     expect(
-      await eventually(() => Promise.resolve(sink.stats()[0]!.recordsBuffered >= records), 60_000, 200),
+      await eventually(() => Promise.resolve(sink.stats()[0]!.recordsConsumed >= records), 60_000, 200),
     ).toBe(true);
     expect(sink.stats()[0]!.rowsInserted).toBe(0);
     await sink.stop();
