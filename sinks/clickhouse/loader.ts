@@ -12,9 +12,10 @@
  * are paused; the kafkajs loop keeps heartbeating, so the group stays stable during an outage.
  */
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
+import { errorMessage, isMeterflowError, isRetriable, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import type { AvroRegistry } from '../../lib/registry.js';
+import { readerType, type AvroRegistry } from '../../lib/registry.js';
+import type avro from 'avsc';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { topicName } from '../../schemas/topics.js';
 import { ident } from './client.js';
@@ -85,8 +86,13 @@ class DrainTimeout extends Error {}
 /** Rows mapped between two turns of the event loop while consuming. */
 const YIELD_EVERY_ROWS = 2_000;
 
-/** REG_DECODE because the registry could not be asked (network, 5xx), not because the bytes are bad. */
+/**
+ * The registry could not be asked (network, 5xx): the bytes may be fine, so the record waits.
+ * lib/registry marks that retriable (REG_UNREACHABLE); the REG_DECODE test covers clients that
+ * wrap a failed fetch as a decode error.
+ */
 function isTransientRegistryError(err: unknown): boolean {
+  if (isRetriable(err)) return true;
   if (!isMeterflowError(err) || err.code !== 'REG_DECODE') return false;
   const cause = err.cause;
   if (cause === undefined) return false;
@@ -100,6 +106,8 @@ export class FamilyLoader {
   private readonly consumer: Consumer;
   private readonly topics: string[];
   private readonly byTopic: Map<string, TopicBinding>;
+  /** The topics' current schemas: records of older writers are resolved to them (defaults filled). */
+  private readonly readers: Map<string, avro.Type>;
   private readonly log: Logger;
   private readonly maxBuffered: number;
 
@@ -123,6 +131,9 @@ export class FamilyLoader {
     this.log = deps.log.child({ family: deps.family });
     this.topics = deps.bindings.map((b) => topicName(deps.topicPrefix, b.topic));
     this.byTopic = new Map(deps.bindings.map((b) => [topicName(deps.topicPrefix, b.topic), b]));
+    this.readers = new Map(
+      deps.bindings.map((b) => [topicName(deps.topicPrefix, b.topic), readerType(b.topic)]),
+    );
     this.maxBuffered = o.maxBufferedRows ?? o.batchMaxRows * 2;
     this.consumer = deps.kafka.consumer({
       groupId: deps.groupId,
@@ -296,7 +307,7 @@ export class FamilyLoader {
     if (m.value === null) return entry;
     let record: unknown;
     try {
-      record = this.deps.registry.decodeCached(m.value) ?? (await this.deps.registry.decode(m.value));
+      record = await this.deps.registry.decode(m.value, this.readers.get(topic));
     } catch (err) {
       if (isTransientRegistryError(err)) {
         this.log.warn(

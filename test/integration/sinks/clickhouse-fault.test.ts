@@ -9,6 +9,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../../lib/config.js';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
+import { AvroRegistry } from '../../../lib/registry.js';
 import { topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
 import {
   createChClient,
@@ -207,5 +208,52 @@ describe('ClickHouse faults', () => {
     // (as it does for the slots the topic itself delivers twice: corrections, duplicate batches).
     await ch.command({ query: `OPTIMIZE TABLE ${database}.usage_intervals FINAL` });
     expect(await scalar(ch, `SELECT count() FROM ${database}.usage_intervals`)).toBe(truth.slots);
+  });
+
+  it('while the schema registry is unreachable, records wait (paused) instead of being quarantined', async () => {
+    const database = `${ctx.config.clickhouse.database}_reg`;
+    extraDatabases.push(database);
+    const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
+    const group = `${config.kafka.topicPrefix}reg.`;
+    const target = new URL(ctx.config.registry.url);
+    const regProxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    try {
+      await regProxy.cut('refuse');
+      // A registry client with an empty cache: it must ask the registry for every writer schema.
+      const registry = new AvroRegistry(`${regProxy.url}${target.pathname}`);
+      const s = createClickHouseSink(config, {
+        log: ctx.log,
+        kafka: ctx.kafka,
+        registry,
+        groupIdPrefix: group,
+        families: ['usage'],
+        retryInitialMs: 50,
+      });
+      await s.start();
+      try {
+        expect(await eventually(() => Promise.resolve(s.stats()[0]!.paused), 30_000, 100)).toBe(true);
+        await new Promise((r) => setTimeout(r, 2_000));
+        expect(s.stats()[0]!.recordsConsumed).toBe(0);
+        expect(s.stats()[0]!.quarantined).toBe(0);
+        await regProxy.restore();
+        const admin = ctx.kafka.admin();
+        await admin.connect();
+        const usageTopic = topicName(config.kafka.topicPrefix, 'usage');
+        const caughtUp = await eventually(
+          async () => (await groupLag(admin, `${group}usage`, usageTopic)).every((p) => p.lag === 0),
+          60_000,
+          300,
+        );
+        await admin.disconnect();
+        expect(caughtUp).toBe(true);
+        expect(s.stats()[0]!.quarantined).toBe(0);
+      } finally {
+        await s.stop();
+      }
+      const truth = truthFrom({ usage: await readDecoded('usage') });
+      expect(await scalar(ch, `SELECT count() FROM ${database}.usage_intervals_latest`)).toBe(truth.slots);
+    } finally {
+      await regProxy.close();
+    }
   });
 });
