@@ -4,7 +4,7 @@
  *   const sink = createClickHouseSink(config, { batchMaxRows: 50_000, batchMaxMs: 1_000 });
  *   await sink.start();   // migrates, then one consumer group per table family
  *   ...
- *   await sink.stop();    // flush, commit, disconnect (call it on SIGTERM)
+ *   await sink.stop();    // flush, commit, disconnect (`meterflow run sinks` calls it on SIGTERM)
  *
  * Tuning options are validated by `sinkOptionsSchema` (./options.ts, defaults and units there);
  * `log`, `kafka` and `registry` may be passed in to share clients with other components.
