@@ -132,7 +132,7 @@ async function main(): Promise<void> {
     let firstRowAt = 0;
     for (;;) {
       const s = sink.stats()[0]!;
-      if (!firstRowAt && s.recordsBuffered > 0) firstRowAt = Date.now();
+      if (!firstRowAt && s.recordsConsumed > 0) firstRowAt = Date.now();
       if (s.rowsInserted >= rowsTotal) break;
       await new Promise((r) => setTimeout(r, 20));
     }
