@@ -23,6 +23,8 @@ export class AvroRegistry {
   private readonly typesById = new Map<number, avro.Type>();
   private readonly pending = new Map<number, Promise<avro.Type>>();
   private readonly registrations = new Map<string, Promise<Serde<unknown>>>();
+  /** Resolvers are costly to build: one per (reader type, writer schema id). */
+  private readonly resolvers = new WeakMap<avro.Type, Map<number, avro.Resolver>>();
 
   constructor(
     readonly url: string,
@@ -168,7 +170,14 @@ export class AvroRegistry {
     try {
       const body = buf.subarray(5);
       if (reader && reader !== writer) {
-        return reader.fromBuffer(body, reader.createResolver(writer)) as T;
+        let resolver = this.resolvers.get(reader)?.get(id);
+        if (!resolver) {
+          resolver = reader.createResolver(writer);
+          let byId = this.resolvers.get(reader);
+          if (!byId) this.resolvers.set(reader, (byId = new Map()));
+          byId.set(id, resolver);
+        }
+        return reader.fromBuffer(body, resolver) as T;
       }
       return writer.fromBuffer(body) as T;
     } catch (cause) {

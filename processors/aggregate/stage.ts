@@ -35,7 +35,7 @@ export class AggregateStage implements Stage {
   private readonly states = new Map<number, AggregateState>();
   private readonly reader = readerType('usage');
   /** Latest aggregate per key changed in the current batch: one message per key per batch. */
-  private readonly pending = new Map<string, UsageAggregate>();
+  private readonly pending = new Map<number, Map<string, UsageAggregate>>();
   private readonly now: () => number;
 
   constructor(private readonly deps: AggregateStageDeps) {
@@ -70,6 +70,7 @@ export class AggregateStage implements Stage {
 
   drop(partition: number): void {
     this.states.delete(partition);
+    this.pending.delete(partition);
   }
 
   async process(msg: InMessage, out: Output): Promise<void> {
@@ -81,20 +82,20 @@ export class AggregateStage implements Stage {
     const batch = decoded.value;
     const result = this.state(msg.partition).apply(batch, this.now());
     for (const r of result.rejects) out.reject(msg, { ...r, connectionId: batch.connection_id });
-    for (const agg of result.aggregates) {
-      this.pending.set(aggregateKey(agg), agg);
-    }
+    let pending = this.pending.get(msg.partition);
+    if (!pending) this.pending.set(msg.partition, (pending = new Map()));
+    for (const agg of result.aggregates) pending.set(aggregateKey(agg), agg);
   }
 
   flush(partition: number, out: Output): void {
-    for (const [key, agg] of this.pending) {
+    for (const [key, agg] of this.pending.get(partition) ?? []) {
       // Compacted topics keep one value per key, so the key names the whole aggregate; the
       // partition mirrors the input's, keeping all of a meter's aggregates on one partition.
       if (agg.granularity === 'day')
         out.send({ topic: this.dailyTopic, key, value: this.dailySerde.encode(agg), partition });
       else out.send({ topic: this.monthlyTopic, key, value: this.monthlySerde.encode(agg), partition });
     }
-    this.pending.clear();
+    this.pending.delete(partition);
     const s = this.states.get(partition);
     if (!s) return;
     for (const entry of s.snapshotDirty()) out.changelog(partition, entry.key, entry.value);

@@ -18,7 +18,8 @@ import type { InMessage, Output, Stage } from '../runtime/stage.js';
 import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 
-type EntityState = { kind: 'asset'; record: Asset; lastRun: string } | { kind: 'meter'; record: Meter; lastRun: string };
+type EntityState =
+  { kind: 'asset'; record: Asset; lastRun: string } | { kind: 'meter'; record: Meter; lastRun: string };
 
 export interface EntitiesStageDeps {
   config: Config;
@@ -80,7 +81,8 @@ export class EntitiesStage implements Stage {
     let d = this.dirty.get(partition);
     if (!d) this.dirty.set(partition, (d = new Set()));
     d.add(key);
-    if (entry.kind === 'asset') out.send({ topic: this.assetsTopic, key, value: this.assetSerde.encode(entry.record) });
+    if (entry.kind === 'asset')
+      out.send({ topic: this.assetsTopic, key, value: this.assetSerde.encode(entry.record) });
     else out.send({ topic: this.metersTopic, key, value: this.meterSerde.encode(entry.record) });
   }
 
@@ -99,7 +101,13 @@ export class EntitiesStage implements Stage {
     const connection = this.deps.connections.get(env.connection_id);
     const result = normalise(env, { connection });
     for (const r of result.rejects) {
-      out.reject(msg, { code: r.code, message: r.message, connectionId: env.connection_id, recordIndex: r.recordIndex, detail: r.detail });
+      out.reject(msg, {
+        code: r.code,
+        message: r.message,
+        connectionId: env.connection_id,
+        recordIndex: r.recordIndex,
+        detail: r.detail,
+      });
     }
     const s = this.partitionState(msg.partition);
     for (const asset of result.assets) {
@@ -110,7 +118,11 @@ export class EntitiesStage implements Stage {
       }
       const key = entityKey(asset.connection_id, asset.external_id);
       const prev = s.get(key);
-      const record: Asset = { ...asset, active: true, first_seen: prev ? prev.record.first_seen : asset.first_seen };
+      const record: Asset = {
+        ...asset,
+        active: true,
+        first_seen: prev ? prev.record.first_seen : asset.first_seen,
+      };
       this.put(msg.partition, key, { kind: 'asset', record, lastRun: env.sync_run_id }, out);
     }
     for (const meter of result.meters) {
@@ -121,7 +133,11 @@ export class EntitiesStage implements Stage {
       }
       const key = entityKey(meter.connection_id, meter.external_id);
       const prev = s.get(key);
-      const record: Meter = { ...meter, active: true, first_seen: prev ? prev.record.first_seen : meter.first_seen };
+      const record: Meter = {
+        ...meter,
+        active: true,
+        first_seen: prev ? prev.record.first_seen : meter.first_seen,
+      };
       this.put(msg.partition, key, { kind: 'meter', record, lastRun: env.sync_run_id }, out);
     }
   }

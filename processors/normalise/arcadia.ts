@@ -34,7 +34,13 @@ import {
 } from './common.js';
 import { asText, stringMap } from './fields.js';
 import { parseTimestamp } from './time.js';
-import { emptyResult, recordReject, rejectWhole, type NormaliseContext, type NormaliseResult } from './types.js';
+import {
+  emptyResult,
+  recordReject,
+  rejectWhole,
+  type NormaliseContext,
+  type NormaliseResult,
+} from './types.js';
 
 /** Arcadia's serviceType values we can map without configuration; a connection's meterTypes wins. */
 export const ARCADIA_DEFAULT_METER_TYPES: MeterTypeMapping = {
@@ -49,10 +55,15 @@ export function addressLine(address: ArcadiaAddress | null | undefined): string 
   if (!address) return null;
   const full = asText(address.fullAddress);
   if (full) return full;
-  const cityLine = [asText(address.city), asText(address.state), asText(address.postalCode)].filter(Boolean).join(' ');
-  const parts = [asText(address.streetLine1), asText(address.streetLine2), cityLine, asText(address.country)].filter(
-    (p): p is string => p !== undefined && p !== '',
-  );
+  const cityLine = [asText(address.city), asText(address.state), asText(address.postalCode)]
+    .filter(Boolean)
+    .join(' ');
+  const parts = [
+    asText(address.streetLine1),
+    asText(address.streetLine2),
+    cityLine,
+    asText(address.country),
+  ].filter((p): p is string => p !== undefined && p !== '');
   return parts.length > 0 ? parts.join(', ') : null;
 }
 
@@ -60,7 +71,11 @@ function siteToAsset(env: RawEnvelope, site: ArcadiaSite): NormaliseResult {
   const address = addressLine(site.serviceAddress);
   // Name is required: the site name, else its address, else its code or number.
   const name = asText(site.siteName) ?? address ?? asText(site.siteCode) ?? asText(site.siteNumber);
-  if (!name) return rejectWhole('NORM_PAYLOAD_SCHEMA', `site ${site.id}: siteName, serviceAddress, siteCode and siteNumber are all missing`);
+  if (!name)
+    return rejectWhole(
+      'NORM_PAYLOAD_SCHEMA',
+      `site ${site.id}: siteName, serviceAddress, siteCode and siteNumber are all missing`,
+    );
   const metadata = stringMap({
     siteName: site.siteName,
     siteCode: site.siteCode,
@@ -70,18 +85,27 @@ function siteToAsset(env: RawEnvelope, site: ArcadiaSite): NormaliseResult {
     facilityType: site.facilityType,
     meterIds: site.meterIds?.join(','),
   });
-  return { ...emptyResult(), assets: [makeAsset(env, { external_id: site.id, name, address, metadata, derived: false })] };
+  return {
+    ...emptyResult(),
+    assets: [makeAsset(env, { external_id: site.id, name, address, metadata, derived: false })],
+  };
 }
 
 export function normaliseArcadiaSite(env: RawEnvelope, json: unknown): NormaliseResult {
   const parsed = arcadiaSiteSchema.safeParse(json);
-  if (!parsed.success) return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia site: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia site: ${describeZodError(parsed.error)}`);
   return siteToAsset(env, parsed.data);
 }
 
-export function normaliseArcadiaMeter(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseArcadiaMeter(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const parsed = arcadiaMeterSchema.safeParse(json);
-  if (!parsed.success) return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia meter: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia meter: ${describeZodError(parsed.error)}`);
   const m = parsed.data;
   const result = emptyResult();
 
@@ -89,20 +113,33 @@ export function normaliseArcadiaMeter(env: RawEnvelope, json: unknown, ctx: Norm
   if (!assetId) {
     // No site: the asset is derived from the meter's service address (seed 000, "derive assets").
     const address = addressLine(m.serviceAddress);
-    if (!address) return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia meter ${m.id}: neither site.id nor serviceAddress is present`);
+    if (!address)
+      return rejectWhole(
+        'NORM_PAYLOAD_SCHEMA',
+        `arcadia meter ${m.id}: neither site.id nor serviceAddress is present`,
+      );
     assetId = derivedAssetId(address);
     result.assets.push(
       makeAsset(env, {
         external_id: assetId,
         name: address,
         address,
-        metadata: stringMap({ derivedFrom: 'serviceAddress', city: m.serviceAddress?.city, country: m.serviceAddress?.country }),
+        metadata: stringMap({
+          derivedFrom: 'serviceAddress',
+          city: m.serviceAddress?.city,
+          country: m.serviceAddress?.country,
+        }),
         derived: true,
       }),
     );
   }
 
-  const type = meterTypeOrReject(m.serviceType, ctx.connection, { defaults: ARCADIA_DEFAULT_METER_TYPES, unit: ARCADIA_UNIT }, m.id);
+  const type = meterTypeOrReject(
+    m.serviceType,
+    ctx.connection,
+    { defaults: ARCADIA_DEFAULT_METER_TYPES, unit: ARCADIA_UNIT },
+    m.id,
+  );
   if (isReject(type)) return { ...emptyResult(), rejects: [type] };
 
   const metadata = stringMap({
@@ -119,7 +156,10 @@ export function normaliseArcadiaMeter(env: RawEnvelope, json: unknown, ctx: Norm
     serviceType: m.serviceType,
     serviceTypeClassification: m.serviceTypeClassification,
     meterConstantMultiplier: m.meterConstantMultiplier,
-    accountNumbers: m.accounts?.map((a) => asText(a.accountNumber)).filter(Boolean).join(','),
+    accountNumbers: m.accounts
+      ?.map((a) => asText(a.accountNumber))
+      .filter(Boolean)
+      .join(','),
     isIntervalsProductActive: m.isIntervalsProductActive,
     serviceAddress: addressLine(m.serviceAddress),
   });
@@ -142,7 +182,10 @@ export function normaliseArcadiaMeter(env: RawEnvelope, json: unknown, ctx: Norm
 function checkMeterId(env: RawEnvelope, meterId: string): NormaliseResult | null {
   return meterId === env.external_id
     ? null
-    : rejectWhole('NORM_PAYLOAD_SCHEMA', `meterId: "${meterId}" does not match the chunk's meter "${env.external_id}"`);
+    : rejectWhole(
+        'NORM_PAYLOAD_SCHEMA',
+        `meterId: "${meterId}" does not match the chunk's meter "${env.external_id}"`,
+      );
 }
 
 /** Zone for local timestamps: Arcadia's localTimezone when it is a real zone, else the configured one. */
@@ -152,9 +195,14 @@ function localZoneOf(localTimezone: string | null | undefined, ctx: NormaliseCon
 
 const CHANNEL: Record<'import' | 'export', UsageChannel> = { import: 'consumption', export: 'redelivery' };
 
-export function normaliseArcadiaIntervals(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseArcadiaIntervals(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const parsed = arcadiaIntervalsSchema.safeParse(json);
-  if (!parsed.success) return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia intervals: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia intervals: ${describeZodError(parsed.error)}`);
   const p = parsed.data;
   const mismatch = checkMeterId(env, p.meterId);
   if (mismatch) return mismatch;
@@ -165,7 +213,9 @@ export function normaliseArcadiaIntervals(env: RawEnvelope, json: unknown, ctx: 
   p.readings.forEach((raw, index) => {
     const r = arcadiaIntervalReadingSchema.safeParse(raw);
     if (!r.success) {
-      result.rejects.push(recordReject('NORM_PAYLOAD_SCHEMA', describeZodError(r.error, `readings.${index}`), index, raw));
+      result.rejects.push(
+        recordReject('NORM_PAYLOAD_SCHEMA', describeZodError(r.error, `readings.${index}`), index, raw),
+      );
       return;
     }
     // Arcadia timestamps carry an offset; a local one is placed in the meter's stated zone.
@@ -179,15 +229,29 @@ export function normaliseArcadiaIntervals(env: RawEnvelope, json: unknown, ctx: 
     }
     if (!start.ok || !end.ok) return;
     batch.intervals.push(
-      makeInterval(batch, { start: start.instant, end: end.instant, channel: CHANNEL[r.data.direction], value: r.data.kwh, estimated: false }),
+      makeInterval(batch, {
+        start: start.instant,
+        end: end.instant,
+        channel: CHANNEL[r.data.direction],
+        value: r.data.kwh,
+        estimated: false,
+      }),
     );
   });
   return result;
 }
 
-export function normaliseArcadiaNormalizedIntervals(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseArcadiaNormalizedIntervals(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const parsed = arcadiaNormalizedIntervalsSchema.safeParse(json);
-  if (!parsed.success) return rejectWhole('NORM_PAYLOAD_SCHEMA', `arcadia normalizedIntervals: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    return rejectWhole(
+      'NORM_PAYLOAD_SCHEMA',
+      `arcadia normalizedIntervals: ${describeZodError(parsed.error)}`,
+    );
   const p = parsed.data;
   const mismatch = checkMeterId(env, p.meterId);
   if (mismatch) return mismatch;
@@ -209,7 +273,10 @@ export function normaliseArcadiaNormalizedIntervals(env: RawEnvelope, json: unkn
       const index = base + i;
       const start = origin.instant + index * step;
       const multiplier = reading.electricMeterMultiplier?.[i];
-      const metadata: Record<string, string> = multiplier !== undefined && multiplier !== null && multiplier !== 1 ? { electricMeterMultiplier: String(multiplier) } : {};
+      const metadata: Record<string, string> =
+        multiplier !== undefined && multiplier !== null && multiplier !== 1
+          ? { electricMeterMultiplier: String(multiplier) }
+          : {};
       for (const [values, channel] of [
         [imports, 'consumption'],
         [exports, 'redelivery'],
@@ -217,7 +284,9 @@ export function normaliseArcadiaNormalizedIntervals(env: RawEnvelope, json: unkn
         const value = values[i];
         // null: the utility published nothing for that quarter-hour, which is a gap, not a record.
         if (value === undefined || value === null) continue;
-        batch.intervals.push(makeInterval(batch, { start, end: start + step, channel, value, estimated: false, metadata }));
+        batch.intervals.push(
+          makeInterval(batch, { start, end: start + step, channel, value, estimated: false, metadata }),
+        );
       }
     }
     base += length;

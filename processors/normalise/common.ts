@@ -4,7 +4,14 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { ConnectionConfig } from '../../schemas/connection.js';
-import type { Asset, Meter, RawEnvelope, UsageBatch, UsageChannel, UsageInterval } from '../../schemas/records.js';
+import type {
+  Asset,
+  Meter,
+  RawEnvelope,
+  UsageBatch,
+  UsageChannel,
+  UsageInterval,
+} from '../../schemas/records.js';
 import { mapMeterType, type MeterTypeFallbacks, type MeterTypeMatch } from '../../schemas/taxonomy.js';
 import { resolveUnit, toCanonical } from '../../schemas/units.js';
 import { isValidTimeZone } from '../aggregate/core/zone.js';
@@ -21,8 +28,18 @@ export function describeZodError(error: z.ZodError, prefix = ''): string {
 }
 
 /** Fields every entity takes from its envelope. */
-export function entityStamp(env: RawEnvelope): { active: true; first_seen: number; last_seen: number; sync_run_id: string } {
-  return { active: true, first_seen: env.received_at, last_seen: env.received_at, sync_run_id: env.sync_run_id };
+export function entityStamp(env: RawEnvelope): {
+  active: true;
+  first_seen: number;
+  last_seen: number;
+  sync_run_id: string;
+} {
+  return {
+    active: true,
+    first_seen: env.received_at,
+    last_seen: env.received_at,
+    sync_run_id: env.sync_run_id,
+  };
 }
 
 /**
@@ -30,13 +47,22 @@ export function entityStamp(env: RawEnvelope): { active: true; first_seen: numbe
  * asset: the same address (ignoring case, punctuation and spacing) always gives the same id.
  */
 export function derivedAssetId(address: string): string {
-  const folded = address.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+  const folded = address
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
   return `addr-${createHash('sha256').update(folded).digest('hex').slice(0, 16)}`;
 }
 
 export function makeAsset(
   env: RawEnvelope,
-  fields: { external_id: string; name: string; address: string | null; metadata: Record<string, string>; derived: boolean },
+  fields: {
+    external_id: string;
+    name: string;
+    address: string | null;
+    metadata: Record<string, string>;
+    derived: boolean;
+  },
 ): Asset {
   return { connection_id: env.connection_id, provider: env.provider, ...fields, ...entityStamp(env) };
 }
@@ -142,7 +168,15 @@ export function makeBatch(env: RawEnvelope, unitText: string, zone: string): Usa
 
 export function makeInterval(
   batch: UsageBatch,
-  f: { start: number; end: number; channel: UsageChannel; value: number; estimated: boolean; currency?: string | null; metadata?: Record<string, string> },
+  f: {
+    start: number;
+    end: number;
+    channel: UsageChannel;
+    value: number;
+    estimated: boolean;
+    currency?: string | null;
+    metadata?: Record<string, string>;
+  },
 ): UsageInterval {
   return {
     start: f.start,

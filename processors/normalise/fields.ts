@@ -27,9 +27,11 @@ export function isAbsent(value: unknown): boolean {
 export function asText(value: unknown): string | undefined {
   if (isAbsent(value)) return undefined;
   if (typeof value === 'string') return value.trim();
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   // fast-xml-parser puts text of an element with attributes in "#text".
-  if (typeof value === 'object' && value !== null && '#text' in value) return asText((value as Record<string, unknown>)['#text']);
+  if (typeof value === 'object' && value !== null && '#text' in value)
+    return asText((value as Record<string, unknown>)['#text']);
   return undefined;
 }
 

@@ -11,10 +11,28 @@ import type { GenericConnectorConfig } from '../../schemas/connection.js';
 import type { RawEnvelope, UsageBatch } from '../../schemas/records.js';
 import { canonicalSubtype } from '../../schemas/taxonomy.js';
 import { convertUnit, resolveUnit, unitsCompatible } from '../../schemas/units.js';
-import { batchZone, isReject, localZone, makeAsset, makeBatch, makeInterval, makeMeter, meterTypeOrReject, missingMeterReject, rolloverFor } from './common.js';
+import {
+  batchZone,
+  isReject,
+  localZone,
+  makeAsset,
+  makeBatch,
+  makeInterval,
+  makeMeter,
+  meterTypeOrReject,
+  missingMeterReject,
+  rolloverFor,
+} from './common.js';
 import { asBoolean, asNumber, asText, getPath, isAbsent } from './fields.js';
 import { parseTimestamp } from './time.js';
-import { emptyResult, recordReject, rejectWhole, type NormaliseContext, type NormaliseResult, type Reject } from './types.js';
+import {
+  emptyResult,
+  recordReject,
+  rejectWhole,
+  type NormaliseContext,
+  type NormaliseResult,
+  type Reject,
+} from './types.js';
 
 function genericConfig(ctx: NormaliseContext): GenericConnectorConfig | Reject {
   const g = ctx.connection?.generic;
@@ -32,13 +50,20 @@ function isConfigReject(v: GenericConnectorConfig | Reject): v is Reject {
 }
 
 function asItem(json: unknown): Record<string, unknown> | undefined {
-  return json !== null && typeof json === 'object' && !Array.isArray(json) ? (json as Record<string, unknown>) : undefined;
+  return json !== null && typeof json === 'object' && !Array.isArray(json)
+    ? (json as Record<string, unknown>)
+    : undefined;
 }
 
 function requiredText(item: unknown, path: string, field: string): string | Reject {
   const text = asText(getPath(item, path));
   if (text !== undefined) return text;
-  return { code: 'NORM_PAYLOAD_SCHEMA', message: `${path}: required ${field} is missing`, recordIndex: null, detail: null };
+  return {
+    code: 'NORM_PAYLOAD_SCHEMA',
+    message: `${path}: required ${field} is missing`,
+    recordIndex: null,
+    detail: null,
+  };
 }
 
 function isTextReject(v: string | Reject): v is Reject {
@@ -58,7 +83,11 @@ function optionalText(item: unknown, path: string | undefined): string | null {
   return path === undefined ? null : (asText(getPath(item, path)) ?? null);
 }
 
-export function normaliseGenericAsset(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseGenericAsset(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const g = genericConfig(ctx);
   if (isConfigReject(g)) return { ...emptyResult(), rejects: [g] };
   const item = asItem(json);
@@ -69,10 +98,22 @@ export function normaliseGenericAsset(env: RawEnvelope, json: unknown, ctx: Norm
   if (isTextReject(id)) return { ...emptyResult(), rejects: [id] };
   const address = optionalText(item, f.address);
   const name = asText(getPath(item, f.name)) ?? address;
-  if (!name) return rejectWhole('NORM_PAYLOAD_SCHEMA', `${f.name}: required asset name is missing (and no address to name it by)`);
+  if (!name)
+    return rejectWhole(
+      'NORM_PAYLOAD_SCHEMA',
+      `${f.name}: required asset name is missing (and no address to name it by)`,
+    );
   return {
     ...emptyResult(),
-    assets: [makeAsset(env, { external_id: id, name, address, metadata: metadataOf(item, f.metadata), derived: false })],
+    assets: [
+      makeAsset(env, {
+        external_id: id,
+        name,
+        address,
+        metadata: metadataOf(item, f.metadata),
+        derived: false,
+      }),
+    ],
   };
 }
 
@@ -81,7 +122,11 @@ export function normaliseGenericAsset(env: RawEnvelope, json: unknown, ctx: Norm
  * derived from its asset fields (seed 000, "derive assets from meter data"). Name: the asset name
  * field, else the address, else the asset id (the only label there is).
  */
-function derivedAsset(env: RawEnvelope, item: Record<string, unknown>, g: GenericConnectorConfig): NormaliseResult {
+function derivedAsset(
+  env: RawEnvelope,
+  item: Record<string, unknown>,
+  g: GenericConnectorConfig,
+): NormaliseResult {
   const f = g.meters.fields;
   const id = requiredText(item, f.assetId, 'asset id');
   if (isTextReject(id)) return { ...emptyResult(), rejects: [id] };
@@ -90,10 +135,17 @@ function derivedAsset(env: RawEnvelope, item: Record<string, unknown>, g: Generi
   const metadata: Record<string, string> = { derivedFrom: 'meter' };
   const meterId = env.meta.meter_external_id ?? asText(getPath(item, f.externalId));
   if (meterId) metadata.meterExternalId = meterId;
-  return { ...emptyResult(), assets: [makeAsset(env, { external_id: id, name, address, metadata, derived: true })] };
+  return {
+    ...emptyResult(),
+    assets: [makeAsset(env, { external_id: id, name, address, metadata, derived: true })],
+  };
 }
 
-export function normaliseGenericMeter(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseGenericMeter(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const g = genericConfig(ctx);
   if (isConfigReject(g)) return { ...emptyResult(), rejects: [g] };
   const item = asItem(json);
@@ -111,7 +163,8 @@ export function normaliseGenericMeter(env: RawEnvelope, json: unknown, ctx: Norm
   const type = meterTypeOrReject(classification, ctx.connection, { unit, quantityName: providerSubtype }, id);
   if (isReject(type)) return { ...emptyResult(), rejects: [type] };
   // The provider's own subtype refines the type when it is a taxonomy sub-category of it.
-  const refined = type.subtype ?? (providerSubtype ? (canonicalSubtype(type.type, providerSubtype) ?? null) : null);
+  const refined =
+    type.subtype ?? (providerSubtype ? (canonicalSubtype(type.type, providerSubtype) ?? null) : null);
 
   const zoneText = optionalText(item, f.timeZone);
   const metadata = metadataOf(item, f.metadata);
@@ -144,39 +197,82 @@ function numberField(item: unknown, path: string | undefined, index: number): nu
   const raw = getPath(item, path);
   if (isAbsent(raw)) return undefined;
   const n = asNumber(raw);
-  return n === undefined ? recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${path}: "${asText(raw) ?? typeof raw}" is not a number`, index, item) : n;
+  return n === undefined
+    ? recordReject(
+        'NORM_PAYLOAD_SCHEMA',
+        `${index}.${path}: "${asText(raw) ?? typeof raw}" is not a number`,
+        index,
+        item,
+      )
+    : n;
 }
 
 function isNumReject(v: number | undefined | Reject): v is Reject {
   return typeof v === 'object';
 }
 
-function timeField(item: unknown, path: string | undefined, what: string, zone: string | undefined, index: number): number | Reject {
-  if (path === undefined) return recordReject('NORM_PAYLOAD_SCHEMA', `generic.usage.fields.${what} is not configured`, index, item);
+function timeField(
+  item: unknown,
+  path: string | undefined,
+  what: string,
+  zone: string | undefined,
+  index: number,
+): number | Reject {
+  if (path === undefined)
+    return recordReject('NORM_PAYLOAD_SCHEMA', `generic.usage.fields.${what} is not configured`, index, item);
   const raw = getPath(item, path);
-  if (isAbsent(raw)) return recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${path}: required ${what} is missing`, index, item);
+  if (isAbsent(raw))
+    return recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${path}: required ${what} is missing`, index, item);
   const t = parseTimestamp(asText(raw) ?? raw, zone);
   return t.ok ? t.instant : recordReject(t.code, `${index}.${path}: ${t.message}`, index, item);
 }
 
-function usageItem(batch: UsageBatch, item: unknown, index: number, f: Fields, kind: 'consumption' | 'reading', zone: string | undefined, result: NormaliseResult, meterId: string): void {
+function usageItem(
+  batch: UsageBatch,
+  item: unknown,
+  index: number,
+  f: Fields,
+  kind: 'consumption' | 'reading',
+  zone: string | undefined,
+  result: NormaliseResult,
+  meterId: string,
+): void {
   const fail = (r: Reject): void => {
     result.rejects.push(r);
   };
   if (f.meterId !== undefined) {
     const id = asText(getPath(item, f.meterId));
-    if (id !== undefined && id !== meterId) return fail(recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${f.meterId}: "${id}" is not the chunk's meter "${meterId}"`, index, item));
+    if (id !== undefined && id !== meterId)
+      return fail(
+        recordReject(
+          'NORM_PAYLOAD_SCHEMA',
+          `${index}.${f.meterId}: "${id}" is not the chunk's meter "${meterId}"`,
+          index,
+          item,
+        ),
+      );
   }
   const value = numberField(item, f.value, index);
   if (isNumReject(value)) return fail(value);
-  if (value === undefined) return fail(recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${f.value}: required value is missing`, index, item));
+  if (value === undefined)
+    return fail(
+      recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${f.value}: required value is missing`, index, item),
+    );
 
   let estimated = false;
   if (f.estimated !== undefined) {
     const raw = getPath(item, f.estimated);
     if (!isAbsent(raw)) {
       const b = asBoolean(raw);
-      if (b === undefined) return fail(recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${f.estimated}: "${asText(raw)}" is not a boolean`, index, item));
+      if (b === undefined)
+        return fail(
+          recordReject(
+            'NORM_PAYLOAD_SCHEMA',
+            `${index}.${f.estimated}: "${asText(raw)}" is not a boolean`,
+            index,
+            item,
+          ),
+        );
       estimated = b;
     }
   }
@@ -187,7 +283,14 @@ function usageItem(batch: UsageBatch, item: unknown, index: number, f: Fields, k
   if (itemUnit !== undefined && resolveUnit(itemUnit).symbol !== batch.unit) {
     const converted = unitsCompatible(itemUnit, batch.unit) ? convertUnit(1, itemUnit, batch.unit) : null;
     if (converted === null) {
-      return fail(recordReject('VAL_UNIT_CONFLICT', `${index}.${f.unit}: unit "${itemUnit}" is not convertible to the meter unit "${batch.unit}"`, index, item));
+      return fail(
+        recordReject(
+          'VAL_UNIT_CONFLICT',
+          `${index}.${f.unit}: unit "${itemUnit}" is not convertible to the meter unit "${batch.unit}"`,
+          index,
+          item,
+        ),
+      );
     }
     factor = converted;
   }
@@ -213,13 +316,20 @@ function usageItem(batch: UsageBatch, item: unknown, index: number, f: Fields, k
 
   const base = { start, end, estimated };
   batch.intervals.push(makeInterval(batch, { ...base, channel: 'consumption', value: value * factor }));
-  if (redelivery !== undefined) batch.intervals.push(makeInterval(batch, { ...base, channel: 'redelivery', value: redelivery * factor }));
-  if (production !== undefined) batch.intervals.push(makeInterval(batch, { ...base, channel: 'production', value: production * factor }));
+  if (redelivery !== undefined)
+    batch.intervals.push(makeInterval(batch, { ...base, channel: 'redelivery', value: redelivery * factor }));
+  if (production !== undefined)
+    batch.intervals.push(makeInterval(batch, { ...base, channel: 'production', value: production * factor }));
   // Currency is checked by validate (VAL_CURRENCY_MISSING / INVALID), where every stage sees it.
-  if (cost !== undefined) batch.intervals.push(makeInterval(batch, { ...base, channel: 'cost', value: cost, currency }));
+  if (cost !== undefined)
+    batch.intervals.push(makeInterval(batch, { ...base, channel: 'cost', value: cost, currency }));
 }
 
-export function normaliseGenericUsage(env: RawEnvelope, json: unknown, ctx: NormaliseContext): NormaliseResult {
+export function normaliseGenericUsage(
+  env: RawEnvelope,
+  json: unknown,
+  ctx: NormaliseContext,
+): NormaliseResult {
   const g = genericConfig(ctx);
   if (isConfigReject(g)) return { ...emptyResult(), rejects: [g] };
   if (!ctx.meter) return { ...emptyResult(), rejects: [missingMeterReject(env)] };
@@ -230,6 +340,8 @@ export function normaliseGenericUsage(env: RawEnvelope, json: unknown, ctx: Norm
   const batch = makeBatch(env, ctx.meter.unit, batchZone(null, ctx));
   result.batch = batch;
   const zone = localZone(ctx);
-  items.forEach((item, index) => usageItem(batch, item, index, g.usage.fields, g.usage.kind, zone, result, env.external_id));
+  items.forEach((item, index) =>
+    usageItem(batch, item, index, g.usage.fields, g.usage.kind, zone, result, env.external_id),
+  );
   return result;
 }

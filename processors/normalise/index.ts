@@ -46,13 +46,18 @@ export const NORMALISERS: Readonly<Record<string, Normaliser>> = {
 };
 
 export function normalise(envelope: RawEnvelope, ctx: NormaliseContext = {}): NormaliseResult {
-  const normaliser = Object.prototype.hasOwnProperty.call(NORMALISERS, envelope.format) ? NORMALISERS[envelope.format] : undefined;
+  const normaliser = Object.prototype.hasOwnProperty.call(NORMALISERS, envelope.format)
+    ? NORMALISERS[envelope.format]
+    : undefined;
   if (!normaliser) return rejectWhole('NORM_UNKNOWN_FORMAT', `no normaliser for format "${envelope.format}"`);
   let payload: unknown;
   try {
     payload = JSON.parse(envelope.payload);
   } catch (err) {
-    return rejectWhole('NORM_PAYLOAD_JSON', `payload of format ${envelope.format} is not valid JSON: ${(err as Error).message}`);
+    return rejectWhole(
+      'NORM_PAYLOAD_JSON',
+      `payload of format ${envelope.format} is not valid JSON: ${(err as Error).message}`,
+    );
   }
   return normaliser(envelope, payload, ctx);
 }

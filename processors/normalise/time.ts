@@ -11,13 +11,21 @@ import { DAY_MS, wallToInstant } from '../aggregate/core/zone.js';
 
 export type ParsedTime =
   | { ok: true; instant: number; dateOnly: boolean }
-  | { ok: false; code: Extract<ErrorCode, 'NORM_TIMESTAMP_NO_ZONE' | 'NORM_TIMESTAMP_INVALID'>; message: string };
+  | {
+      ok: false;
+      code: Extract<ErrorCode, 'NORM_TIMESTAMP_NO_ZONE' | 'NORM_TIMESTAMP_INVALID'>;
+      message: string;
+    };
 
 const ISO =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
 function invalid(text: string, why: string): ParsedTime {
-  return { ok: false, code: 'NORM_TIMESTAMP_INVALID', message: `"${text}" is not an ISO 8601 date or timestamp (${why})` };
+  return {
+    ok: false,
+    code: 'NORM_TIMESTAMP_INVALID',
+    message: `"${text}" is not an ISO 8601 date or timestamp (${why})`,
+  };
 }
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -35,15 +43,35 @@ function digits2(s: string, i: number): number {
  * out of range, returns undefined and goes through the general parser below.
  */
 function parseCommonInstant(t: string): number | undefined {
-  if (t.length < 20 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined;
+  if (
+    t.length < 20 ||
+    t.charCodeAt(4) !== 45 ||
+    t.charCodeAt(7) !== 45 ||
+    t.charCodeAt(10) !== 84 ||
+    t.charCodeAt(13) !== 58 ||
+    t.charCodeAt(16) !== 58
+  )
+    return undefined;
   const year = digits2(t, 0) * 100 + digits2(t, 2);
   const month = digits2(t, 5);
   const day = digits2(t, 8);
   const hour = digits2(t, 11);
   const minute = digits2(t, 14);
   const second = digits2(t, 17);
-  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined;
-  const leap = month === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  if (
+    year < 0 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    hour < 0 ||
+    hour > 23 ||
+    minute < 0 ||
+    minute > 59 ||
+    second < 0 ||
+    second > 59
+  )
+    return undefined;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
   if (day > DAYS_IN_MONTH[month - 1]! + leap) return undefined;
   let i = 19;
   let ms = 0;

@@ -11,14 +11,23 @@ import type { InMessage, Rejection } from './stage.js';
 export type Decoded<T> = { ok: true; value: T } | { ok: false; rejection: Omit<Rejection, 'connectionId'> };
 
 /** Decodes any Avro value; only REG_DECODE failures become rejections. */
-export async function decodeValue<T>(registry: AvroRegistry, msg: InMessage, reader?: avro.Type): Promise<Decoded<T>> {
+export async function decodeValue<T>(
+  registry: AvroRegistry,
+  msg: InMessage,
+  reader?: avro.Type,
+): Promise<Decoded<T>> {
   try {
     return { ok: true, value: await registry.decode<T>(msg.value, reader) };
   } catch (err) {
     if (err instanceof MeterflowError && err.retriable) throw err;
     return {
       ok: false,
-      rejection: { code: 'NORM_DECODE_FAILED', message: `cannot decode message: ${errorMessage(err)}`, recordIndex: null, detail: null },
+      rejection: {
+        code: 'NORM_DECODE_FAILED',
+        message: `cannot decode message: ${errorMessage(err)}`,
+        recordIndex: null,
+        detail: null,
+      },
     };
   }
 }
@@ -32,13 +41,18 @@ export async function decodeEnvelope(
   const decoded = await decodeValue<RawEnvelope>(registry, msg);
   if (!decoded.ok) return decoded;
   const env = decoded.value;
-  const missing = (['connection_id', 'provider', 'format', 'external_id', 'sync_run_id'] as const).filter((f) => !env[f]);
+  const missing = (['connection_id', 'provider', 'format', 'external_id', 'sync_run_id'] as const).filter(
+    (f) => !env[f],
+  );
   if (missing.length > 0 || !KINDS.has(env.entity_kind)) {
     return {
       ok: false,
       rejection: {
         code: 'NORM_ENVELOPE_MALFORMED',
-        message: missing.length > 0 ? `envelope lacks ${missing.join(', ')}` : `unknown entity_kind "${env.entity_kind}"`,
+        message:
+          missing.length > 0
+            ? `envelope lacks ${missing.join(', ')}`
+            : `unknown entity_kind "${env.entity_kind}"`,
         recordIndex: null,
         detail: null,
       },

@@ -11,11 +11,18 @@ import type { InMessage, Rejection } from './stage.js';
 /** The same bad input always gets the same id, so replays and retries converge downstream. */
 export function quarantineId(stage: string, source: InMessage, rejection: Rejection): string {
   return createHash('sha1')
-    .update(`${stage}|${source.topic}|${source.partition}|${source.offset}|${rejection.recordIndex ?? '-'}|${rejection.code}`)
+    .update(
+      `${stage}|${source.topic}|${source.partition}|${source.offset}|${rejection.recordIndex ?? '-'}|${rejection.code}`,
+    )
     .digest('hex');
 }
 
-export function buildQuarantineRecord(stage: string, source: InMessage, rejection: Rejection, now: number): QuarantineRecord {
+export function buildQuarantineRecord(
+  stage: string,
+  source: InMessage,
+  rejection: Rejection,
+  now: number,
+): QuarantineRecord {
   return {
     id: quarantineId(stage, source, rejection),
     connection_id: rejection.connectionId,

@@ -11,7 +11,6 @@
  * kafkajs has no per-partition rebalance hooks; assignment changes are taken from GROUP_JOIN
  * events and applied lazily: the first batch of a newly owned partition restores its state.
  */
-import { hostname } from 'node:os';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
 import { errorMessage, isRetriable, MeterflowError } from '../../lib/errors.js';
@@ -25,8 +24,6 @@ import type { InMessage, OutMessage, Output, Rejection, Stage } from './stage.js
 import { stageMetrics } from '../../lib/metrics.js';
 
 export interface RunStageOptions {
-  /** Stable per process: a restarted process fences its previous incarnation's transaction. */
-  instanceId?: string;
   /** A message whose processing fails with a retriable error this many times is quarantined. */
   maxAttempts?: number;
   /** Consumer session timeout (ms). */
@@ -35,6 +32,8 @@ export interface RunStageOptions {
   maxBytesPerPartition?: number;
   /** Uncompressed bytes per produce request inside a transaction. */
   maxRequestBytes?: number;
+  /** Input partitions processed (and committed) at the same time. */
+  concurrentPartitions?: number;
   now?: () => number;
 }
 
@@ -42,6 +41,7 @@ const DEFAULTS = {
   maxAttempts: 5,
   sessionTimeoutMs: 30_000,
   maxBytesPerPartition: 4 * 1024 * 1024,
+  concurrentPartitions: 4,
   /** Uncompressed bytes per produce request; well below the broker's 1 MiB default. */
   maxRequestBytes: 768 * 1024,
 } as const;
@@ -93,10 +93,28 @@ class BatchOutput implements Output {
   }
 }
 
-function toInMessage(topic: string, partition: number, m: { offset: string; key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; timestamp: string }): InMessage {
+function toInMessage(
+  topic: string,
+  partition: number,
+  m: {
+    offset: string;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers?: Record<string, unknown>;
+    timestamp: string;
+  },
+): InMessage {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
-  return { topic, partition, offset: m.offset, key: m.key ? m.key.toString('utf8') : null, value: m.value, headers, timestamp: m.timestamp };
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ? m.key.toString('utf8') : null,
+    value: m.value,
+    headers,
+    timestamp: m.timestamp,
+  };
 }
 
 /**
@@ -125,12 +143,21 @@ function groupByTopic(messages: OutMessage[]): { topic: string; messages: Messag
   for (const m of messages) {
     let list = byTopic.get(m.topic);
     if (!list) byTopic.set(m.topic, (list = []));
-    list.push({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}), ...(m.headers ? { headers: m.headers } : {}) });
+    list.push({
+      key: m.key,
+      value: m.value,
+      ...(m.partition !== undefined ? { partition: m.partition } : {}),
+      ...(m.headers ? { headers: m.headers } : {}),
+    });
   }
   return [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }));
 }
 
-export async function runStage(stage: Stage, deps: Deps, options: RunStageOptions = {}): Promise<RunningStage> {
+export async function runStage(
+  stage: Stage,
+  deps: Deps,
+  options: RunStageOptions = {},
+): Promise<RunningStage> {
   const { kafka, config, registry, log } = deps;
   const opts = { ...DEFAULTS, ...options };
   const now = options.now ?? Date.now;
@@ -159,13 +186,26 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
   const quarantineSerde = await registry.registerTopic(prefix, 'quarantine');
   await stage.setup();
 
-  const instanceId = options.instanceId ?? process.env.MF_INSTANCE_ID ?? hostname();
-  const producer: Producer = kafka.producer({
-    transactionalId: `${stage.groupId}-${instanceId}`,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-  });
+  // One transactional producer per input partition, with an id derived from the partition
+  // (not from the process): whichever instance owns partition p after a rebalance or a restart
+  // uses the same transactional id, which fences the previous owner's unfinished transaction.
+  // It also lets the partitions of one instance commit concurrently.
+  const producers = new Map<number, Promise<Producer>>();
+  const producerFor = (partition: number): Promise<Producer> => {
+    let p = producers.get(partition);
+    if (!p) {
+      const producer = kafka.producer({
+        transactionalId: `${stage.groupId}-${stage.inputTopic}-${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+      });
+      p = producer.connect().then(() => producer);
+      p.catch(() => producers.delete(partition));
+      producers.set(partition, p);
+    }
+    return p;
+  };
   const consumer: Consumer = kafka.consumer({
     groupId: stage.groupId,
     readUncommitted: false,
@@ -173,7 +213,6 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
     sessionTimeout: opts.sessionTimeoutMs,
     maxBytesPerPartition: opts.maxBytesPerPartition,
   });
-  await producer.connect();
   await consumer.connect();
 
   /** Partitions whose state is current in memory. */
@@ -221,7 +260,8 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    // Partitions are independent (own state, own transactional producer): commits overlap.
+    partitionsConsumedConcurrently: opts.concurrentPartitions,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (batch.messages.length === 0 || !isRunning() || isStale()) return;
       const partition = batch.partition;
@@ -256,16 +296,19 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
         }
       }
       stage.flush(partition, out);
+      const processedAt = process.hrtime.bigint();
 
       const last = batch.lastOffset();
-      const transaction = await producer.transaction();
+      const transaction = await (await producerFor(partition)).transaction();
       try {
         for (const slice of bySize(out.messages, opts.maxRequestBytes)) {
           await transaction.sendBatch({ topicMessages: groupByTopic(slice), compression: COMPRESSION });
         }
         await transaction.sendOffsets({
           consumerGroupId: stage.groupId,
-          topics: [{ topic: batch.topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }],
+          topics: [
+            { topic: batch.topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] },
+          ],
         });
         await transaction.commit();
       } catch (err) {
@@ -277,10 +320,23 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
       resolveOffset(last);
       await heartbeat();
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      slog.debug(
+        {
+          partition,
+          messages: batch.messages.length,
+          outputs: out.messages.length,
+          processMs: Number(processedAt - started) / 1e6,
+          commitMs: ms - Number(processedAt - started) / 1e6,
+        },
+        'batch committed',
+      );
       stageMetrics.recordsIn.inc({ stage: stage.name }, batch.messages.length);
       stageMetrics.recordsOut.inc({ stage: stage.name }, out.messages.length);
       stageMetrics.batchSeconds.observe({ stage: stage.name }, ms / 1000);
-      stageMetrics.consumerLag.set({ group: stage.groupId, topic: batch.topic, partition: String(partition) }, Number(batch.offsetLag()));
+      stageMetrics.consumerLag.set(
+        { group: stage.groupId, topic: batch.topic, partition: String(partition) },
+        Number(batch.offsetLag()),
+      );
     },
   });
 
@@ -292,8 +348,14 @@ export async function runStage(stage: Stage, deps: Deps, options: RunStageOption
       if (stopped) return;
       stopped = true;
       // disconnect() waits for the batch in flight to finish (and its transaction to commit).
-      await consumer.disconnect().catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'consumer disconnect'));
-      await producer.disconnect().catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'producer disconnect'));
+      await consumer
+        .disconnect()
+        .catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'consumer disconnect'));
+      for (const p of producers.values()) {
+        await p
+          .then((producer) => producer.disconnect())
+          .catch((e: unknown) => slog.warn({ err: errorMessage(e) }, 'producer disconnect'));
+      }
       await stage.close?.();
       slog.info('stopped');
     },

@@ -33,7 +33,11 @@ export class TopicTable<T> {
   }
 
   async start(): Promise<void> {
-    const consumer = this.kafka.consumer({ groupId: this.groupId, readUncommitted: false, allowAutoTopicCreation: false });
+    const consumer = this.kafka.consumer({
+      groupId: this.groupId,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+    });
     this.consumer = consumer;
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       this.positions.set(e.payload.partition, BigInt(e.payload.lastOffset) + 1n);
@@ -67,19 +71,29 @@ export class TopicTable<T> {
     await admin.connect();
     let targets: { partition: number; high: bigint; low: bigint }[];
     try {
-      targets = (await admin.fetchTopicOffsets(this.topic)).map((o) => ({ partition: o.partition, high: BigInt(o.high), low: BigInt(o.low) }));
+      targets = (await admin.fetchTopicOffsets(this.topic)).map((o) => ({
+        partition: o.partition,
+        high: BigInt(o.high),
+        low: BigInt(o.low),
+      }));
     } finally {
       await admin.disconnect();
     }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const behind = targets.filter((t) => t.high > t.low && (this.positions.get(t.partition) ?? t.low) < t.high);
+      const behind = targets.filter(
+        (t) => t.high > t.low && (this.positions.get(t.partition) ?? t.low) < t.high,
+      );
       if (behind.length === 0) return;
       if (Date.now() > deadline) {
-        throw new MeterflowError('RT_STATE_RESTORE', `table ${this.topic} did not catch up within ${timeoutMs} ms`, {
-          retriable: true,
-          context: { topic: this.topic, partitions: behind.map((b) => b.partition) },
-        });
+        throw new MeterflowError(
+          'RT_STATE_RESTORE',
+          `table ${this.topic} did not catch up within ${timeoutMs} ms`,
+          {
+            retriable: true,
+            context: { topic: this.topic, partitions: behind.map((b) => b.partition) },
+          },
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }

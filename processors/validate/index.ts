@@ -6,7 +6,14 @@
  */
 import type { Asset, Meter, UsageBatch, UsageInterval } from '../../schemas/records.js';
 import { canonicalSubtype, isMeterCategory } from '../../schemas/taxonomy.js';
-import { convertUnit, lookupUnit, resolveUnit, toCanonical, unitsCompatible, type UnitInfo } from '../../schemas/units.js';
+import {
+  convertUnit,
+  lookupUnit,
+  resolveUnit,
+  toCanonical,
+  unitsCompatible,
+  type UnitInfo,
+} from '../../schemas/units.js';
 import { HOUR_MS, isValidTimeZone } from '../aggregate/core/zone.js';
 import type { Reject } from '../normalise/types.js';
 import { resolveValidateOptions, type ValidateOptions } from './options.js';
@@ -32,22 +39,43 @@ export interface ValidateBatchResult {
 }
 
 /** The first rule an interval fails, or null. `unit` is the batch unit when the registry knows it. */
-function checkInterval(iv: UsageInterval, unit: UnitInfo | undefined, opts: ValidateOptions): Pick<Reject, 'code' | 'message'> | null {
-  if (!CHANNELS.has(iv.channel)) return { code: 'VAL_REQUIRED_FIELD', message: `channel "${String(iv.channel)}" is not one of ${[...CHANNELS].join(', ')}` };
-  for (const [name, v] of [['start', iv.start], ['end', iv.end], ['value', iv.value]] as const) {
+function checkInterval(
+  iv: UsageInterval,
+  unit: UnitInfo | undefined,
+  opts: ValidateOptions,
+): Pick<Reject, 'code' | 'message'> | null {
+  if (!CHANNELS.has(iv.channel))
+    return {
+      code: 'VAL_REQUIRED_FIELD',
+      message: `channel "${String(iv.channel)}" is not one of ${[...CHANNELS].join(', ')}`,
+    };
+  for (const [name, v] of [
+    ['start', iv.start],
+    ['end', iv.end],
+    ['value', iv.value],
+  ] as const) {
     if (typeof v !== 'number') return { code: 'VAL_REQUIRED_FIELD', message: `${name} is missing` };
     if (!Number.isFinite(v)) return { code: 'VAL_NOT_FINITE', message: `${name} is ${String(v)}` };
   }
   if (!(iv.end > iv.start)) {
-    return { code: 'VAL_END_NOT_AFTER_START', message: `end ${new Date(iv.end).toISOString()} is not after start ${new Date(iv.start).toISOString()}` };
+    return {
+      code: 'VAL_END_NOT_AFTER_START',
+      message: `end ${new Date(iv.end).toISOString()} is not after start ${new Date(iv.start).toISOString()}`,
+    };
   }
   if (iv.channel === 'cost') {
-    if (isBlank(iv.currency)) return { code: 'VAL_CURRENCY_MISSING', message: `cost ${iv.value} has no currency` };
-    if (!ISO_4217.test(iv.currency ?? '')) return { code: 'VAL_CURRENCY_INVALID', message: `currency "${iv.currency}" is not an ISO 4217 code (three capital letters)` };
+    if (isBlank(iv.currency))
+      return { code: 'VAL_CURRENCY_MISSING', message: `cost ${iv.value} has no currency` };
+    if (!ISO_4217.test(iv.currency ?? ''))
+      return {
+        code: 'VAL_CURRENCY_INVALID',
+        message: `currency "${iv.currency}" is not an ISO 4217 code (three capital letters)`,
+      };
     // A negative cost is a credit: allowed.
     return null;
   }
-  if (iv.value < 0) return { code: 'VAL_NEGATIVE_CONSUMPTION', message: `${iv.channel} ${iv.value} is negative` };
+  if (iv.value < 0)
+    return { code: 'VAL_NEGATIVE_CONSUMPTION', message: `${iv.channel} ${iv.value} is negative` };
   // Unknown units have no scale, so no magnitude can be judged for them.
   if (unit?.dimension && unit.factor !== null) {
     const canonical = iv.value * unit.factor;
@@ -63,16 +91,39 @@ function checkInterval(iv: UsageInterval, unit: UnitInfo | undefined, opts: Vali
   return null;
 }
 
-export function validateBatch(batch: UsageBatch, meter: Meter | undefined, options: Partial<ValidateOptions> = {}): ValidateBatchResult {
+export function validateBatch(
+  batch: UsageBatch,
+  meter: Meter | undefined,
+  options: Partial<ValidateOptions> = {},
+): ValidateBatchResult {
   const opts = resolveValidateOptions(options);
-  const none = (reject: Reject): ValidateBatchResult => ({ valid: { ...batch, intervals: [] }, rejects: [reject] });
-  if (!meter) return none(whole('VAL_UNKNOWN_METER', `meter ${batch.meter_external_id} of connection ${batch.connection_id} is not known`));
-  for (const [name, v] of [['connection_id', batch.connection_id], ['meter_external_id', batch.meter_external_id], ['unit', batch.unit]] as const) {
+  const none = (reject: Reject): ValidateBatchResult => ({
+    valid: { ...batch, intervals: [] },
+    rejects: [reject],
+  });
+  if (!meter)
+    return none(
+      whole(
+        'VAL_UNKNOWN_METER',
+        `meter ${batch.meter_external_id} of connection ${batch.connection_id} is not known`,
+      ),
+    );
+  for (const [name, v] of [
+    ['connection_id', batch.connection_id],
+    ['meter_external_id', batch.meter_external_id],
+    ['unit', batch.unit],
+  ] as const) {
     if (isBlank(v)) return none(whole('VAL_REQUIRED_FIELD', `batch ${name} is missing`));
   }
-  if (!isValidTimeZone(batch.time_zone)) return none(whole('VAL_INVALID_TIME_ZONE', `time zone "${batch.time_zone}" is not a valid IANA zone`));
+  if (!isValidTimeZone(batch.time_zone))
+    return none(whole('VAL_INVALID_TIME_ZONE', `time zone "${batch.time_zone}" is not a valid IANA zone`));
   if (!unitsCompatible(batch.unit, meter.unit)) {
-    return none(whole('VAL_UNIT_CONFLICT', `usage unit "${batch.unit}" is not convertible to the unit "${meter.unit}" of meter ${meter.external_id}`));
+    return none(
+      whole(
+        'VAL_UNIT_CONFLICT',
+        `usage unit "${batch.unit}" is not convertible to the unit "${meter.unit}" of meter ${meter.external_id}`,
+      ),
+    );
   }
   const factor = convertUnit(1, batch.unit, meter.unit) ?? 1;
   const sameUnit = resolveUnit(batch.unit).symbol === resolveUnit(meter.unit).symbol;
@@ -109,18 +160,44 @@ export function validateMeter(meter: Meter): Reject[] {
     ['asset_external_id', meter.asset_external_id],
     ['unit', meter.unit],
   ] as const) {
-    if (isBlank(v)) rejects.push(whole('VAL_REQUIRED_FIELD', `meter ${meter.external_id || '(no id)'}: ${name} is missing`));
+    if (isBlank(v))
+      rejects.push(
+        whole('VAL_REQUIRED_FIELD', `meter ${meter.external_id || '(no id)'}: ${name} is missing`),
+      );
   }
   if (!isMeterCategory(meter.meter_type)) {
-    rejects.push(whole('NORM_METER_TYPE_UNMAPPED', `meter ${meter.external_id}: meter type "${String(meter.meter_type)}" is not Energy, Water or Waste`));
-  } else if (meter.meter_subtype !== null && canonicalSubtype(meter.meter_type, meter.meter_subtype) !== meter.meter_subtype) {
-    rejects.push(whole('NORM_METER_TYPE_UNMAPPED', `meter ${meter.external_id}: "${meter.meter_subtype}" is not a ${meter.meter_type} sub-category of the taxonomy`));
+    rejects.push(
+      whole(
+        'NORM_METER_TYPE_UNMAPPED',
+        `meter ${meter.external_id}: meter type "${String(meter.meter_type)}" is not Energy, Water or Waste`,
+      ),
+    );
+  } else if (
+    meter.meter_subtype !== null &&
+    canonicalSubtype(meter.meter_type, meter.meter_subtype) !== meter.meter_subtype
+  ) {
+    rejects.push(
+      whole(
+        'NORM_METER_TYPE_UNMAPPED',
+        `meter ${meter.external_id}: "${meter.meter_subtype}" is not a ${meter.meter_type} sub-category of the taxonomy`,
+      ),
+    );
   }
   if (meter.time_zone !== null && !isValidTimeZone(meter.time_zone)) {
-    rejects.push(whole('VAL_INVALID_TIME_ZONE', `meter ${meter.external_id}: time zone "${meter.time_zone}" is not a valid IANA zone`));
+    rejects.push(
+      whole(
+        'VAL_INVALID_TIME_ZONE',
+        `meter ${meter.external_id}: time zone "${meter.time_zone}" is not a valid IANA zone`,
+      ),
+    );
   }
   if (meter.rollover_value !== null && !(Number.isFinite(meter.rollover_value) && meter.rollover_value > 0)) {
-    rejects.push(whole('VAL_NOT_FINITE', `meter ${meter.external_id}: rollover value ${meter.rollover_value} is not a positive finite number`));
+    rejects.push(
+      whole(
+        'VAL_NOT_FINITE',
+        `meter ${meter.external_id}: rollover value ${meter.rollover_value} is not a positive finite number`,
+      ),
+    );
   }
   return rejects;
 }
@@ -132,7 +209,10 @@ export function validateAsset(asset: Asset): Reject[] {
     ['external_id', asset.external_id],
     ['name', asset.name],
   ] as const) {
-    if (isBlank(v)) rejects.push(whole('VAL_REQUIRED_FIELD', `asset ${asset.external_id || '(no id)'}: ${name} is missing`));
+    if (isBlank(v))
+      rejects.push(
+        whole('VAL_REQUIRED_FIELD', `asset ${asset.external_id || '(no id)'}: ${name} is missing`),
+      );
   }
   return rejects;
 }

@@ -18,7 +18,15 @@ import type { UsageAggregate, UsageChannel } from '../../../schemas/records.js';
 import { encodeDay, encodeMonth, type DayEntry } from './codec.js';
 import { DayTable, FLAG_EMITTED, FLAG_PRORATED, type MonthRecord } from './days.js';
 import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
-import { calendarFor, DAY_MS, dayNoToDate, firstDayOfMonth, monthNoToString, monthOfDayNo, type ZoneCalendar } from './zone.js';
+import {
+  calendarFor,
+  DAY_MS,
+  dayNoToDate,
+  firstDayOfMonth,
+  monthNoToString,
+  monthOfDayNo,
+  type ZoneCalendar,
+} from './zone.js';
 
 /** Longest slot kept on the regular grid; longer intervals (daily, monthly) are irregular slots. */
 const GRID_MAX_RES = 6 * 3_600_000;
@@ -102,7 +110,10 @@ export class ChannelState {
 
   private noteDuration(duration: number): void {
     if (duration >= this.minDuration) return;
-    if (Number.isFinite(this.minDuration) && Math.min(duration, DAY_MS) !== Math.min(this.minDuration, DAY_MS)) {
+    if (
+      Number.isFinite(this.minDuration) &&
+      Math.min(duration, DAY_MS) !== Math.min(this.minDuration, DAY_MS)
+    ) {
       // Every day's expected count changes with the resolution.
       this.resolutionChanged = true;
     }
@@ -160,7 +171,8 @@ export class ChannelState {
     const ds = this.cal.dayStart(day);
     const de = this.cal.dayStart(day + 1);
     const t = this.scratch;
-    if (this.grid) this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), t);
+    if (this.grid)
+      this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), t);
     else {
       t.sum = 0;
       t.count = 0;
@@ -203,10 +215,29 @@ export class ChannelState {
     this.days.version[i] = version;
     this.remember(i, value, count, estimated, expected, newFlags);
     this.dirtyDays.add(day);
-    return this.aggregate('day', dayNoToDate(day), ds, value, count, expected, completeness, estimated, prorated, version, now);
+    return this.aggregate(
+      'day',
+      dayNoToDate(day),
+      ds,
+      value,
+      count,
+      expected,
+      completeness,
+      estimated,
+      prorated,
+      version,
+      now,
+    );
   }
 
-  private remember(i: number, value: number, count: number, estimated: number, expected: number, flags: number): void {
+  private remember(
+    i: number,
+    value: number,
+    count: number,
+    estimated: number,
+    expected: number,
+    flags: number,
+  ): void {
     this.days.emittedValue[i] = value;
     this.days.emittedCount[i] = count;
     this.days.emittedEstimated[i] = estimated;
@@ -244,18 +275,47 @@ export class ChannelState {
     });
     const completeness = Math.min(1, covered / (me - ms));
     let rec = this.months.get(month);
-    if (!rec) this.months.set(month, (rec = { version: 0, emitted: false, value: 0, count: 0, estimated: 0, expected: 0, prorated: false }));
+    if (!rec)
+      this.months.set(
+        month,
+        (rec = {
+          version: 0,
+          emitted: false,
+          value: 0,
+          count: 0,
+          estimated: 0,
+          expected: 0,
+          prorated: false,
+        }),
+      );
     if (!emit) {
       if (rec.version > 0) Object.assign(rec, { emitted: true, value, count, estimated, expected, prorated });
       return null;
     }
     const unchanged =
-      rec.emitted && rec.value === value && rec.count === count && rec.estimated === estimated && rec.expected === expected && rec.prorated === prorated;
+      rec.emitted &&
+      rec.value === value &&
+      rec.count === count &&
+      rec.estimated === estimated &&
+      rec.expected === expected &&
+      rec.prorated === prorated;
     if (unchanged || (!rec.emitted && count === 0)) return null;
     const version = this.nextVersion(rec.version, now);
     Object.assign(rec, { version, emitted: true, value, count, estimated, expected, prorated });
     this.dirtyMonths.add(month);
-    return this.aggregate('month', monthNoToString(month), ms, value, count, expected, completeness, estimated, prorated, version, now);
+    return this.aggregate(
+      'month',
+      monthNoToString(month),
+      ms,
+      value,
+      count,
+      expected,
+      completeness,
+      estimated,
+      prorated,
+      version,
+      now,
+    );
   }
 
   private aggregate(
@@ -295,7 +355,8 @@ export class ChannelState {
   collect(now: number): UsageAggregate[] {
     if (this.resolutionChanged) {
       this.resolutionChanged = false;
-      if (!Number.isNaN(this.days.first)) for (let d = this.days.first; d <= this.days.last; d++) this.touched.add(d);
+      if (!Number.isNaN(this.days.first))
+        for (let d = this.days.first; d <= this.days.last; d++) this.touched.add(d);
     }
     if (this.touched.size === 0) return [];
     const out: UsageAggregate[] = [];
@@ -344,7 +405,8 @@ export class ChannelState {
     if (!Number.isNaN(this.days.first)) {
       for (let d = this.days.first; d < cutDay && d <= this.days.last; d++) {
         const i = this.days.find(d);
-        if (i >= 0 && (this.days.version[i]! > 0 || this.days.gridCount[i]! > 0)) deleted.push(this.dayKey(d));
+        if (i >= 0 && (this.days.version[i]! > 0 || this.days.gridCount[i]! > 0))
+          deleted.push(this.dayKey(d));
         this.dirtyDays.delete(d);
         this.touched.delete(d);
       }
@@ -366,10 +428,15 @@ export class ChannelState {
   refreshAfterRestore(): void {
     const maxIndex = this.grid?.maxIndex();
     this.highWater = Math.max(
-      maxIndex === undefined || !this.grid ? Number.NEGATIVE_INFINITY : this.grid.startOf(maxIndex) + this.grid.res,
+      maxIndex === undefined || !this.grid
+        ? Number.NEGATIVE_INFINITY
+        : this.grid.startOf(maxIndex) + this.grid.res,
       this.irregular.maxEnd(),
     );
-    this.minDuration = Math.min(this.grid ? this.grid.res : Number.POSITIVE_INFINITY, this.irregular.minDuration());
+    this.minDuration = Math.min(
+      this.grid ? this.grid.res : Number.POSITIVE_INFINITY,
+      this.irregular.minDuration(),
+    );
     this.resolutionChanged = false;
     this.touched.clear();
     this.lastTouched = Number.NaN;
@@ -424,7 +491,13 @@ export class ChannelState {
   encodeMonth(month: number): Buffer | null {
     const rec = this.months.get(month);
     if (!rec || rec.version === 0) return null;
-    return encodeMonth({ ...this.id, zone: this.zone, unit: this.unit, monthNo: month, version: rec.version });
+    return encodeMonth({
+      ...this.id,
+      zone: this.zone,
+      unit: this.unit,
+      monthNo: month,
+      version: rec.version,
+    });
   }
 
   /** Put a day's slots and version back (restore); caches are refreshed by refreshAfterRestore. */
@@ -435,8 +508,10 @@ export class ChannelState {
     for (const s of entry.slots) {
       const start = entry.gridPhase + s.index * entry.gridRes;
       if (!this.grid) this.grid = new GridStore(entry.gridRes, entry.gridPhase);
-      if (this.grid.res === entry.gridRes && this.grid.phase === entry.gridPhase) this.grid.set(s.index, s.value, s.estimated);
-      else this.irregular.upsert({ start, end: start + entry.gridRes, value: s.value, estimated: s.estimated });
+      if (this.grid.res === entry.gridRes && this.grid.phase === entry.gridPhase)
+        this.grid.set(s.index, s.value, s.estimated);
+      else
+        this.irregular.upsert({ start, end: start + entry.gridRes, value: s.value, estimated: s.estimated });
     }
     for (const iv of entry.irregular) this.irregular.upsert(iv);
   }
@@ -448,7 +523,9 @@ export class ChannelState {
     if (this.grid) {
       const grid = this.grid;
       const indices: number[] = [];
-      grid.forEachIn(grid.firstIndexAtOrAfter(ds), grid.firstIndexAtOrAfter(de), (index) => indices.push(index));
+      grid.forEachIn(grid.firstIndexAtOrAfter(ds), grid.firstIndexAtOrAfter(de), (index) =>
+        indices.push(index),
+      );
       for (const index of indices) grid.clear(index);
     }
     const starts: number[] = [];
@@ -462,13 +539,24 @@ export class ChannelState {
   }
 
   restoreMonth(month: number, version: number): void {
-    this.months.set(month, { version, emitted: false, value: 0, count: 0, estimated: 0, expected: 0, prorated: false });
+    this.months.set(month, {
+      version,
+      emitted: false,
+      value: 0,
+      count: 0,
+      estimated: 0,
+      expected: 0,
+      prorated: false,
+    });
   }
 
   /** Every slot, for rebuilding the channel in another zone. */
   forEachSlot(fn: (start: number, end: number, value: number, estimated: boolean) => void): void {
     const grid = this.grid;
-    if (grid) grid.forEach((index, value, estimated) => fn(grid.startOf(index), grid.startOf(index) + grid.res, value, estimated));
+    if (grid)
+      grid.forEach((index, value, estimated) =>
+        fn(grid.startOf(index), grid.startOf(index) + grid.res, value, estimated),
+      );
     this.irregular.forEach((iv) => fn(iv.start, iv.end, iv.value, iv.estimated));
   }
 

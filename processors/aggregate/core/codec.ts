@@ -78,14 +78,16 @@ class Writer {
     this.pos += b.length;
   }
   done(): Buffer {
-    if (this.pos !== this.buf.length) throw new RangeError(`changelog entry size mismatch: wrote ${this.pos} of ${this.buf.length}`);
+    if (this.pos !== this.buf.length)
+      throw new RangeError(`changelog entry size mismatch: wrote ${this.pos} of ${this.buf.length}`);
     return this.buf;
   }
 }
 
 function headerSize(h: EntryHeader): number {
   let n = 2;
-  for (const s of [h.connection_id, h.meter_external_id, h.channel, h.zone, h.unit]) n += 2 + Buffer.byteLength(s, 'utf8');
+  for (const s of [h.connection_id, h.meter_external_id, h.channel, h.zone, h.unit])
+    n += 2 + Buffer.byteLength(s, 'utf8');
   return n;
 }
 
@@ -145,7 +147,9 @@ export interface SlotSource {
 
 export function encodeDay(e: Omit<DayEntry, 'kind' | 'slots'>, slots: SlotSource): Buffer {
   const n = slots.count;
-  const w = new Writer(headerSize(e) + 4 + 8 * 4 + 4 + n * 12 + Math.ceil(n / 8) + 4 + e.irregular.length * 25);
+  const w = new Writer(
+    headerSize(e) + 4 + 8 * 4 + 4 + n * 12 + Math.ceil(n / 8) + 4 + e.irregular.length * 25,
+  );
   writeHeader(w, KIND_DAY, e);
   w.i32(e.dayNo);
   w.f64(e.version);
@@ -220,6 +224,7 @@ export function decodeEntry(buf: Buffer): DayEntry | MonthEntry {
   const slots = raw.map((s, k) => ({ ...s, estimated: ((bits[k >>> 3] ?? 0) & (1 << (k & 7))) !== 0 }));
   const m = r.u32();
   const irregular: IrregularInterval[] = [];
-  for (let k = 0; k < m; k++) irregular.push({ start: r.f64(), end: r.f64(), value: r.f64(), estimated: r.u8() === 1 });
+  for (let k = 0; k < m; k++)
+    irregular.push({ start: r.f64(), end: r.f64(), value: r.f64(), estimated: r.u8() === 1 });
   return { kind: KIND_DAY, ...header, dayNo, version, gridRes, gridPhase, slots, irregular };
 }

@@ -255,13 +255,17 @@ export class GridStore {
 
   /** All filled slots, in index order (rebuilds). */
   forEach(fn: (index: number, value: number, estimated: boolean) => void): void {
-    for (const p of [...this.pages.keys()].sort((a, b) => a - b)) this.forEachIn(p * PAGE_SIZE, (p + 1) * PAGE_SIZE, fn);
+    for (const p of [...this.pages.keys()].sort((a, b) => a - b))
+      this.forEachIn(p * PAGE_SIZE, (p + 1) * PAGE_SIZE, fn);
   }
 
   /** Bytes held by slot pages (for diagnostics and the memory benchmark). */
   bytes(): number {
     let n = 0;
-    for (const page of this.pages.values()) n += (page.floats ? page.floats.byteLength + page.estimated.byteLength : 0) + (page.ints ? page.ints.buffer.byteLength : 0);
+    for (const page of this.pages.values())
+      n +=
+        (page.floats ? page.floats.byteLength + page.estimated.byteLength : 0) +
+        (page.ints ? page.ints.buffer.byteLength : 0);
     return n;
   }
 }
@@ -308,7 +312,12 @@ export class IrregularStore {
     const i = this.lowerBound(iv.start);
     this.maxDuration = Math.max(this.maxDuration, iv.end - iv.start);
     if (this.starts[i] === iv.start) {
-      const old = { start: iv.start, end: this.ends[i]!, value: this.values[i]!, estimated: this.estimated[i]! };
+      const old = {
+        start: iv.start,
+        end: this.ends[i]!,
+        value: this.values[i]!,
+        estimated: this.estimated[i]!,
+      };
       if (old.end === iv.end && old.value === iv.value && old.estimated === iv.estimated) return 'unchanged';
       this.ends[i] = iv.end;
       this.values[i] = iv.value;
@@ -339,20 +348,31 @@ export class IrregularStore {
     let lo = this.lowerBound(from - this.maxDuration);
     for (; lo < hi; lo++) {
       const end = this.ends[lo]!;
-      if (end > from) fn({ start: this.starts[lo]!, end, value: this.values[lo]!, estimated: this.estimated[lo]! });
+      if (end > from)
+        fn({ start: this.starts[lo]!, end, value: this.values[lo]!, estimated: this.estimated[lo]! });
     }
   }
 
   /** Intervals whose start lies in [from, to), in start order. */
   forEachStartingIn(from: number, to: number, fn: (iv: IrregularInterval) => void): void {
     for (let i = this.lowerBound(from); i < this.starts.length && this.starts[i]! < to; i++) {
-      fn({ start: this.starts[i]!, end: this.ends[i]!, value: this.values[i]!, estimated: this.estimated[i]! });
+      fn({
+        start: this.starts[i]!,
+        end: this.ends[i]!,
+        value: this.values[i]!,
+        estimated: this.estimated[i]!,
+      });
     }
   }
 
   forEach(fn: (iv: IrregularInterval) => void): void {
     for (let i = 0; i < this.starts.length; i++) {
-      fn({ start: this.starts[i]!, end: this.ends[i]!, value: this.values[i]!, estimated: this.estimated[i]! });
+      fn({
+        start: this.starts[i]!,
+        end: this.ends[i]!,
+        value: this.values[i]!,
+        estimated: this.estimated[i]!,
+      });
     }
   }
 

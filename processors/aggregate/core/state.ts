@@ -42,7 +42,12 @@ export interface AggregateOptions {
 
 export const DEFAULT_AGGREGATE_OPTIONS: AggregateOptions = { retentionMonths: 25 };
 
-const CHANNELS: ReadonlySet<string> = new Set<UsageChannel>(['consumption', 'redelivery', 'production', 'cost']);
+const CHANNELS: ReadonlySet<string> = new Set<UsageChannel>([
+  'consumption',
+  'redelivery',
+  'production',
+  'cost',
+]);
 
 export class AggregateState {
   private readonly options: AggregateOptions;
@@ -73,7 +78,11 @@ export class AggregateState {
   }
 
   private channelFor(batch: UsageBatch, channel: UsageChannel, unit: string): ChannelState {
-    const id: ChannelIdentity = { connection_id: batch.connection_id, meter_external_id: batch.meter_external_id, channel };
+    const id: ChannelIdentity = {
+      connection_id: batch.connection_id,
+      meter_external_id: batch.meter_external_id,
+      channel,
+    };
     const key = channelKey(id);
     let ch = this.channels.get(key);
     if (ch && ch.zone !== batch.time_zone) ch = this.rebuildInZone(ch, batch.time_zone);
@@ -107,7 +116,12 @@ export class AggregateState {
     this.finishRestore();
     const rejects: Reject[] = [];
     if (!isValidTimeZone(batch.time_zone)) {
-      rejects.push({ code: 'VAL_INVALID_TIME_ZONE', message: `time zone "${batch.time_zone}" is not a valid IANA zone`, recordIndex: null, detail: null });
+      rejects.push({
+        code: 'VAL_INVALID_TIME_ZONE',
+        message: `time zone "${batch.time_zone}" is not a valid IANA zone`,
+        recordIndex: null,
+        detail: null,
+      });
       return { aggregates: [], rejects };
     }
     const touched = new Set<ChannelState>();
@@ -141,7 +155,8 @@ export class AggregateState {
       let value = iv.value;
       if (unit !== ch.unit) {
         // The meter's unit changed between batches: convert when possible, never mix units.
-        const converted = iv.channel === 'cost' || !unitsCompatible(unit, ch.unit) ? null : convertUnit(value, unit, ch.unit);
+        const converted =
+          iv.channel === 'cost' || !unitsCompatible(unit, ch.unit) ? null : convertUnit(value, unit, ch.unit);
         if (converted === null) {
           rejects.push({
             code: 'VAL_UNIT_CONFLICT',
@@ -166,12 +181,15 @@ export class AggregateState {
   }
 
   private check(iv: UsageInterval): Pick<Reject, 'code' | 'message'> | null {
-    if (!CHANNELS.has(iv.channel)) return { code: 'VAL_REQUIRED_FIELD', message: `unknown channel "${String(iv.channel)}"` };
+    if (!CHANNELS.has(iv.channel))
+      return { code: 'VAL_REQUIRED_FIELD', message: `unknown channel "${String(iv.channel)}"` };
     if (!Number.isFinite(iv.start) || !Number.isFinite(iv.end) || !Number.isFinite(iv.value)) {
       return { code: 'VAL_NOT_FINITE', message: `interval has a non-finite start, end or value` };
     }
-    if (!(iv.end > iv.start)) return { code: 'VAL_END_NOT_AFTER_START', message: 'interval end is not after its start' };
-    if (iv.channel === 'cost' && !iv.currency) return { code: 'VAL_CURRENCY_MISSING', message: 'cost without currency' };
+    if (!(iv.end > iv.start))
+      return { code: 'VAL_END_NOT_AFTER_START', message: 'interval end is not after its start' };
+    if (iv.channel === 'cost' && !iv.currency)
+      return { code: 'VAL_CURRENCY_MISSING', message: 'cost without currency' };
     return null;
   }
 
@@ -180,14 +198,18 @@ export class AggregateState {
     this.finishRestore();
     const written: ChangelogEntry[] = [];
     for (const ch of this.dirty) {
-      for (const d of [...ch.dirtyDays].sort((a, b) => a - b)) written.push({ key: ch.dayKey(d), value: ch.encodeDay(d) });
-      for (const m of [...ch.dirtyMonths].sort((a, b) => a - b)) written.push({ key: ch.monthKey(m), value: ch.encodeMonth(m) });
+      for (const d of [...ch.dirtyDays].sort((a, b) => a - b))
+        written.push({ key: ch.dayKey(d), value: ch.encodeDay(d) });
+      for (const m of [...ch.dirtyMonths].sort((a, b) => a - b))
+        written.push({ key: ch.monthKey(m), value: ch.encodeMonth(m) });
       ch.dirtyDays.clear();
       ch.dirtyMonths.clear();
     }
     // Keys of a rebuilt channel that the new zone does not rewrite are deleted first.
     const rewritten = new Set(written.map((e) => e.key));
-    const deletions = [...this.tombstones].filter((k) => !rewritten.has(k)).map((key) => ({ key, value: null }));
+    const deletions = [...this.tombstones]
+      .filter((k) => !rewritten.has(k))
+      .map((key) => ({ key, value: null }));
     this.dirty.clear();
     this.tombstones.clear();
     return [...deletions, ...written];
@@ -200,7 +222,11 @@ export class AggregateState {
       return;
     }
     const e = decodeEntry(entry.value);
-    const id: ChannelIdentity = { connection_id: e.connection_id, meter_external_id: e.meter_external_id, channel: e.channel };
+    const id: ChannelIdentity = {
+      connection_id: e.connection_id,
+      meter_external_id: e.meter_external_id,
+      channel: e.channel,
+    };
     const key = channelKey(id);
     let ch = this.channels.get(key);
     if (!ch || ch.zone !== e.zone) {

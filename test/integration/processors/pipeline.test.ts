@@ -10,7 +10,14 @@ import type { RawEnvelope, UsageAggregate } from '../../../schemas/records.js';
 import { groupLag } from '../../../lib/kafka.js';
 import { topicName } from '../../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { eventually, latestAggregates, produceRaw, readTopic, spawnCli, type CliProcess } from '../../support/pipeline.js';
+import {
+  eventually,
+  latestAggregates,
+  produceRaw,
+  readTopic,
+  spawnCli,
+  type CliProcess,
+} from '../../support/pipeline.js';
 
 const QUARTER = 15 * 60_000;
 const DAY = 86_400_000;
@@ -25,7 +32,7 @@ const METERS = [
 
 /** Deterministic kWh of interval i of a meter: 0.5..1.5 with 3 decimals. */
 const kwh = (seed: number, i: number) => (500 + ((i * 7919 + seed * 104_729) % 1000)) / 1000;
-const exportKwh = (i: number) => ((i % 96) >= 40 && (i % 96) < 64 ? 0.2 : 0);
+const exportKwh = (i: number) => (i % 96 >= 40 && i % 96 < 64 ? 0.2 : 0);
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '+00:00');
 
@@ -36,7 +43,11 @@ function meterPayload(m: (typeof METERS)[number]) {
     serviceType: 'electric',
     status: 'INTERVALS_SUCCESS',
     isIntervalsProductActive: true,
-    site: { id: `site_${m.id}`, siteName: `Building ${m.id}`, serviceAddress: { fullAddress: `1 ${m.id} Street` } },
+    site: {
+      id: `site_${m.id}`,
+      siteName: `Building ${m.id}`,
+      serviceAddress: { fullAddress: `1 ${m.id} Street` },
+    },
     serviceAddress: { fullAddress: `1 ${m.id} Street` },
     provider: { id: 'p1', name: 'Utility', country: 'US', supportsCredentialValidation: true },
   });
@@ -48,9 +59,21 @@ function dayChunk(m: (typeof METERS)[number], day: number, scale = 1): RawEnvelo
   for (let q = 0; q < 96; q++) {
     const i = day * 96 + q;
     const start = T0 + i * QUARTER;
-    readings.push({ startAt: iso(start), endAt: iso(start + QUARTER), direction: 'import', kwh: kwh(m.seed, i) * scale, kw: kwh(m.seed, i) * 4 });
+    readings.push({
+      startAt: iso(start),
+      endAt: iso(start + QUARTER),
+      direction: 'import',
+      kwh: kwh(m.seed, i) * scale,
+      kw: kwh(m.seed, i) * 4,
+    });
     if (m.solar && exportKwh(i) > 0) {
-      readings.push({ startAt: iso(start), endAt: iso(start + QUARTER), direction: 'export', kwh: exportKwh(i), kw: exportKwh(i) * 4 });
+      readings.push({
+        startAt: iso(start),
+        endAt: iso(start + QUARTER),
+        direction: 'export',
+        kwh: exportKwh(i),
+        kw: exportKwh(i) * 4,
+      });
     }
   }
   const payload = {
@@ -73,7 +96,12 @@ function dayChunk(m: (typeof METERS)[number], day: number, scale = 1): RawEnvelo
     received_at: T0 + (day + 1) * DAY,
     content_type: 'application/json',
     payload: JSON.stringify(payload),
-    meta: { meter_format: 'arcadia.meter', meter_payload: meterPayload(m), range_from: iso(T0 + day * DAY), range_to: iso(T0 + (day + 1) * DAY) },
+    meta: {
+      meter_format: 'arcadia.meter',
+      meter_payload: meterPayload(m),
+      range_from: iso(T0 + day * DAY),
+      range_to: iso(T0 + (day + 1) * DAY),
+    },
   };
 }
 
@@ -87,7 +115,12 @@ function groundTruth() {
     truth.set(key, t);
   };
   for (const m of METERS) {
-    const fmt = new Intl.DateTimeFormat('en-CA', { timeZone: m.zone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    const fmt = new Intl.DateTimeFormat('en-CA', {
+      timeZone: m.zone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    });
     for (let i = 0; i < DAYS * 96; i++) {
       const local = fmt.format(new Date(T0 + i * QUARTER)); // YYYY-MM-DD
       const k = `${CONNECTION}/${m.id}|consumption|`;
@@ -125,7 +158,11 @@ function hostileStream(dayFrom: number, dayTo: number): { main: RawEnvelope[]; l
   return { main, late };
 }
 
-function compare(latest: Map<string, UsageAggregate>, truth: Map<string, { value: number; count: number }>, granularity: 'day' | 'month'): string[] {
+function compare(
+  latest: Map<string, UsageAggregate>,
+  truth: Map<string, { value: number; count: number }>,
+  granularity: 'day' | 'month',
+): string[] {
   const problems: string[] = [];
   for (const [k, t] of truth) {
     const isMonth = k.split('|')[2]!.length === 7;
@@ -136,7 +173,8 @@ function compare(latest: Map<string, UsageAggregate>, truth: Map<string, { value
       problems.push(`${k}: got ${a.value} (${a.interval_count} intervals), want ${t.value} (${t.count})`);
     }
   }
-  for (const [k, a] of latest) if (a.granularity === granularity && !truth.has(k)) problems.push(`${k}: unexpected`);
+  for (const [k, a] of latest)
+    if (a.granularity === granularity && !truth.has(k)) problems.push(`${k}: unexpected`);
   return problems;
 }
 
@@ -185,7 +223,11 @@ describe('processors on real Kafka', () => {
     await produceRaw(ctx, 'rawUsage', first.main);
 
     proc = startProcessors();
-    const someOutput = await eventually(async () => (await readTopic(ctx, 'usageDaily')).length > 50, 120_000, 500);
+    const someOutput = await eventually(
+      async () => (await readTopic(ctx, 'usageDaily')).length > 50,
+      120_000,
+      500,
+    );
     expect(someOutput, proc.output()).toBe(true);
     proc.child.kill('SIGKILL');
     expect(await proc.exited).toBe('SIGKILL');
@@ -199,7 +241,11 @@ describe('processors on real Kafka', () => {
     // DST days carry their own expected counts.
     const daily = latestAggregates((await readTopic(ctx, 'usageDaily')).map((r) => r.value));
     const hel = (d: string) => daily.get(`${CONNECTION}/mtr_hel|consumption|${d}`)!;
-    expect([hel('2024-03-31').expected_count, hel('2024-10-27').expected_count, hel('2024-06-01').expected_count]).toEqual([92, 100, 96]);
+    expect([
+      hel('2024-03-31').expected_count,
+      hel('2024-10-27').expected_count,
+      hel('2024-06-01').expected_count,
+    ]).toEqual([92, 100, 96]);
     expect(hel('2024-06-01').completeness).toBe(1);
   });
 
@@ -216,13 +262,22 @@ describe('processors on real Kafka', () => {
 
     proc = startProcessors();
     // The usage stage has re-read every raw chunk once its committed offsets reach the end.
-    const replayed = await eventually(async () => (await groupLag(admin, `${prefix}processors.usage`, rawUsage)).every((p) => p.lag === 0), 180_000, 1_000);
+    const replayed = await eventually(
+      async () => (await groupLag(admin, `${prefix}processors.usage`, rawUsage)).every((p) => p.lag === 0),
+      180_000,
+      1_000,
+    );
     expect(replayed, proc.output()).toBe(true);
     expect((await readTopic(ctx, 'usage')).length).toBeGreaterThan(before);
     // ...and the aggregate stage has consumed all of it (its offsets stop at the final commit
     // marker of the transactional input, hence lag <= 1).
     const usageTopic = topicName(prefix, 'usage');
-    const aggregated = await eventually(async () => (await groupLag(admin, `${prefix}processors.aggregate`, usageTopic)).every((p) => p.lag <= 1), 180_000, 1_000);
+    const aggregated = await eventually(
+      async () =>
+        (await groupLag(admin, `${prefix}processors.aggregate`, usageTopic)).every((p) => p.lag <= 1),
+      180_000,
+      1_000,
+    );
     await admin.disconnect();
     expect(aggregated, proc.output()).toBe(true);
     expect((await currentProblems()).slice(0, 10), proc.output()).toEqual([]);
