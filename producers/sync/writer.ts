@@ -1,7 +1,7 @@
 /**
  * Kafka side of a sync run: one transactional producer per run (transactionalId per connection, so
- * a second writer for the same connection fences the first). Each call is one transaction; calls
- * are serialised, so concurrent meter batches never interleave inside a transaction.
+ * a second writer for the same connection fences the first). Each call's messages commit atomically;
+ * concurrent calls share transactions (group commit).
  */
 import type { Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
@@ -17,8 +17,19 @@ export interface WriterDeps {
   registry: AvroRegistry;
 }
 
+/** Largest group commit: calls and approximate encoded bytes per transaction. */
+const GROUP_MAX_CALLS = 64;
+const GROUP_MAX_BYTES = 16 * 1024 * 1024;
+
+interface PendingCall {
+  batches: { topic: string; messages: Message[] }[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 export class SyncWriter {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly pending: PendingCall[] = [];
+  private flushing = false;
   private partitionsOfEntities: number | undefined;
 
   private constructor(
@@ -68,27 +79,60 @@ export class SyncWriter {
     return topicName(this.deps.config.kafka.topicPrefix, id);
   }
 
-  /** Runs `fn`'s sends in one transaction, after every earlier call finished. */
+  /**
+   * Sends `batches` in a Kafka transaction. Group commit: calls that arrive while a transaction is
+   * in flight are merged into the next one (in arrival order, up to GROUP_MAX_CALLS / GROUP_MAX_BYTES),
+   * so concurrent meter batches share commits. A call resolves only after the transaction holding
+   * it committed; if that transaction fails, every call in it rejects and none of it is visible.
+   */
   private transact(batches: { topic: string; messages: Message[] }[]): Promise<void> {
-    const run = async (): Promise<void> => {
-      const nonEmpty = batches.filter((b) => b.messages.length > 0);
-      if (nonEmpty.length === 0) return;
-      const txn = await this.producer.transaction();
-      try {
-        for (const b of nonEmpty) await txn.send({ topic: b.topic, messages: b.messages, compression: COMPRESSION });
-        await txn.commit();
-      } catch (cause) {
-        await txn.abort().catch(() => undefined);
-        throw new MeterflowError('KAFKA_UNREACHABLE', `connection ${this.connectionId}: transaction failed: ${errorMessage(cause)}`, {
-          cause,
-          retriable: true,
-          context: { connection: this.connectionId, topics: nonEmpty.map((b) => b.topic) },
-        });
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ batches, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0) {
+        const group: PendingCall[] = [];
+        let bytes = 0;
+        while (this.pending.length > 0 && group.length < GROUP_MAX_CALLS && (group.length === 0 || bytes < GROUP_MAX_BYTES)) {
+          const call = this.pending.shift()!;
+          for (const b of call.batches) for (const m of b.messages) bytes += (m.value as Buffer | null)?.length ?? 0;
+          group.push(call);
+        }
+        try {
+          await this.commit(group.flatMap((c) => c.batches));
+          for (const c of group) c.resolve();
+        } catch (e) {
+          for (const c of group) c.reject(e);
+        }
       }
-    };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async commit(batches: { topic: string; messages: Message[] }[]): Promise<void> {
+    // One send per topic, messages in call order.
+    const byTopic = new Map<string, Message[]>();
+    for (const b of batches) if (b.messages.length > 0) byTopic.set(b.topic, [...(byTopic.get(b.topic) ?? []), ...b.messages]);
+    if (byTopic.size === 0) return;
+    const txn = await this.producer.transaction();
+    try {
+      for (const [topic, messages] of byTopic) await txn.send({ topic, messages, compression: COMPRESSION });
+      await txn.commit();
+    } catch (cause) {
+      await txn.abort().catch(() => undefined);
+      throw new MeterflowError('KAFKA_UNREACHABLE', `connection ${this.connectionId}: transaction failed: ${errorMessage(cause)}`, {
+        cause,
+        retriable: true,
+        context: { connection: this.connectionId, topics: [...byTopic.keys()] },
+      });
+    }
   }
 
   private envelopeMessages(serde: Serde<RawEnvelope>, envs: RawEnvelope[]): Message[] {
@@ -148,7 +192,7 @@ export class SyncWriter {
   }
 
   async close(): Promise<void> {
-    await this.chain.catch(() => undefined);
+    while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
     await this.producer.disconnect().catch(() => undefined);
   }
 }

@@ -85,7 +85,7 @@ async function measure(ctx: TestContext, name: string, meters: number, input: Co
   }
   const ceiling = (performance.now() - c0) / 1000;
   await producer.disconnect();
-  return {
+  const row = {
     connector: name,
     meters,
     requests: stats().total,
@@ -96,6 +96,8 @@ async function measure(ctx: TestContext, name: string, meters: number, input: Co
     peakRssMb: mb(peakRss),
     ceilingS: ceiling.toFixed(1),
   };
+  console.log(JSON.stringify(row));
+  return row;
 }
 
 const ctx = createTestContext({ partitions: 6 });
