@@ -3,17 +3,24 @@
  */
 import type { Command } from './args.js';
 import { demoCommand } from './demo.js';
+import { mappingCommand } from './mapping.js';
 import { migrateCommand } from './migrate.js';
 import { quarantineCommand } from './quarantine.js';
+import { reconcileCommand } from './reconcile.js';
 import { replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
+import { backfillCommand, syncCommand } from './sync.js';
 
 export const COMMANDS = {
   run: runCommand,
+  sync: syncCommand,
+  backfill: backfillCommand,
   replay: replayCommand,
   quarantine: quarantineCommand,
   status: statusCommand,
+  mapping: mappingCommand,
+  reconcile: reconcileCommand,
   migrate: migrateCommand,
   demo: demoCommand,
 } satisfies Record<string, Command>;
