@@ -36,6 +36,14 @@ export interface EntitySnapshot {
 
 export type EmitEntities = (envelopes: RawEnvelope[]) => Promise<void>;
 
+/** The usage envelopes of one chunk (any number per meter), with how many values they hold. */
+export type UsageChunk = RawEnvelope[] & { items?: number };
+
+/** Attaches the value count to a chunk's envelopes. */
+export function usageChunk(envelopes: RawEnvelope[], items: number): UsageChunk {
+  return Object.assign(envelopes, { items });
+}
+
 export interface UsageStream {
   /** Stable name, part of the watermark scope: `${scopePrefix}:${meter}`. */
   id: string;
@@ -49,8 +57,8 @@ export interface UsageStream {
    * incomplete, so streams floor it to their granularity (hour, day, month).
    */
   settle(to: number, now: number): number;
-  /** Fetches one chunk for a batch of meters; returns the usage envelopes (any number per meter). */
-  fetch(ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<RawEnvelope[]>;
+  /** Fetches one chunk for a batch of meters: the usage envelopes (any number per meter) and how many values they hold. */
+  fetch(ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk>;
 }
 
 export interface Connector {

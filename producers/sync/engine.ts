@@ -11,9 +11,9 @@ import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors
 import type { Logger } from '../../lib/log.js';
 import type { AvroRegistry } from '../../lib/registry.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
-import type { RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
+import type { SyncRun, SyncState } from '../../schemas/records.js';
 import { createConnector } from '../connectors/index.js';
-import { envelope, type ConnectorContext, type MeterRef, type UsageStream } from '../connectors/types.js';
+import { envelope, type ConnectorContext, type MeterRef, type UsageChunk, type UsageStream } from '../connectors/types.js';
 import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
 import { HttpClient } from '../http/client.js';
 import { RequestBudget } from '../http/budget.js';
@@ -281,7 +281,7 @@ async function syncStream(a: StreamArgs): Promise<void> {
       for (let i = 0; i < chunks.length; i++) {
         if (stopAll || ctx.signal.aborted) return;
         const range: TimeRange = chunks[i]!;
-        let envs: RawEnvelope[];
+        let envs: UsageChunk;
         try {
           envs = await stream.fetch(ctx, batch.meters, range, i);
         } catch (e) {
@@ -316,6 +316,7 @@ async function syncStream(a: StreamArgs): Promise<void> {
         await a.writer.usageChunk(envs, states);
         for (const s of states) state.set(s.scope, s);
         a.run.usage_chunks += 1;
+        a.run.intervals += envs.items ?? 0;
         a.emit(SYNC_EVENTS.chunkCommitted, {
           stream: stream.id,
           chunk: i,

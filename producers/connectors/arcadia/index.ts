@@ -11,7 +11,7 @@ import { paginate, type Page } from '../../http/pagination.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { floorTo, parseOptions, QUARTER_MS } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageStream } from '../types.js';
+import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 import { runPool } from '../../http/pool.js';
 import { arcadiaOptionsSchema, type ArcadiaOptions } from './options.js';
 
@@ -19,6 +19,17 @@ interface ArcadiaMeter {
   id: string;
   status?: string;
   site?: { id?: string } & Record<string, unknown>;
+}
+
+/** Values in an intervals body: raw readings, or non-null normalized importKwh slots. */
+function countReadings(body: unknown, endpoint: string): number {
+  const readings = (body as { readings?: unknown }).readings;
+  if (!Array.isArray(readings)) return 0;
+  if (endpoint === 'intervals') return readings.length;
+  return readings.reduce((n: number, r: unknown) => {
+    const imp = (r as { importKwh?: unknown }).importKwh;
+    return n + (Array.isArray(imp) ? imp.filter((v) => v !== null).length : 0);
+  }, 0);
 }
 
 const asMeter = (v: unknown): ArcadiaMeter | undefined =>
@@ -193,21 +204,23 @@ export class ArcadiaConnector implements Connector {
         batchSize: 1,
         maxRangeDays: this.options.maxRangeDays,
         settle: (to, now) => Math.min(to, floorTo(now, QUARTER_MS)),
-        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<RawEnvelope[]> => {
+        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
           const out: RawEnvelope[] = [];
+          let items = 0;
           for (const m of meters) {
             for (const k of kinds) {
-              const { res } = await ctx.http.fetch({
+              const { res, body } = await ctx.http.fetch({
                 url: `/plug/${k.path}/meters/${encodeURIComponent(m.externalId)}`,
                 query: { startAt: isoInstant(range.from), endAt: isoInstant(range.to) },
                 endpoint: k.endpoint,
                 page: String(chunk),
                 signal: ctx.signal,
               });
+              items += countReadings(body, k.endpoint);
               out.push(envelope(ctx, { kind: 'usage', format: k.format, externalId: m.externalId, res, payload: res.text, meta: rangeMeta(range, chunk, m.externalId) }));
             }
           }
-          return out;
+          return usageChunk(out, items);
         },
       },
     ];

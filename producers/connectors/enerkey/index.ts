@@ -13,7 +13,7 @@ import { paginate } from '../../http/pagination.js';
 import { getArray } from '../../http/paths.js';
 import { parseRetryAfter } from '../../http/policy.js';
 import { floorTo, HOUR_MS, parseOptions, utcMonthStart } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageStream } from '../types.js';
+import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 import { enerkeyOptionsSchema, type EnerKeyOptions } from './options.js';
 
 /** A number or non-empty string as a string. */
@@ -135,7 +135,7 @@ export class EnerKeyConnector implements Connector {
       maxRangeDays: hourly ? this.options.hourlyMaxRangeDays : this.options.monthlyMaxRangeDays,
       // Hourly: whole hours; monthly: the current month is re-read until it is over.
       settle: (to, now) => (hourly ? Math.min(to, floorTo(now, HOUR_MS)) : Math.min(to, utcMonthStart(now))),
-      fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<RawEnvelope[]> => {
+      fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
         const { res, body } = await ctx.http.fetch({
           url: `/api/v1/values/${kind}`,
           query: {
@@ -156,14 +156,17 @@ export class EnerKeyConnector implements Connector {
         }
         const wanted = new Set(meters.map((m) => m.externalId));
         const out: RawEnvelope[] = [];
+        let items = 0;
         for (const entry of entries) {
           const id = scalar((entry as { meterId?: unknown }).meterId) ?? '';
           if (!wanted.has(id)) continue;
+          const values = (entry as { values?: unknown }).values;
+          items += Array.isArray(values) ? values.length : 0;
           // The response shape, holding only this meter's part.
           const payload = JSON.stringify({ from: b.from, to: b.to, resolution: b.resolution, meters: [entry] });
           out.push(envelope(ctx, { kind: 'usage', format: `enerkey.${kind}`, externalId: id, res, payload, meta: rangeMeta(range, chunk, id) }));
         }
-        return out;
+        return usageChunk(out, items);
       },
     };
   }

@@ -12,7 +12,7 @@ import type { HttpResponse } from '../../http/client.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import { getString } from '../../http/paths.js';
 import { floorTo } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageStream } from '../types.js';
+import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 
 type Endpoint = GenericConnectorConfig['meters'] | NonNullable<GenericConnectorConfig['assets']> | GenericConnectorConfig['usage'];
 
@@ -132,21 +132,23 @@ export class GenericConnector implements Connector {
         batchSize: perMeter ? 1 : 100_000,
         maxRangeDays: u.maxRangeDays,
         settle: (to, now) => Math.min(to, dates ? floorTo(now, DAY_MS) : floorTo(now, 60_000)),
-        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<RawEnvelope[]> => {
+        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
           const from = dates ? floorTo(range.from, DAY_MS) : range.from;
           let to = dates ? Math.ceil(range.to / DAY_MS) * DAY_MS : range.to;
           if (u.dateParams.toInclusive) to -= dates ? DAY_MS : 1000;
           const query: Record<string, string> = { [u.dateParams.from]: fmt(from), [u.dateParams.to]: fmt(to) };
           const out: RawEnvelope[] = [];
+          let count = 0;
           if (perMeter) {
             for (const m of meters) {
               const path = u.path.split('{meterId}').join(encodeURIComponent(m.externalId));
               const q = u.meterParam ? { ...query, [u.meterParam]: m.externalId } : query;
               const { items, first } = await this.collect(ctx, path, q, chunk);
               const mine = u.fields.meterId ? items.filter((it) => getString(it, u.fields.meterId) === m.externalId) : items;
+              count += mine.length;
               out.push(envelope(ctx, { kind: 'usage', format: 'generic.usage', externalId: m.externalId, res: first, payload: JSON.stringify(mine), meta: rangeMeta(range, chunk, m.externalId) }));
             }
-            return out;
+            return usageChunk(out, count);
           }
           const { items, first } = await this.collect(ctx, u.path, query, chunk);
           const byMeter = new Map<string, unknown[]>(meters.map((m) => [m.externalId, []]));
@@ -155,9 +157,10 @@ export class GenericConnector implements Connector {
             if (id !== undefined) byMeter.get(id)?.push(it);
           }
           for (const [id, list] of byMeter) {
+            count += list.length;
             out.push(envelope(ctx, { kind: 'usage', format: 'generic.usage', externalId: id, res: first, payload: JSON.stringify(list), meta: rangeMeta(range, chunk, id) }));
           }
-          return out;
+          return usageChunk(out, count);
         },
       },
     ];

@@ -48,7 +48,7 @@ function hourlyByMeter(envs: Read<RawEnvelope>[]): Map<string, Map<number, numbe
   return out;
 }
 
-function expectComplete(sim: EnerKeySimulator, entities: Read<RawEnvelope>[], usage: Read<RawEnvelope>[]): void {
+function expectComplete(sim: EnerKeySimulator, entities: Read<RawEnvelope>[], usage: Read<RawEnvelope>[], stream: 'hourly' | 'monthly' = 'hourly'): void {
   const t = sim.truth();
   const fmt = (f: string): Set<string> => new Set(entities.filter((e) => e.value.format === f).map((e) => e.value.external_id));
   expect(fmt('enerkey.facility')).toEqual(new Set(t.facilities.map((f) => String(f.id))));
@@ -59,6 +59,15 @@ function expectComplete(sim: EnerKeySimulator, entities: Read<RawEnvelope>[], us
     const q = JSON.parse(e.value.meta.quantity!) as { id: number; name: string; unit: string };
     expect(q).toEqual(t.quantities.find((x) => x.id === m.quantityId));
   }
+  if (stream === 'monthly') {
+    const months = new Set(usage.filter((u) => u.value.format === 'enerkey.monthly').flatMap((u) => {
+      const b = JSON.parse(u.value.payload) as { meters: { meterId: number; values: { timestamp: string; value: number }[] }[] };
+      return b.meters[0]!.values.map((v) => `${u.value.external_id}|${Date.parse(v.timestamp)}|${v.value}`);
+    }));
+    for (const m of t.meters) for (const mo of t.monthly(m.id, FROM, TO)) expect(months.has(`${m.id}|${mo.start}|${mo.value}`)).toBe(true);
+    return;
+  }
+  expect(usage.some((u) => u.value.format === 'enerkey.monthly')).toBe(false);
   const hourly = hourlyByMeter(usage);
   for (const m of t.meters) {
     const truth = [...t.hourly(m.id, FROM, TO)];
@@ -66,11 +75,6 @@ function expectComplete(sim: EnerKeySimulator, entities: Read<RawEnvelope>[], us
     expect(got.size).toBe(truth.length);
     for (const h of truth) expect(got.get(h.start)).toBe(h.value);
   }
-  const months = new Set(usage.filter((u) => u.value.format === 'enerkey.monthly').flatMap((u) => {
-    const b = JSON.parse(u.value.payload) as { meters: { meterId: number; values: { timestamp: string }[] }[] };
-    return b.meters[0]!.values.map((v) => `${u.value.external_id}|${Date.parse(v.timestamp)}`);
-  }));
-  for (const m of t.meters) for (const mo of t.monthly(m.id, FROM, TO)) expect(months.has(`${m.id}|${mo.start}`)).toBe(true);
 }
 
 describe('enerkey connector against the simulator', () => {
@@ -112,6 +116,16 @@ describe('enerkey connector against the simulator', () => {
     expect(s.stats().faults).toMatchObject({ rateLimit: 3, serverError: 3, htmlError: 2 });
   });
 
+  it('monthly values instead of hourly (one of the two feeds the pipeline)', async () => {
+    const s = await sim();
+    const run = await runSync(enerkeyConnection(s, { id: 'ek-monthly' }, { values: ['monthly'] }), syncDeps(ctx, env(s)), { mode: 'incremental', to: TO_ISO });
+    expect(run.status).toBe('succeeded');
+    expect(run.intervals).toBeGreaterThan(0);
+    const entities = (await readEnvelopes(ctx, 'rawEntities')).filter((e) => e.value.connection_id === 'ek-monthly');
+    const usage = (await readEnvelopes(ctx, 'rawUsage')).filter((e) => e.value.connection_id === 'ek-monthly');
+    expectComplete(s, entities, usage, 'monthly');
+  });
+
   it('a repeated cursor leaves the snapshot partial: no snapshot_complete marker, POLL_PAGINATION_LOOP reported', async () => {
     const s = await sim({ faults: { repeatedCursor: true } });
     const run = await runSync(enerkeyConnection(s, { id: 'ek-loop' }, { values: ['monthly'], facilityPageSize: 2 }), syncDeps(ctx, env(s)), { mode: 'entities' });
@@ -137,10 +151,10 @@ describe('enerkey connector against the simulator', () => {
 
   it('stays within the budget: our per-day limit and the X-Rate-Limit the provider reports', async () => {
     const s1 = await sim();
-    const own = await runSync(enerkeyConnection(s1, { id: 'ek-budget', budget: { perDay: 8 } }), syncDeps(ctx, env(s1)), { mode: 'incremental', to: TO_ISO });
+    const own = await runSync(enerkeyConnection(s1, { id: 'ek-budget', budget: { perDay: 6 } }), syncDeps(ctx, env(s1)), { mode: 'incremental', to: TO_ISO });
     expect(own.status).toBe('partial');
     expect(own.error_messages.join()).toContain('POLL_BUDGET_EXHAUSTED');
-    expect(s1.stats().total).toBeLessThanOrEqual(8);
+    expect(s1.stats().total).toBeLessThanOrEqual(6);
 
     const s2 = await sim({ budget: 6 });
     const provider = await runSync(enerkeyConnection(s2, { id: 'ek-xrate' }), syncDeps(ctx, env(s2)), { mode: 'incremental', to: TO_ISO });

@@ -87,7 +87,7 @@ describe('resume after a crash', () => {
     );
   });
 
-  it('EnerKey: batches of meters, hourly and monthly streams', async () => {
+  it('EnerKey: batches of meters (hourly values)', async () => {
     const keys = ek.truth().apiKeys;
     await crashAndResume(
       (id) =>
