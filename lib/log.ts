@@ -31,6 +31,7 @@ export const REDACT_PATHS = [
   'clickhouse.password',
 ];
 
+/** JSON lines on stderr: stdout stays free for command output (reports, CSV, --json). */
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info', name = 'meterflow'): Logger {
-  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
 }

@@ -12,7 +12,12 @@ import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics
 import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
 import type { TestContext } from './context.js';
 
-export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage', envelopes: RawEnvelope[], batchSize = 40): Promise<void> {
+export async function produceRaw(
+  ctx: TestContext,
+  id: 'rawEntities' | 'rawUsage',
+  envelopes: RawEnvelope[],
+  batchSize = 40,
+): Promise<void> {
   const serde = await ctx.registry.registerTopic(ctx.config.kafka.topicPrefix, id);
   const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -20,7 +25,9 @@ export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage
     for (let i = 0; i < envelopes.length; i += batchSize) {
       await producer.send({
         topic: topicName(ctx.config.kafka.topicPrefix, id),
-        messages: envelopes.slice(i, i + batchSize).map((e) => ({ key: `${e.connection_id}/${e.external_id}`, value: serde.encode(e) })),
+        messages: envelopes
+          .slice(i, i + batchSize)
+          .map((e) => ({ key: `${e.connection_id}/${e.external_id}`, value: serde.encode(e) })),
       });
     }
   } finally {
@@ -29,20 +36,28 @@ export async function produceRaw(ctx: TestContext, id: 'rawEntities' | 'rawUsage
 }
 
 /** Produces raw bytes (for poison-message tests). */
-export async function produceBytes(ctx: TestContext, id: TopicId, messages: { key: string; value: Buffer }[]): Promise<void> {
+export async function produceBytes(
+  ctx: TestContext,
+  id: TopicId,
+  messages: { key: string; value: Buffer }[],
+): Promise<void> {
   const producer = ctx.kafka.producer();
   await producer.connect();
   await producer.send({ topic: topicName(ctx.config.kafka.topicPrefix, id), messages });
   await producer.disconnect();
 }
 
-export async function readTopic<K extends TopicId>(ctx: TestContext, id: K): Promise<{ key: string; value: TopicRecords[K]; headers: Record<string, string> }[]> {
+export async function readTopic<K extends TopicId>(
+  ctx: TestContext,
+  id: K,
+): Promise<{ key: string; value: TopicRecords[K]; headers: Record<string, string> }[]> {
   const out: { key: string; value: TopicRecords[K]; headers: Record<string, string> }[] = [];
   const raw: { key: string; value: Buffer; headers: Record<string, string> }[] = [];
   await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), (m) => {
     if (m.key && m.value) raw.push({ key: m.key.toString(), value: m.value, headers: m.headers });
   });
-  for (const r of raw) out.push({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value), headers: r.headers });
+  for (const r of raw)
+    out.push({ key: r.key, value: await ctx.registry.decode<TopicRecords[K]>(r.value), headers: r.headers });
   return out;
 }
 
@@ -59,7 +74,10 @@ export function latestAggregates(records: UsageAggregate[]): Map<string, UsageAg
 
 export interface CliProcess {
   child: ChildProcess;
+  /** stdout and stderr interleaved (for failure messages). */
   output(): string;
+  /** stdout alone: the command's result (JSON with --json). */
+  stdout(): string;
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
 }
@@ -85,14 +103,24 @@ export function spawnCli(ctx: TestContext, args: string[], env: Record<string, s
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((r) => child.on('exit', (code, signal) => r(code ?? signal ?? -1)));
-  return { child, output: () => out, exited };
+  const exited = new Promise<number | string>((r) =>
+    child.on('exit', (code, signal) => r(code ?? signal ?? -1)),
+  );
+  return { child, output: () => out, stdout: () => stdout, exited };
 }
 
 /** Polls `check` until it returns true or the time is up; returns whether it did. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 1_000): Promise<boolean> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 1_000,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;

@@ -1,0 +1,274 @@
+/**
+ * End to end through the operator's CLI, as separate processes, on real Kafka, registry and
+ * ClickHouse with the Arcadia simulator as the provider: sync, the stream into ClickHouse,
+ * reconcile, a quarantined record fixed and redriven, a replay refused while the group runs and
+ * then done, and status. Assertions are on topic and ClickHouse contents.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../simulators/arcadia.js';
+import type { RawEnvelope } from '../../schemas/records.js';
+import { createTestContext, type TestContext } from '../support/context.js';
+import { eventually, produceRaw, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
+import { prefixLag } from '../../lib/cli/quiet.js';
+
+const FROM = Date.UTC(2024, 2, 1);
+const TO = Date.UTC(2024, 3, 1);
+const ENV = { E2E_ARC_ID: 'e2e-client', E2E_ARC_SECRET: 'e2e-secret-value' };
+
+let ctx: TestContext;
+let sim: ArcadiaSimulator;
+let ch: ClickHouseClient;
+let dir: string;
+const procs: CliProcess[] = [];
+
+function cli(args: string[]): CliProcess {
+  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...ENV });
+  procs.push(p);
+  return p;
+}
+
+async function cliOk(args: string[]): Promise<{ code: number | string; out: string; stdout: string }> {
+  const p = cli(args);
+  const code = await p.exited;
+  return { code, out: p.output(), stdout: p.stdout() };
+}
+
+async function query<T>(sql: string): Promise<T[]> {
+  const rs = await ch.query({ query: sql, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+/** Quiet = every group of the test's prefix at the end of its topics, three polls running. */
+async function quiet(timeoutMs = 180_000): Promise<boolean> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    let streak = 0;
+    return await eventually(
+      async () => {
+        const { quiet: q } = await prefixLag(admin, ctx.config.kafka.topicPrefix);
+        streak = q ? streak + 1 : 0;
+        return streak >= 3;
+      },
+      timeoutMs,
+      1_000,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function truthTotals(): Map<string, number> {
+  const totals = new Map<string, number>();
+  const t = sim.truth();
+  for (const m of t.meters) {
+    let sum = 0;
+    for (const iv of t.intervals(m.id, FROM, TO)) if (!iv.missing) sum += iv.importKwh;
+    totals.set(m.id, sum);
+  }
+  return totals;
+}
+
+async function clickhouseTotals(): Promise<Map<string, number>> {
+  const db = ctx.config.clickhouse.database;
+  const rows = await query<{ meter_external_id: string; total: number }>(
+    `SELECT meter_external_id, sum(value) AS total FROM ${db}.usage_daily_latest WHERE connection_id = 'e2e-arcadia' AND channel = 'consumption' GROUP BY meter_external_id`,
+  );
+  return new Map(rows.map((r) => [r.meter_external_id, Number(r.total)]));
+}
+
+function expectTotalsEqual(actual: Map<string, number>, expected: Map<string, number>) {
+  expect([...actual.keys()].sort()).toEqual([...expected.keys()].sort());
+  for (const [k, v] of expected) expect(actual.get(k)).toBeCloseTo(v, 6);
+}
+
+beforeAll(async () => {
+  ctx = createTestContext({ partitions: 3 });
+  await ctx.createTopics();
+  sim = await startArcadiaSimulator({
+    seed: 5,
+    credentials: 1,
+    sites: 2,
+    meters: 4,
+    from: '2024-03-01',
+    days: 31,
+    activationPolls: 1,
+    timeZones: ['Europe/Helsinki', 'America/New_York'],
+  });
+  dir = mkdtempSync(join(tmpdir(), 'mf-e2e-'));
+  writeFileSync(
+    join(dir, 'e2e-arcadia.yaml'),
+    stringify({
+      id: 'e2e-arcadia',
+      provider: 'arcadia',
+      baseUrls: { production: sim.url },
+      auth: {
+        type: 'oauth2ClientCredentials',
+        tokenUrl: '/oauth2/token',
+        clientIdEnv: 'E2E_ARC_ID',
+        clientSecretEnv: 'E2E_ARC_SECRET',
+      },
+      timeZone: 'Europe/Helsinki',
+      usageStart: '2024-03-01',
+      http: {
+        timeoutMs: 10_000,
+        maxResponseBytes: 8388608,
+        maxRetries: 4,
+        backoffBaseMs: 10,
+        backoffMaxMs: 100,
+      },
+      options: {
+        correlationId: sim.truth().credentials.map((c) => c.correlationId),
+        intervals: 'normalized',
+        activationPollMs: 50,
+      },
+    }),
+  );
+  // The simulator's credentials match ENV.
+  Object.assign(ENV, { E2E_ARC_ID: sim.options.clientId, E2E_ARC_SECRET: sim.options.clientSecret });
+  ch = ctx.clickhouse();
+});
+
+afterAll(async () => {
+  for (const p of procs) p.child.kill('SIGKILL');
+  await sim?.close();
+  await ctx?.cleanup();
+});
+
+describe('meterflow CLI end to end', () => {
+  let processors: CliProcess;
+
+  it('syncs a connection into ClickHouse with totals equal to the provider', async () => {
+    expect((await cliOk(['migrate'])).code).toBe(0);
+    processors = cli(['run', 'processors']);
+    cli(['run', 'sinks']);
+
+    const sync = await cliOk(['sync', '--connection', 'e2e-arcadia', '--to', '2024-04-01']);
+    expect(sync.code, sync.out).toBe(0);
+    expect(sync.out).toMatch(/e2e-arcadia: succeeded/);
+    expect(sync.out).not.toContain(ENV.E2E_ARC_SECRET);
+
+    // Raw topics hold every meter; nothing carries the secret.
+    const entities = await readTopic(ctx, 'rawEntities');
+    expect(
+      new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id)),
+    ).toEqual(new Set(sim.truth().meters.map((m) => m.id)));
+    for (const e of entities) expect(JSON.stringify(e.value)).not.toContain(ENV.E2E_ARC_SECRET);
+
+    const expected = truthTotals();
+    const loaded = await eventually(
+      async () => (await clickhouseTotals()).size === expected.size,
+      180_000,
+      2_000,
+    );
+    expect(loaded, procs.map((p) => p.output()).join('\n')).toBe(true);
+    expect(await quiet()).toBe(true);
+    expectTotalsEqual(await clickhouseTotals(), expected);
+    const meters = await query<{ n: string }>(
+      `SELECT count() AS n FROM ${ctx.config.clickhouse.database}.meters_latest WHERE active = 1`,
+    );
+    expect(Number(meters[0]!.n)).toBe(4);
+  });
+
+  it('reconciles the provider against ClickHouse with no differences', async () => {
+    const r = await cliOk(['reconcile', '--connection', 'e2e-arcadia', '--month', '2024-03', '--json']);
+    expect(r.code, r.out).toBe(0);
+    const report = JSON.parse(r.stdout) as { compared: number; differences: unknown[] };
+    expect(report.compared).toBeGreaterThanOrEqual(4);
+    expect(report.differences).toEqual([]);
+  });
+
+  it('quarantines usage of an unknown meter and redrives it after the meter arrives', async () => {
+    const known = sim.truth().meters[0]!;
+    const chunk = (await readTopic(ctx, 'rawUsage')).find((u) => u.value.external_id === known.id)!.value;
+    // The same provider chunk for a meter the pipeline has never seen, without the meter attached.
+    const orphan: RawEnvelope = {
+      ...chunk,
+      external_id: 'mtr_orphan',
+      meta: {},
+      payload: chunk.payload.replaceAll(known.id, 'mtr_orphan'),
+    };
+    await produceRaw(ctx, 'rawUsage', [orphan]);
+    const quarantined = await eventually(
+      async () =>
+        (await readTopic(ctx, 'quarantine')).some((q) => q.value.reason_code === 'VAL_UNKNOWN_METER'),
+      60_000,
+      1_000,
+    );
+    expect(quarantined).toBe(true);
+    const list = await cliOk(['quarantine', 'list', '--reason', 'VAL_UNKNOWN_METER']);
+    expect(list.out).toMatch(/1 quarantined record/);
+
+    // The fix: the meter becomes known. Then the operator redrives.
+    const meterEnv = (await readTopic(ctx, 'rawEntities')).find(
+      (e) => e.value.format === 'arcadia.meter' && e.value.external_id === known.id,
+    )!.value;
+    await produceRaw(ctx, 'rawEntities', [
+      {
+        ...meterEnv,
+        external_id: 'mtr_orphan',
+        payload: meterEnv.payload.replaceAll(known.id, 'mtr_orphan'),
+      },
+    ]);
+    await eventually(
+      async () => (await readTopic(ctx, 'meters')).some((m) => m.value.external_id === 'mtr_orphan'),
+      60_000,
+      1_000,
+    );
+    const redrive = await cliOk(['quarantine', 'redrive', '--reason', 'VAL_UNKNOWN_METER']);
+    expect(redrive.code, redrive.out).toBe(0);
+    expect(redrive.out).toMatch(/redrove 1 message/);
+    const arrived = await eventually(
+      async () =>
+        (
+          await query<{ n: string }>(
+            `SELECT count() AS n FROM ${ctx.config.clickhouse.database}.usage_daily_latest WHERE meter_external_id = 'mtr_orphan'`,
+          )
+        )[0]!.n !== '0',
+      120_000,
+      2_000,
+    );
+    expect(arrived).toBe(true);
+  });
+
+  it('refuses a replay while the group runs, then replays without changing the totals', async () => {
+    const group = `${ctx.config.kafka.topicPrefix}processors.usage`;
+    const refused = await cliOk(['replay', '--topic', 'raw.usage', '--group', group, '--from', 'earliest']);
+    expect(refused.code).toBe(3);
+    expect(refused.out).toMatch(/active member/);
+
+    expect(await quiet()).toBe(true);
+    const before = await clickhouseTotals();
+    const usageBefore = (await readTopic(ctx, 'usage')).length;
+    processors.child.kill('SIGTERM');
+    expect(await processors.exited).toBe(0);
+    await eventually(
+      async () =>
+        (await cliOk(['replay', '--topic', 'raw.usage', '--group', group, '--from', 'earliest'])).code === 0,
+      60_000,
+      2_000,
+    );
+
+    processors = cli(['run', 'processors']);
+    expect(
+      await eventually(async () => (await readTopic(ctx, 'usage')).length > usageBefore, 120_000, 2_000),
+    ).toBe(true);
+    expect(await quiet()).toBe(true);
+    expectTotalsEqual(await clickhouseTotals(), before);
+
+    const status = await cliOk(['status', '--json']);
+    const report = JSON.parse(status.stdout) as {
+      connections: { connection_id: string; last_run: { status: string } | null }[];
+      quarantine: Record<string, number>;
+    };
+    expect(report.connections.find((c) => c.connection_id === 'e2e-arcadia')?.last_run?.status).toBe(
+      'succeeded',
+    );
+    expect(report.quarantine.VAL_UNKNOWN_METER).toBe(1);
+  });
+});
