@@ -298,8 +298,9 @@ async function syncStream(a: StreamArgs): Promise<void> {
           const sc = scope(m);
           const prev = watermarkOf(state, sc);
           const settled = Math.min(range.to, stream.settle(range.to, t));
-          // Backfill ranges detached from the watermark leave it alone.
-          if (opts.mode === 'backfill' && prev !== undefined && range.from > prev) continue;
+          // A range detached from the watermark (or, without one, from the first day to fetch) leaves
+          // it alone: moving it would skip the gap in between.
+          if (range.from > (prev ?? defaultStart)) continue;
           const wm = Math.max(prev ?? -Infinity, settled);
           if (prev !== undefined && wm <= prev) continue;
           const s: SyncState = {

@@ -3,7 +3,8 @@ import { createTestContext, type TestContext } from '../../support/context.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import { createProducers, type SyncEvent } from '../../../producers/index.js';
 import { startScheduler } from '../../../producers/sync/scheduler.js';
-import { connection, readRuns, syncDeps } from './helpers.js';
+import { connection, readRuns, readStates, syncDeps } from './helpers.js';
+import { runSync } from '../../../producers/sync/engine.js';
 
 describe('schedules and run-once', () => {
   let ctx: TestContext;
@@ -71,5 +72,17 @@ describe('schedules and run-once', () => {
       await producers.stop();
       sim.setFaults({});
     }
+  });
+
+  it('a backfill detached from the watermark emits data but never moves the watermark over the gap', async () => {
+    const run = await runSync(conn('detached'), syncDeps(ctx, env()), { mode: 'backfill', from: '2024-01-05', to: '2024-01-07T00:00:00Z' });
+    expect(run.status).toBe('succeeded');
+    expect(run.usage_chunks).toBe(2);
+    const states = (await readStates(ctx)).filter((s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'));
+    expect(states).toEqual([]);
+    // A contiguous one (from the first day to fetch) does move it.
+    await runSync(conn('detached'), syncDeps(ctx, env()), { mode: 'backfill', from: '2024-01-01', to: '2024-01-03T00:00:00Z' });
+    const after = (await readStates(ctx)).filter((s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'));
+    expect(new Set(after.map((s) => s.value.watermark))).toEqual(new Set(['2024-01-03T00:00:00.000Z']));
   });
 });
