@@ -20,7 +20,7 @@ export { CompressionTypes };
 export function createKafka(config: Config, clientIdSuffix = '', retries = 8): Kafka {
   const k = config.kafka;
   const sasl: SASLOptions | undefined = k.sasl
-    ? ({ mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password } as SASLOptions)
+    ? { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password }
     : undefined;
   return new Kafka({
     clientId: k.clientId + clientIdSuffix,
@@ -233,7 +233,8 @@ export async function readToEnd(
     await consumer
       .run({
         autoCommit: false,
-        eachBatch: async ({ batch, heartbeat }) => {
+        eachBatch: async (payload) => {
+          const { batch } = payload;
           const stop = remaining.get(batch.partition);
           if (stop === undefined) return;
           lastActivity = Date.now();
@@ -252,7 +253,7 @@ export async function readToEnd(
             count++;
           }
           if (BigInt(batch.lastOffset()) + 1n >= stop) remaining.delete(batch.partition);
-          await heartbeat();
+          await payload.heartbeat();
         },
       })
       .catch((e: unknown) => {
@@ -270,7 +271,7 @@ export async function readToEnd(
       if (joined && now - lastActivity > idleMs) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(errorMessage(failure));
     return count;
   } finally {
     await consumer?.disconnect().catch(() => undefined);

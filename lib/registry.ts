@@ -174,7 +174,7 @@ export class AvroRegistry {
         if (!resolver) {
           resolver = reader.createResolver(writer);
           let byId = this.resolvers.get(reader);
-          if (!byId) this.resolvers.set(reader, (byId = new Map()));
+          if (!byId) this.resolvers.set(reader, (byId = new Map<number, avro.Resolver>()));
           byId.set(id, resolver);
         }
         return reader.fromBuffer(body, resolver) as T;

@@ -83,7 +83,7 @@ export class AggregateStage implements Stage {
     const result = this.state(msg.partition).apply(batch, this.now());
     for (const r of result.rejects) out.reject(msg, { ...r, connectionId: batch.connection_id });
     let pending = this.pending.get(msg.partition);
-    if (!pending) this.pending.set(msg.partition, (pending = new Map()));
+    if (!pending) this.pending.set(msg.partition, (pending = new Map<string, UsageAggregate>()));
     for (const agg of result.aggregates) pending.set(aggregateKey(agg), agg);
   }
 

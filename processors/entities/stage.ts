@@ -61,7 +61,7 @@ export class EntitiesStage implements Stage {
 
   private partitionState(partition: number): Map<string, EntityState> {
     let s = this.state.get(partition);
-    if (!s) this.state.set(partition, (s = new Map()));
+    if (!s) this.state.set(partition, (s = new Map<string, EntityState>()));
     return s;
   }
 

@@ -93,6 +93,12 @@ class BatchOutput implements Output {
   }
 }
 
+function headerText(v: unknown): string {
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (Array.isArray(v)) return v.map(headerText).join(',');
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 function toInMessage(
   topic: string,
   partition: number,
@@ -105,7 +111,7 @@ function toInMessage(
   },
 ): InMessage {
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+  for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = headerText(v);
   return {
     topic,
     partition,
@@ -262,8 +268,9 @@ export async function runStage(
     eachBatchAutoResolve: false,
     // Partitions are independent (own state, own transactional producer): commits overlap.
     partitionsConsumedConcurrently: opts.concurrentPartitions,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+    eachBatch: async (payload) => {
+      const { batch } = payload;
+      if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
       const partition = batch.partition;
       if (!restored.has(partition)) await restorePartition(partition);
       void assigned;
@@ -317,8 +324,8 @@ export async function runStage(
         slog.error({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
         throw err;
       }
-      resolveOffset(last);
-      await heartbeat();
+      payload.resolveOffset(last);
+      await payload.heartbeat();
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       slog.debug(
         {

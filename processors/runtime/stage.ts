@@ -24,7 +24,7 @@ export interface OutMessage {
 }
 
 export interface Rejection {
-  code: ErrorCode | string;
+  code: ErrorCode;
   message: string;
   connectionId: string | null;
   /** Index of the offending record inside a chunk; null for the whole message. */

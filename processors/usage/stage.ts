@@ -75,7 +75,7 @@ export class UsageStage implements Stage {
 
   restore(partition: number, key: string, value: Buffer | null): void {
     let s = this.readings.get(partition);
-    if (!s) this.readings.set(partition, (s = new Map()));
+    if (!s) this.readings.set(partition, (s = new Map<string, ReadingState>()));
     if (value === null) s.delete(key);
     else s.set(key, JSON.parse(value.toString('utf8')) as ReadingState);
   }
@@ -144,7 +144,7 @@ export class UsageStage implements Stage {
     if (result.readings.length > 0) {
       const key = entityKey(connectionId, meter.external_id);
       let s = this.readings.get(msg.partition);
-      if (!s) this.readings.set(msg.partition, (s = new Map()));
+      if (!s) this.readings.set(msg.partition, (s = new Map<string, ReadingState>()));
       const prev = s.get(key);
       const offset = Number(msg.offset);
       if (prev && offset <= prev.offset) return; // replayed chunk: its readings are already differenced
