@@ -3,7 +3,7 @@
  * page, and one or more usage streams fetched per meter (or per batch of meters) and per date chunk.
  * Connectors never touch Kafka; the engine writes what they return.
  */
-import type { MeterflowError } from '../../lib/errors.js';
+import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
 import type { RawEntityKind, RawEnvelope } from '../../schemas/records.js';
@@ -80,6 +80,18 @@ export interface EnvelopeInput {
   res: Pick<HttpResponse, 'url' | 'page' | 'receivedAt' | 'contentType'>;
   payload: string;
   meta?: Record<string, string | undefined>;
+}
+
+/**
+ * Any failure as a MeterflowError. Errors the HTTP core did not classify come from handling an
+ * unexpected provider response (a field of the wrong type...): POLL_RESPONSE_SCHEMA, not retriable.
+ */
+export function asPollError(e: unknown, connectionId: string): MeterflowError {
+  if (isMeterflowError(e)) return e;
+  return new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${connectionId}: unexpected error while handling a provider response: ${errorMessage(e)}`, {
+    cause: e,
+    context: { connection: connectionId },
+  });
 }
 
 /** Builds a raw envelope with the run's identity and the request coordinates. */

@@ -13,7 +13,7 @@ import type { AvroRegistry } from '../../lib/registry.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
 import type { SyncRun, SyncState } from '../../schemas/records.js';
 import { createConnector } from '../connectors/index.js';
-import { envelope, type ConnectorContext, type MeterRef, type UsageChunk, type UsageStream } from '../connectors/types.js';
+import { asPollError, envelope, type ConnectorContext, type MeterRef, type UsageChunk, type UsageStream } from '../connectors/types.js';
 import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
 import { HttpClient } from '../http/client.js';
 import { RequestBudget } from '../http/budget.js';
@@ -117,7 +117,7 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
   };
   const errors: MeterflowError[] = [];
   const record = (e: unknown): void => {
-    const err = isMeterflowError(e) ? e : new MeterflowError('POLL_HTTP_NETWORK', errorMessage(e), { cause: e });
+    const err = asPollError(e, connection.id);
     errors.push(err);
     log.warn({ event: 'sync.error', code: err.code, err: err.toJSON() }, err.message);
   };

@@ -4,14 +4,14 @@
  * page/size pagination, sites as assets, intervals activation with bounded polling, raw and/or
  * normalized intervals per meter and date chunk.
  */
-import { errorMessage, isMeterflowError, MeterflowError } from '../../../lib/errors.js';
+import { MeterflowError } from '../../../lib/errors.js';
 import { defaultSleep } from '../../http/budget.js';
 import { isoInstant, type TimeRange } from '../../http/chunking.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { floorTo, parseOptions, QUARTER_MS } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 import { runPool } from '../../http/pool.js';
 import { arcadiaOptionsSchema, type ArcadiaOptions } from './options.js';
 
@@ -132,7 +132,7 @@ export class ArcadiaConnector implements Connector {
       }
     } catch (e) {
       if (ctx.signal.aborted) throw e;
-      errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_RESPONSE_SCHEMA', errorMessage(e), { cause: e }));
+      errors.push(asPollError(e, ctx.connection.id));
     }
     // A listing that kept changing under us may have skipped meters: nothing gets deactivated.
     if (!stableOnce && errors.length === 0) ctx.log.warn({ event: 'arcadia.listing_unstable' }, 'meter listing kept changing; snapshot treated as partial');
@@ -162,7 +162,7 @@ export class ArcadiaConnector implements Connector {
       } catch (e) {
         if (ctx.signal.aborted) throw e;
         pending.delete(m.externalId);
-        errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_HTTP_NETWORK', errorMessage(e), { cause: e }));
+        errors.push(asPollError(e, ctx.connection.id));
       }
     });
     for (let poll = 0; poll < this.options.activationMaxPolls && pending.size > 0; poll++) {
@@ -177,7 +177,7 @@ export class ArcadiaConnector implements Connector {
         } catch (e) {
           if (ctx.signal.aborted) throw e;
           pending.delete(m.externalId);
-          errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_HTTP_NETWORK', errorMessage(e), { cause: e }));
+          errors.push(asPollError(e, ctx.connection.id));
         }
       });
     }

@@ -4,7 +4,7 @@
  * facilities (cursor pages), meters per facility, hourly and monthly values for many meters per
  * request, split into one envelope per meter.
  */
-import { errorMessage, isMeterflowError, MeterflowError } from '../../../lib/errors.js';
+import { MeterflowError } from '../../../lib/errors.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import type { TimeRange } from '../../http/chunking.js';
@@ -13,7 +13,7 @@ import { paginate } from '../../http/pagination.js';
 import { getArray } from '../../http/paths.js';
 import { parseRetryAfter } from '../../http/policy.js';
 import { floorTo, HOUR_MS, parseOptions, utcMonthStart } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 import { enerkeyOptionsSchema, type EnerKeyOptions } from './options.js';
 
 /** A number or non-empty string as a string. */
@@ -53,7 +53,7 @@ export class EnerKeyConnector implements Connector {
     const errors: MeterflowError[] = [];
     const fail = (e: unknown): void => {
       if (ctx.signal.aborted) throw e;
-      errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_RESPONSE_SCHEMA', errorMessage(e), { cause: e }));
+      errors.push(asPollError(e, ctx.connection.id));
     };
     // Quantities: reference data, and the meters' type and unit.
     const quantities = new Map<string, string>();

@@ -4,7 +4,7 @@
  * no asset endpoint), usage per meter and date chunk, any pagination style, JSON, XML or CSV.
  * Payloads are JSON: one item per entity envelope, an array of items per usage envelope.
  */
-import { errorMessage, isMeterflowError, MeterflowError } from '../../../lib/errors.js';
+import { MeterflowError } from '../../../lib/errors.js';
 import type { ConnectionConfig, GenericConnectorConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { DAY_MS, isoDate, isoInstant, type TimeRange } from '../../http/chunking.js';
@@ -12,7 +12,7 @@ import type { HttpResponse } from '../../http/client.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import { getString } from '../../http/paths.js';
 import { floorTo } from '../options.js';
-import { envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
 
 type Endpoint = GenericConnectorConfig['meters'] | NonNullable<GenericConnectorConfig['assets']> | GenericConnectorConfig['usage'];
 
@@ -72,7 +72,7 @@ export class GenericConnector implements Connector {
     let stable = true;
     const fail = (e: unknown): void => {
       if (ctx.signal.aborted) throw e;
-      errors.push(isMeterflowError(e) ? e : new MeterflowError('POLL_RESPONSE_SCHEMA', errorMessage(e), { cause: e }));
+      errors.push(asPollError(e, ctx.connection.id));
     };
     const assetsSeen = new Set<string>();
     const assets = this.g.assets;
