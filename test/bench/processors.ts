@@ -3,7 +3,7 @@
  * aggregate stages, with their Kafka transactions) on real Kafka, beside the ceiling measured
  * in the same run: a bare kafkajs consumer reading the same raw.usage topic. Also peak RSS.
  *
- *   npx tsx test/bench/processors.ts [--meters 200] [--days 365] [--partitions 6]
+ *   npx tsx test/bench/processors.ts [--meters 200] [--days 365] [--partitions 6] [--mode in-process|processes]
  *
  * Prints figures; asserts nothing. Uses a fresh topic prefix and deletes it afterwards.
  */
@@ -13,12 +13,15 @@ import { topicName } from '../../schemas/topics.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import { startProcessors } from '../../processors/index.js';
 import { createTestContext } from '../support/context.js';
+import { spawnCli } from '../support/pipeline.js';
 
 const { values } = parseArgs({
   options: {
     meters: { type: 'string', default: '200' },
     days: { type: 'string', default: '365' },
     partitions: { type: 'string', default: '6' },
+    // in-process: both stages in this process (one core); processes: one CLI process per stage.
+    mode: { type: 'string', default: 'in-process' },
   },
 });
 const METERS = Number(values.meters);
@@ -120,8 +123,14 @@ try {
   const rssBefore = process.memoryUsage().rss;
   peakRss = rssBefore;
   t = Date.now();
-  const running = await startProcessors({ ...ctx, connections: new Map() }, ['usage', 'aggregate']);
-  await running.ready;
+  const inProcess = values.mode !== 'processes';
+  const running = inProcess
+    ? await startProcessors({ ...ctx, connections: new Map() }, ['usage', 'aggregate'])
+    : undefined;
+  const children = inProcess
+    ? []
+    : ['usage', 'aggregate'].map((stage) => spawnCli(ctx, ['run', 'processors', '--stages', stage]));
+  await running?.ready;
   const readyAt = Date.now();
   const admin = ctx.kafka.admin();
   await admin.connect();
@@ -136,20 +145,27 @@ try {
   const pipeSeconds = (Date.now() - t) / 1000;
   const steadySeconds = (Date.now() - readyAt) / 1000;
   await admin.disconnect();
-  await running.stop();
+  await running?.stop();
+  for (const c of children) {
+    c.child.kill('SIGTERM');
+    await c.exited;
+  }
   const pipeRate = intervals / pipeSeconds;
+  const how = inProcess ? 'both stages in this process' : 'one CLI process per stage, startup included';
   console.log(
-    `normalise+validate+aggregate: ${pipeSeconds.toFixed(2)} s, ${Math.round(pipeRate)} intervals/s (includes group join and state setup)`,
+    `normalise+validate+aggregate (${how}): ${pipeSeconds.toFixed(2)} s, ${Math.round(pipeRate)} intervals/s`,
   );
-  console.log(
-    `  of which after both stages joined their groups: ${steadySeconds.toFixed(2)} s, ${Math.round(intervals / steadySeconds)} intervals/s`,
-  );
-  console.log(
-    `ratio to bare consumer: ${((pipeRate / bareRate) * 100).toFixed(1)}% overall, ${((intervals / steadySeconds / bareRate) * 100).toFixed(1)}% after joining (target >= 60%)`,
-  );
-  console.log(
-    `RSS: before stages ${mb(rssBefore)} MB, peak ${mb(peakRss)} MB (target < 400 MB for 1,000 meters x 1 year)`,
-  );
+  if (inProcess) {
+    console.log(
+      `  after both stages joined their groups: ${steadySeconds.toFixed(2)} s, ${Math.round(intervals / steadySeconds)} intervals/s`,
+    );
+  }
+  console.log(`ratio to the bare consumer: ${((pipeRate / bareRate) * 100).toFixed(1)}% (target >= 60%)`);
+  if (inProcess) {
+    console.log(
+      `RSS of this process: before the stages ${mb(rssBefore)} MB, peak ${mb(peakRss)} MB (target < 400 MB for 1,000 meters x 1 year)`,
+    );
+  }
 } finally {
   clearInterval(sampler);
   await ctx.cleanup();
