@@ -4,7 +4,7 @@
  * Endpoints come from the environment that test/support/global-setup.ts prepared.
  */
 import { randomBytes } from 'node:crypto';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createKafka, ensureCatalogueTopics } from '../../lib/kafka.js';
@@ -53,6 +53,8 @@ export function createTestContext(overrides: { partitions?: number } = {}): Test
         password: config.clickhouse.password,
         // ClickHouse 18.16 answers no compressed HTTP request bodies reliably.
         compression: { request: false, response: false },
+        // Tests provoke failures on purpose; the assertions speak for them.
+        log: { level: ClickHouseLogLevel.OFF },
       });
       clients.push(c);
       return c;
@@ -72,13 +74,22 @@ export function createTestContext(overrides: { partitions?: number } = {}): Test
       try {
         const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
         if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => undefined);
-        const groups = (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(config.kafka.topicPrefix));
+        const groups = (await admin.listGroups()).groups.filter((g) =>
+          g.groupId.startsWith(config.kafka.topicPrefix),
+        );
         if (groups.length > 0) await admin.deleteGroups(groups.map((g) => g.groupId)).catch(() => undefined);
       } finally {
         await admin.disconnect();
       }
-      const ch = createClient({ url: config.clickhouse.url, username: config.clickhouse.username, password: config.clickhouse.password, compression: { request: false, response: false } });
-      await ch.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }).catch(() => undefined);
+      const ch = createClient({
+        url: config.clickhouse.url,
+        username: config.clickhouse.username,
+        password: config.clickhouse.password,
+        compression: { request: false, response: false },
+      });
+      await ch
+        .command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` })
+        .catch(() => undefined);
       await ch.close();
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     },
