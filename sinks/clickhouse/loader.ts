@@ -11,6 +11,7 @@
  * buffer is over its limit, or while the registry cannot resolve a schema, the family's topics
  * are paused; the kafkajs loop keeps heartbeating, so the group stays stable during an outage.
  */
+import { sinkMetrics } from '../../lib/metrics.js';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { errorMessage, isMeterflowError, isRetriable, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -467,6 +468,7 @@ export class FamilyLoader {
           throw new DrainTimeout(err.message);
         const delay = backoffDelay(this.policy(), n);
         const lvl = n === 1 || n % 10 === 0 ? 'warn' : 'debug';
+        sinkMetrics.insertErrors.inc({ table: this.deps.family });
         this.log[lvl](
           {
             event: SINK_EVENTS.insertRetry,
@@ -507,6 +509,7 @@ export class FamilyLoader {
     let rows = 0;
     for (const [table, refs] of byTable) {
       if (refs.length === 0) continue;
+      const insertStarted = process.hrtime.bigint();
       const outcome = await insertWithBisect(
         this.deps.insert,
         `${db}.${table}`,
@@ -520,6 +523,8 @@ export class FamilyLoader {
       );
       this.stats.inserts += outcome.inserts;
       rows += refs.length - outcome.rejected.length;
+      sinkMetrics.rowsInserted.inc({ table }, refs.length - outcome.rejected.length);
+      sinkMetrics.insertSeconds.observe({ table }, Number(process.hrtime.bigint() - insertStarted) / 1e9);
       const perInterval = table === 'usage_intervals';
       for (const r of outcome.rejected) {
         const line = r.ref.entry.rows.find((x) => x.index === r.ref.index)?.line;
