@@ -4,6 +4,7 @@
  * size limit enforced while streaming, and same-origin redirects only. Every error is a
  * MeterflowError naming connection, endpoint, page and a URL without credentials.
  */
+import { pollMetrics } from '../../lib/metrics.js';
 import { Agent, request, type Dispatcher } from 'undici';
 import { errorMessage, MeterflowError, type ErrorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -12,7 +13,14 @@ import { createAuthenticator, maxReauths, providerErrorPhrase, type Authenticato
 import { acceptHeader, parseBody, type BodyFormat } from './body.js';
 import { defaultSleep, RequestBudget } from './budget.js';
 import { HTTP_DEFAULTS, type HttpLimits } from './defaults.js';
-import { backoffDelay, classify, DEFAULT_ERROR_POLICY, parseRetryAfter, type PolicyRule, type TransportFailure } from './policy.js';
+import {
+  backoffDelay,
+  classify,
+  DEFAULT_ERROR_POLICY,
+  parseRetryAfter,
+  type PolicyRule,
+  type TransportFailure,
+} from './policy.js';
 import type { Env } from './secrets.js';
 import { joinUrl, redactUrl, sameOrigin, withQuery } from './url.js';
 
@@ -78,10 +86,17 @@ export interface HttpClientOptions {
   /** Called with every response's headers (e.g. to read a provider's remaining-calls header). */
   onResponse?: (res: { status: number; headers: Record<string, string> }, budget: RequestBudget) => void;
   /** Overrides of HTTP_DEFAULTS not present in connection.http. */
-  limits?: Partial<Pick<HttpLimits, 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'connectTimeoutMs'>>;
+  limits?: Partial<
+    Pick<HttpLimits, 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'connectTimeoutMs'>
+  >;
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 
 function transportFailure(err: unknown): TransportFailure {
   const code = (err as { code?: string }).code ?? '';
@@ -90,7 +105,8 @@ function transportFailure(err: unknown): TransportFailure {
 
 function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(h))
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 
@@ -159,20 +175,30 @@ export class HttpClient {
     return withQuery(u, query);
   }
 
-  private fail(code: ErrorCode, what: string, spec: RequestSpec, url: URL, extra: { status?: number; retriable?: boolean; cause?: unknown } = {}): MeterflowError {
+  private fail(
+    code: ErrorCode,
+    what: string,
+    spec: RequestSpec,
+    url: URL,
+    extra: { status?: number; retriable?: boolean; cause?: unknown } = {},
+  ): MeterflowError {
     const shown = this.redact(url);
     const page = spec.page !== undefined ? `, page ${spec.page}` : '';
-    return new MeterflowError(code, `connection ${this.connectionId}, endpoint ${spec.endpoint}${page}: ${what} (${spec.method ?? 'GET'} ${shown})`, {
-      cause: extra.cause,
-      retriable: extra.retriable ?? false,
-      context: {
-        connection: this.connectionId,
-        endpoint: spec.endpoint,
-        page: spec.page,
-        url: shown,
-        ...(extra.status !== undefined ? { status: extra.status } : {}),
+    return new MeterflowError(
+      code,
+      `connection ${this.connectionId}, endpoint ${spec.endpoint}${page}: ${what} (${spec.method ?? 'GET'} ${shown})`,
+      {
+        cause: extra.cause,
+        retriable: extra.retriable ?? false,
+        context: {
+          connection: this.connectionId,
+          endpoint: spec.endpoint,
+          page: spec.page,
+          url: shown,
+          ...(extra.status !== undefined ? { status: extra.status } : {}),
+        },
       },
-    });
+    );
   }
 
   /** Sends a request through budget, auth and the error policy; returns the successful response. */
@@ -187,7 +213,11 @@ export class HttpClient {
     for (;;) {
       spec.signal?.throwIfAborted();
       await this.budget.acquire({ endpoint: spec.endpoint, page: spec.page }, spec.signal);
-      const headers: Record<string, string> = { accept: acceptHeader(format), ...lower(this.opts.defaultHeaders), ...lower(spec.headers) };
+      const headers: Record<string, string> = {
+        accept: acceptHeader(format),
+        ...lower(this.opts.defaultHeaders),
+        ...lower(spec.headers),
+      };
       let body: string | undefined;
       if (spec.json !== undefined && method !== 'GET') {
         body = JSON.stringify(spec.json);
@@ -204,7 +234,13 @@ export class HttpClient {
       let resHeaders: Record<string, string>;
       let text: string;
       try {
-        const res = await request(target.url, { method, headers: target.headers, body, dispatcher: this.dispatcher, signal: spec.signal });
+        const res = await request(target.url, {
+          method,
+          headers: target.headers,
+          body,
+          dispatcher: this.dispatcher,
+          signal: spec.signal,
+        });
         status = res.statusCode;
         resHeaders = flattenHeaders(res.headers);
         text = await this.readLimited(res.body, resHeaders, spec, url, status);
@@ -214,76 +250,197 @@ export class HttpClient {
         const failure = transportFailure(err);
         const rule = classify({ failure }, this.policy);
         if (rule.action === 'retry' && attempt < this.limits.maxRetries) {
-          const delay = backoffDelay(attempt, { baseMs: this.limits.backoffBaseMs, maxMs: this.limits.backoffMaxMs, random: this.opts.random });
-          this.opts.log?.warn({ event: 'http.retry', connection: this.connectionId, endpoint: spec.endpoint, page: spec.page, failure, attempt, delayMs: delay, url: this.redact(url) }, `${failure} error, retrying`);
+          const delay = backoffDelay(attempt, {
+            baseMs: this.limits.backoffBaseMs,
+            maxMs: this.limits.backoffMaxMs,
+            random: this.opts.random,
+          });
+          this.opts.log?.warn(
+            {
+              event: 'http.retry',
+              connection: this.connectionId,
+              endpoint: spec.endpoint,
+              page: spec.page,
+              failure,
+              attempt,
+              delayMs: delay,
+              url: this.redact(url),
+            },
+            `${failure} error, retrying`,
+          );
           attempt++;
           this.stats.retries++;
+          pollMetrics.retries.inc({ connection: this.connectionId, reason: failure });
           await this.sleep(delay, spec.signal);
           continue;
         }
-        throw this.fail(rule.code, `${failure === 'timeout' ? 'no answer in time' : 'request failed'}: ${errorMessage(err)}${attempt > 0 ? ` after ${attempt} retries` : ''}`, spec, url, {
-          retriable: true,
-          cause: err,
-        });
+        throw this.fail(
+          rule.code,
+          `${failure === 'timeout' ? 'no answer in time' : 'request failed'}: ${errorMessage(err)}${attempt > 0 ? ` after ${attempt} retries` : ''}`,
+          spec,
+          url,
+          {
+            retriable: true,
+            cause: err,
+          },
+        );
       }
       this.opts.onResponse?.({ status, headers: resHeaders }, this.budget);
-      this.opts.log?.debug({ event: 'http.response', connection: this.connectionId, endpoint: spec.endpoint, page: spec.page, status, ms: this.now() - started, url: this.redact(url) }, 'response');
+      pollMetrics.requests.inc({
+        connection: this.connectionId,
+        endpoint: spec.endpoint,
+        status: String(status),
+      });
+      const left = this.budget.remainingToday();
+      if (Number.isFinite(left))
+        pollMetrics.budgetLeft.set({ connection: this.connectionId, window: 'day' }, left);
+      this.opts.log?.debug(
+        {
+          event: 'http.response',
+          connection: this.connectionId,
+          endpoint: spec.endpoint,
+          page: spec.page,
+          status,
+          ms: this.now() - started,
+          url: this.redact(url),
+        },
+        'response',
+      );
 
       if (status >= 300 && status < 400 && resHeaders.location) {
         const next = new URL(resHeaders.location, url);
         if (!sameOrigin(next, this.baseUrl)) {
-          throw this.fail('POLL_FOREIGN_ORIGIN', `redirect to another origin ${next.origin} refused`, spec, url, { status });
+          throw this.fail(
+            'POLL_FOREIGN_ORIGIN',
+            `redirect to another origin ${next.origin} refused`,
+            spec,
+            url,
+            { status },
+          );
         }
-        if (++redirects > this.limits.maxRedirects) throw this.fail('POLL_HTTP_STATUS', `more than ${this.limits.maxRedirects} redirects`, spec, url, { status });
+        if (++redirects > this.limits.maxRedirects)
+          throw this.fail('POLL_HTTP_STATUS', `more than ${this.limits.maxRedirects} redirects`, spec, url, {
+            status,
+          });
         if (status === 303) method = 'GET';
         url = next;
         continue;
       }
 
       if (spec.acceptStatus?.(status) || (status >= 200 && status < 300)) {
-        return { status, headers: resHeaders, text, contentType: resHeaders['content-type'] ?? '', url: this.redact(url), endpoint: spec.endpoint, page: spec.page, receivedAt: this.now(), format };
+        return {
+          status,
+          headers: resHeaders,
+          text,
+          contentType: resHeaders['content-type'] ?? '',
+          url: this.redact(url),
+          endpoint: spec.endpoint,
+          page: spec.page,
+          receivedAt: this.now(),
+          format,
+        };
       }
       const rule = classify({ status }, this.policy);
       const phrase = providerErrorPhrase(text);
       const statusText = `status ${status}${phrase ? ` (${phrase})` : ''}`;
       switch (rule.action) {
         case 'success':
-          return { status, headers: resHeaders, text, contentType: resHeaders['content-type'] ?? '', url: this.redact(url), endpoint: spec.endpoint, page: spec.page, receivedAt: this.now(), format };
+          return {
+            status,
+            headers: resHeaders,
+            text,
+            contentType: resHeaders['content-type'] ?? '',
+            url: this.redact(url),
+            endpoint: spec.endpoint,
+            page: spec.page,
+            receivedAt: this.now(),
+            format,
+          };
         case 'reauth':
           if (spec.auth !== false && reauths < this.maxReauth && (await this.auth.onUnauthorized())) {
             reauths++;
             this.stats.reauths++;
-            this.opts.log?.info({ event: 'http.reauth', connection: this.connectionId, endpoint: spec.endpoint }, 'credentials rejected, re-authenticating');
+            this.opts.log?.info(
+              { event: 'http.reauth', connection: this.connectionId, endpoint: spec.endpoint },
+              'credentials rejected, re-authenticating',
+            );
             continue;
           }
           throw this.fail('POLL_AUTH', `credentials rejected: ${statusText}`, spec, url, { status });
         case 'rateLimited': {
           const ra = parseRetryAfter(resHeaders['retry-after'], this.now());
           if (ra !== undefined && ra > this.limits.retryAfterMaxMs) {
-            throw this.fail('POLL_HTTP_STATUS', `rate limited with Retry-After ${Math.round(ra / 1000)} s, longer than ${this.limits.retryAfterMaxMs / 1000} s`, spec, url, { status, retriable: true });
+            throw this.fail(
+              'POLL_HTTP_STATUS',
+              `rate limited with Retry-After ${Math.round(ra / 1000)} s, longer than ${this.limits.retryAfterMaxMs / 1000} s`,
+              spec,
+              url,
+              { status, retriable: true },
+            );
           }
-          const delay = ra ?? backoffDelay(attempt, { baseMs: this.limits.backoffBaseMs, maxMs: this.limits.backoffMaxMs, random: this.opts.random });
+          const delay =
+            ra ??
+            backoffDelay(attempt, {
+              baseMs: this.limits.backoffBaseMs,
+              maxMs: this.limits.backoffMaxMs,
+              random: this.opts.random,
+            });
           if (rateWait + delay > this.limits.rateLimitMaxWaitMs) {
-            throw this.fail('POLL_HTTP_STATUS', `still rate limited after waiting ${Math.round(rateWait / 1000)} s`, spec, url, { status, retriable: true });
+            throw this.fail(
+              'POLL_HTTP_STATUS',
+              `still rate limited after waiting ${Math.round(rateWait / 1000)} s`,
+              spec,
+              url,
+              { status, retriable: true },
+            );
           }
           rateWait += delay;
           if (ra === undefined) attempt++;
           this.stats.retries++;
           this.stats.rateLimited++;
-          this.opts.log?.warn({ event: 'http.rate_limited', connection: this.connectionId, endpoint: spec.endpoint, page: spec.page, delayMs: delay }, 'rate limited, waiting');
+          pollMetrics.retries.inc({ connection: this.connectionId, reason: 'rate_limited' });
+          this.opts.log?.warn(
+            {
+              event: 'http.rate_limited',
+              connection: this.connectionId,
+              endpoint: spec.endpoint,
+              page: spec.page,
+              delayMs: delay,
+            },
+            'rate limited, waiting',
+          );
           await this.sleep(delay, spec.signal);
           continue;
         }
         case 'retry':
           if (attempt < this.limits.maxRetries) {
-            const delay = backoffDelay(attempt, { baseMs: this.limits.backoffBaseMs, maxMs: this.limits.backoffMaxMs, random: this.opts.random });
-            this.opts.log?.warn({ event: 'http.retry', connection: this.connectionId, endpoint: spec.endpoint, page: spec.page, status, attempt, delayMs: delay }, `status ${status}, retrying`);
+            const delay = backoffDelay(attempt, {
+              baseMs: this.limits.backoffBaseMs,
+              maxMs: this.limits.backoffMaxMs,
+              random: this.opts.random,
+            });
+            this.opts.log?.warn(
+              {
+                event: 'http.retry',
+                connection: this.connectionId,
+                endpoint: spec.endpoint,
+                page: spec.page,
+                status,
+                attempt,
+                delayMs: delay,
+              },
+              `status ${status}, retrying`,
+            );
             attempt++;
             this.stats.retries++;
+            pollMetrics.retries.inc({ connection: this.connectionId, reason: `status_${status}` });
             await this.sleep(delay, spec.signal);
             continue;
           }
-          throw this.fail(rule.code, `${statusText} after ${attempt} retries`, spec, url, { status, retriable: true });
+          throw this.fail(rule.code, `${statusText} after ${attempt} retries`, spec, url, {
+            status,
+            retriable: true,
+          });
         case 'fail':
           throw this.fail(rule.code, statusText, spec, url, { status });
       }
@@ -293,16 +450,33 @@ export class HttpClient {
   /** Sends and parses the body in the expected format. */
   async fetch(spec: RequestSpec): Promise<{ res: HttpResponse; body: unknown }> {
     const res = await this.send(spec);
-    const body = parseBody(res.format, res.contentType, res.text, { connection: this.connectionId, endpoint: spec.endpoint, url: res.url, page: spec.page });
+    const body = parseBody(res.format, res.contentType, res.text, {
+      connection: this.connectionId,
+      endpoint: spec.endpoint,
+      url: res.url,
+      page: spec.page,
+    });
     return { res, body };
   }
 
-  private async readLimited(body: Dispatcher.ResponseData['body'], headers: Record<string, string>, spec: RequestSpec, url: URL, status: number): Promise<string> {
+  private async readLimited(
+    body: Dispatcher.ResponseData['body'],
+    headers: Record<string, string>,
+    spec: RequestSpec,
+    url: URL,
+    status: number,
+  ): Promise<string> {
     const max = this.limits.maxResponseBytes;
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > max) {
       body.destroy();
-      throw this.fail('POLL_RESPONSE_TOO_LARGE', `response of ${declared} bytes exceeds the limit of ${max} bytes`, spec, url, { status });
+      throw this.fail(
+        'POLL_RESPONSE_TOO_LARGE',
+        `response of ${declared} bytes exceeds the limit of ${max} bytes`,
+        spec,
+        url,
+        { status },
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -311,7 +485,9 @@ export class HttpClient {
       size += b.length;
       if (size > max) {
         body.destroy();
-        throw this.fail('POLL_RESPONSE_TOO_LARGE', `response exceeds the limit of ${max} bytes`, spec, url, { status });
+        throw this.fail('POLL_RESPONSE_TOO_LARGE', `response exceeds the limit of ${max} bytes`, spec, url, {
+          status,
+        });
       }
       chunks.push(b);
     }

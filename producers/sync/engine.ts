@@ -4,6 +4,7 @@
  * chunk, each chunk's envelopes and the new watermark committed in ONE Kafka transaction, so a
  * crash resumes exactly after the last emitted chunk. A sync-run record marks start and end.
  */
+import { pollMetrics } from '../../lib/metrics.js';
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
@@ -11,9 +12,16 @@ import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors
 import type { Logger } from '../../lib/log.js';
 import type { AvroRegistry } from '../../lib/registry.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
-import type { SyncRun, SyncState } from '../../schemas/records.js';
+import type { RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
 import { createConnector } from '../connectors/index.js';
-import { asPollError, envelope, type ConnectorContext, type MeterRef, type UsageChunk, type UsageStream } from '../connectors/types.js';
+import {
+  asPollError,
+  envelope,
+  type ConnectorContext,
+  type MeterRef,
+  type UsageChunk,
+  type UsageStream,
+} from '../connectors/types.js';
 import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
 import { HttpClient } from '../http/client.js';
 import { RequestBudget } from '../http/budget.js';
@@ -43,7 +51,9 @@ export interface SyncDeps {
   /** Observer of named sync events. */
   onEvent?: (e: SyncEvent) => void;
   /** Options for the HTTP core (tests inject fast backoff through `sleep`/`random`). */
-  http?: Partial<Pick<import('../http/client.js').HttpClientOptions, 'sleep' | 'random' | 'limits' | 'dispatcher'>>;
+  http?: Partial<
+    Pick<import('../http/client.js').HttpClientOptions, 'sleep' | 'random' | 'limits' | 'dispatcher'>
+  >;
 }
 
 export type SyncMode = 'incremental' | 'backfill' | 'entities';
@@ -69,13 +79,21 @@ function parseBound(s: string | undefined, name: string, connectionId: string): 
   if (s === undefined) return undefined;
   const t = parseInstant(s);
   if (Number.isNaN(t)) {
-    throw new MeterflowError('CFG_INVALID', `connection ${connectionId}: ${name} "${s}" is not YYYY-MM-DD or an ISO 8601 instant`, { context: { connection: connectionId, field: name } });
+    throw new MeterflowError(
+      'CFG_INVALID',
+      `connection ${connectionId}: ${name} "${s}" is not YYYY-MM-DD or an ISO 8601 instant`,
+      { context: { connection: connectionId, field: name } },
+    );
   }
   return t;
 }
 
 /** Runs one sync of one connection; resolves with the final sync-run record (never rejects for provider errors). */
-export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts: SyncOptions): Promise<SyncRun> {
+export async function runSync(
+  connection: ConnectionConfig,
+  deps: SyncDeps,
+  opts: SyncOptions,
+): Promise<SyncRun> {
   const now = deps.now ?? Date.now;
   const startedAt = now();
   const runId = opts.runId ?? newRunId(connection.id, startedAt);
@@ -93,7 +111,9 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
   const rangeFrom = parseBound(opts.from, 'from', connection.id);
   const rangeTo = parseBound(opts.to, 'to', connection.id);
   if (opts.mode === 'backfill' && rangeFrom === undefined) {
-    throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: a backfill needs a "from"`, { context: { connection: connection.id, field: 'from' } });
+    throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: a backfill needs a "from"`, {
+      context: { connection: connection.id, field: 'from' },
+    });
   }
 
   const run: SyncRun = {
@@ -163,10 +183,13 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
     deps.stateCache?.set(connection.id, state);
     emit(SYNC_EVENTS.stateLoaded, { scopes: state.size });
     const ctx: ConnectorContext = { connection, http, log, runId, signal, now };
+    // The meters of this snapshot, attached to their usage chunks (see attachMeter).
+    const meterEnvelopes = new Map<string, RawEnvelope>();
 
     // 1. Entity snapshot.
     const snap = await connector.snapshot(ctx, async (envs) => {
       signal.throwIfAborted();
+      for (const e of envs) if (e.entity_kind === 'meter') meterEnvelopes.set(e.external_id, e);
       await writer.entities(envs);
       run.entities += envs.length;
       emit(SYNC_EVENTS.entitiesEmitted, { count: envs.length });
@@ -178,12 +201,26 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
         kind: 'snapshot_complete',
         format: 'snapshot_complete',
         externalId: '*',
-        res: { url: http.redact(http.baseUrl), page: undefined, receivedAt: now(), contentType: 'application/json' },
+        res: {
+          url: http.redact(http.baseUrl),
+          page: undefined,
+          receivedAt: now(),
+          contentType: 'application/json',
+        },
         payload: JSON.stringify({ kinds: ['asset', 'meter'] }),
         meta: { meters: String(snap.meters.length) },
       });
       const partitions = await writer.snapshotComplete(marker);
-      await writer.states([{ connection_id: connection.id, scope: SNAPSHOT_SCOPE, watermark: new Date(now()).toISOString(), checkpoint: JSON.stringify({ meters: snap.meters.length }), sync_run_id: runId, updated_at: now() }]);
+      await writer.states([
+        {
+          connection_id: connection.id,
+          scope: SNAPSHOT_SCOPE,
+          watermark: new Date(now()).toISOString(),
+          checkpoint: JSON.stringify({ meters: snap.meters.length }),
+          sync_run_id: runId,
+          updated_at: now(),
+        },
+      ]);
       run.snapshot_complete = true;
       emit(SYNC_EVENTS.snapshotComplete, { partitions, meters: snap.meters.length });
     } else {
@@ -200,12 +237,33 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
       }
       for (const stream of connector.usageStreams()) {
         if (signal.aborted) break;
-        await syncStream({ connection, deps, ctx, writer, state, stream, meters, opts, rangeFrom, rangeTo, run, record, emit });
+        await syncStream({
+          connection,
+          deps,
+          ctx,
+          writer,
+          state,
+          stream,
+          meters,
+          opts,
+          rangeFrom,
+          rangeTo,
+          run,
+          record,
+          emit,
+          meterEnvelopes,
+        });
       }
     }
   } catch (e) {
     fatal = true;
-    record(signal.aborted ? new MeterflowError('POLL_HTTP_NETWORK', `run aborted: ${errorMessage(signal.reason ?? e)}`, { cause: e }) : e);
+    record(
+      signal.aborted
+        ? new MeterflowError('POLL_HTTP_NETWORK', `run aborted: ${errorMessage(signal.reason ?? e)}`, {
+            cause: e,
+          })
+        : e,
+    );
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     run.requests = http.stats.requests;
@@ -219,12 +277,35 @@ export async function runSync(connection: ConnectionConfig, deps: SyncDeps, opts
     try {
       await writer.run({ ...run });
     } catch (e) {
-      log.error({ event: 'sync.run.record_failed', err: errorMessage(e) }, 'could not write the final sync-run record');
+      log.error(
+        { event: 'sync.run.record_failed', err: errorMessage(e) },
+        'could not write the final sync-run record',
+      );
     }
     await writer.close();
     await http.close();
-    emit(SYNC_EVENTS.runFinished, { status: run.status, requests: run.requests, retries: run.retries, chunks: run.usage_chunks, entities: run.entities, ms: run.finished_at - startedAt });
-    log.info({ event: SYNC_EVENTS.runFinished, status: run.status, entities: run.entities, chunks: run.usage_chunks, requests: run.requests, retries: run.retries, errors: run.errors, ms: run.finished_at - startedAt }, `sync ${run.status}`);
+    pollMetrics.syncRuns.inc({ connection: connection.id, status: run.status });
+    emit(SYNC_EVENTS.runFinished, {
+      status: run.status,
+      requests: run.requests,
+      retries: run.retries,
+      chunks: run.usage_chunks,
+      entities: run.entities,
+      ms: run.finished_at - startedAt,
+    });
+    log.info(
+      {
+        event: SYNC_EVENTS.runFinished,
+        status: run.status,
+        entities: run.entities,
+        chunks: run.usage_chunks,
+        requests: run.requests,
+        retries: run.retries,
+        errors: run.errors,
+        ms: run.finished_at - startedAt,
+      },
+      `sync ${run.status}`,
+    );
   }
   return run;
 }
@@ -243,6 +324,21 @@ interface StreamArgs {
   run: SyncRun;
   record: (e: unknown) => void;
   emit: (name: SyncEventName, data?: Record<string, unknown>) => void;
+  meterEnvelopes: Map<string, RawEnvelope>;
+}
+
+/**
+ * A usage chunk carries the meter as this run saw it (format, payload and the meter's own meta,
+ * such as EnerKey's quantity and facility zone). Meter and usage travel through different topics
+ * and stages; with the meter attached, the usage stage never has to guess whether a meter it does
+ * not know yet is unknown or merely still on its way.
+ */
+export function attachMeter(usage: RawEnvelope, meter: RawEnvelope | undefined): RawEnvelope {
+  if (!meter || usage.entity_kind !== 'usage' || usage.meta.meter_payload !== undefined) return usage;
+  return {
+    ...usage,
+    meta: { ...meter.meta, ...usage.meta, meter_format: meter.format, meter_payload: meter.payload },
+  };
 }
 
 /** Usage of one stream: meters grouped by start into batches, batches in parallel, chunks in order. */
@@ -251,7 +347,9 @@ async function syncStream(a: StreamArgs): Promise<void> {
   const now = ctx.now();
   const end = a.rangeTo ?? now;
   const lookback = connection.sync.lookbackHours * 3_600_000;
-  const defaultStart = connection.usageStart ? parseInstant(connection.usageStart) : Math.floor((now - connection.sync.historyDays * DAY_MS) / DAY_MS) * DAY_MS;
+  const defaultStart = connection.usageStart
+    ? parseInstant(connection.usageStart)
+    : Math.floor((now - connection.sync.historyDays * DAY_MS) / DAY_MS) * DAY_MS;
   const scope = (m: MeterRef): string => `${stream.scopePrefix}:${m.externalId}`;
 
   // Plan: start per meter.
@@ -269,7 +367,8 @@ async function syncStream(a: StreamArgs): Promise<void> {
   }
   const batches: { start: number; meters: MeterRef[] }[] = [];
   for (const [start, ms] of [...byStart.entries()].sort((x, y) => x[0] - y[0])) {
-    for (let i = 0; i < ms.length; i += stream.batchSize) batches.push({ start, meters: ms.slice(i, i + stream.batchSize) });
+    for (let i = 0; i < ms.length; i += stream.batchSize)
+      batches.push({ start, meters: ms.slice(i, i + stream.batchSize) });
   }
 
   let stopAll = false;
@@ -283,13 +382,21 @@ async function syncStream(a: StreamArgs): Promise<void> {
         const range: TimeRange = chunks[i]!;
         let envs: UsageChunk;
         try {
-          envs = await stream.fetch(ctx, batch.meters, range, i);
+          envs = (await stream.fetch(ctx, batch.meters, range, i)).map((e) =>
+            attachMeter(e, a.meterEnvelopes.get(e.external_id)),
+          );
         } catch (e) {
           if (ctx.signal.aborted) return;
           a.record(e);
-          a.emit(SYNC_EVENTS.batchFailed, { stream: stream.id, meters: batch.meters.length, chunk: i, code: isMeterflowError(e) ? e.code : undefined });
+          a.emit(SYNC_EVENTS.batchFailed, {
+            stream: stream.id,
+            meters: batch.meters.length,
+            chunk: i,
+            code: isMeterflowError(e) ? e.code : undefined,
+          });
           // Without this chunk the watermark cannot move on: the batch stops here.
-          if (isMeterflowError(e) && (e.code === 'POLL_BUDGET_EXHAUSTED' || e.code === 'POLL_AUTH')) stopAll = true;
+          if (isMeterflowError(e) && (e.code === 'POLL_BUDGET_EXHAUSTED' || e.code === 'POLL_AUTH'))
+            stopAll = true;
           return;
         }
         const t = ctx.now();

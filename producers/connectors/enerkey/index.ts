@@ -13,11 +13,24 @@ import { paginate } from '../../http/pagination.js';
 import { getArray } from '../../http/paths.js';
 import { parseRetryAfter } from '../../http/policy.js';
 import { floorTo, HOUR_MS, parseOptions, utcMonthStart } from '../options.js';
-import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import {
+  asPollError,
+  envelope,
+  rangeMeta,
+  type Connector,
+  type ConnectorContext,
+  type EmitEntities,
+  type EntitySnapshot,
+  type MeterRef,
+  type UsageChunk,
+  type UsageStream,
+  usageChunk,
+} from '../types.js';
 import { enerkeyOptionsSchema, type EnerKeyOptions } from './options.js';
 
 /** A number or non-empty string as a string. */
-const scalar = (v: unknown): string | undefined => (typeof v === 'number' || (typeof v === 'string' && v !== '') ? String(v) : undefined);
+const scalar = (v: unknown): string | undefined =>
+  typeof v === 'number' || (typeof v === 'string' && v !== '') ? String(v) : undefined;
 
 const idOf = (v: unknown): string | undefined => {
   const id = v && typeof v === 'object' ? (v as { id?: unknown }).id : undefined;
@@ -58,7 +71,11 @@ export class EnerKeyConnector implements Connector {
     // Quantities: reference data, and the meters' type and unit.
     const quantities = new Map<string, string>();
     try {
-      const { res, body } = await ctx.http.fetch({ url: '/api/v1/quantities', endpoint: 'quantities', signal: ctx.signal });
+      const { res, body } = await ctx.http.fetch({
+        url: '/api/v1/quantities',
+        endpoint: 'quantities',
+        signal: ctx.signal,
+      });
       const items = getArray(body, '') ?? [];
       const out: RawEnvelope[] = [];
       for (const q of items) {
@@ -66,7 +83,15 @@ export class EnerKeyConnector implements Connector {
         if (id === undefined) continue;
         const { name, unit } = q as { name?: unknown; unit?: unknown };
         quantities.set(id, JSON.stringify({ id: (q as { id: unknown }).id, name, unit }));
-        out.push(envelope(ctx, { kind: 'reference', format: 'enerkey.quantity', externalId: id, res, payload: JSON.stringify(q) }));
+        out.push(
+          envelope(ctx, {
+            kind: 'reference',
+            format: 'enerkey.quantity',
+            externalId: id,
+            res,
+            payload: JSON.stringify(q),
+          }),
+        );
       }
       if (out.length) await emit(out);
     } catch (e) {
@@ -90,7 +115,15 @@ export class EnerKeyConnector implements Connector {
           if (id === undefined || facilities.has(id)) continue;
           const tz = (f as { timeZone?: unknown }).timeZone;
           facilities.set(id, typeof tz === 'string' ? { timeZone: tz } : {});
-          out.push(envelope(ctx, { kind: 'asset', format: 'enerkey.facility', externalId: id, res: page.res, payload: JSON.stringify(f) }));
+          out.push(
+            envelope(ctx, {
+              kind: 'asset',
+              format: 'enerkey.facility',
+              externalId: id,
+              res: page.res,
+              payload: JSON.stringify(f),
+            }),
+          );
         }
         if (out.length) await emit(out);
       }
@@ -104,9 +137,20 @@ export class EnerKeyConnector implements Connector {
     for (let i = 0; i < ids.length; i += this.options.facilitiesPerMeterRequest) {
       const group = ids.slice(i, i + this.options.facilitiesPerMeterRequest);
       try {
-        const { res, body } = await ctx.http.fetch({ url: '/api/v1/meters', query: { facilityId: group.join(',') }, endpoint: 'meters.list', page: String(i / this.options.facilitiesPerMeterRequest), signal: ctx.signal });
+        const { res, body } = await ctx.http.fetch({
+          url: '/api/v1/meters',
+          query: { facilityId: group.join(',') },
+          endpoint: 'meters.list',
+          page: String(i / this.options.facilitiesPerMeterRequest),
+          signal: ctx.signal,
+        });
         const items = getArray(body, '');
-        if (items === undefined) throw new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${ctx.connection.id}, endpoint meters.list: the body is not an array (${res.url})`, { context: { connection: ctx.connection.id, endpoint: 'meters.list', url: res.url } });
+        if (items === undefined)
+          throw new MeterflowError(
+            'POLL_RESPONSE_SCHEMA',
+            `connection ${ctx.connection.id}, endpoint meters.list: the body is not an array (${res.url})`,
+            { context: { connection: ctx.connection.id, endpoint: 'meters.list', url: res.url } },
+          );
         const out: RawEnvelope[] = [];
         for (const m of items) {
           const id = idOf(m);
@@ -115,8 +159,22 @@ export class EnerKeyConnector implements Connector {
           const qid = scalar(quantityId);
           const quantity = qid === undefined ? undefined : quantities.get(qid);
           const fid = scalar(facilityId) ?? '';
-          meters.set(id, { externalId: id, data: { facilityId: fid, timeZone: facilities.get(fid)?.timeZone } });
-          out.push(envelope(ctx, { kind: 'meter', format: 'enerkey.meter', externalId: id, res, payload: JSON.stringify(m), meta: { quantity } }));
+          meters.set(id, {
+            externalId: id,
+            data: { facilityId: fid, timeZone: facilities.get(fid)?.timeZone },
+          });
+          // The facility's zone travels with the meter: monthly values are local months.
+          const timeZone = facilities.get(fid)?.timeZone;
+          out.push(
+            envelope(ctx, {
+              kind: 'meter',
+              format: 'enerkey.meter',
+              externalId: id,
+              res,
+              payload: JSON.stringify(m),
+              meta: { quantity, time_zone: timeZone },
+            }),
+          );
         }
         if (out.length) await emit(out);
       } catch (e) {
@@ -135,7 +193,12 @@ export class EnerKeyConnector implements Connector {
       maxRangeDays: hourly ? this.options.hourlyMaxRangeDays : this.options.monthlyMaxRangeDays,
       // Hourly: whole hours; monthly: the current month is re-read until it is over.
       settle: (to, now) => (hourly ? Math.min(to, floorTo(now, HOUR_MS)) : Math.min(to, utcMonthStart(now))),
-      fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
+      fetch: async (
+        ctx: ConnectorContext,
+        meters: MeterRef[],
+        range: TimeRange,
+        chunk: number,
+      ): Promise<UsageChunk> => {
         const { res, body } = await ctx.http.fetch({
           url: `/api/v1/values/${kind}`,
           query: {
@@ -150,9 +213,18 @@ export class EnerKeyConnector implements Connector {
         const b = body as { from?: unknown; to?: unknown; resolution?: unknown; meters?: unknown };
         const entries = getArray(b, 'meters');
         if (entries === undefined || typeof b !== 'object' || b === null) {
-          throw new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${ctx.connection.id}, endpoint values.${kind}, chunk ${chunk}: no "meters" array (${res.url})`, {
-            context: { connection: ctx.connection.id, endpoint: `values.${kind}`, page: String(chunk), url: res.url },
-          });
+          throw new MeterflowError(
+            'POLL_RESPONSE_SCHEMA',
+            `connection ${ctx.connection.id}, endpoint values.${kind}, chunk ${chunk}: no "meters" array (${res.url})`,
+            {
+              context: {
+                connection: ctx.connection.id,
+                endpoint: `values.${kind}`,
+                page: String(chunk),
+                url: res.url,
+              },
+            },
+          );
         }
         const wanted = new Set(meters.map((m) => m.externalId));
         const out: RawEnvelope[] = [];
@@ -163,8 +235,22 @@ export class EnerKeyConnector implements Connector {
           const values = (entry as { values?: unknown }).values;
           items += Array.isArray(values) ? values.length : 0;
           // The response shape, holding only this meter's part.
-          const payload = JSON.stringify({ from: b.from, to: b.to, resolution: b.resolution, meters: [entry] });
-          out.push(envelope(ctx, { kind: 'usage', format: `enerkey.${kind}`, externalId: id, res, payload, meta: rangeMeta(range, chunk, id) }));
+          const payload = JSON.stringify({
+            from: b.from,
+            to: b.to,
+            resolution: b.resolution,
+            meters: [entry],
+          });
+          out.push(
+            envelope(ctx, {
+              kind: 'usage',
+              format: `enerkey.${kind}`,
+              externalId: id,
+              res,
+              payload,
+              meta: rangeMeta(range, chunk, id),
+            }),
+          );
         }
         return usageChunk(out, items);
       },
