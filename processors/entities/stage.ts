@@ -17,6 +17,7 @@ import { validateAsset, validateMeter } from '../validate/index.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
 import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
+import { PartitionStore } from '../runtime/partition-store.js';
 
 type EntityState =
   { kind: 'asset'; record: Asset; lastRun: string } | { kind: 'meter'; record: Meter; lastRun: string };
@@ -37,8 +38,7 @@ export class EntitiesStage implements Stage {
   private readonly metersTopic: string;
   private assetSerde!: Serde<Asset>;
   private meterSerde!: Serde<Meter>;
-  private readonly state = new Map<number, Map<string, EntityState>>();
-  private readonly dirty = new Map<number, Set<string>>();
+  private readonly state = new PartitionStore<EntityState>();
 
   constructor(private readonly deps: EntitiesStageDeps) {
     const prefix = deps.config.kafka.topicPrefix;
@@ -59,28 +59,16 @@ export class EntitiesStage implements Stage {
     this.meterSerde = await this.deps.registry.registerTopic(prefix, 'meters');
   }
 
-  private partitionState(partition: number): Map<string, EntityState> {
-    let s = this.state.get(partition);
-    if (!s) this.state.set(partition, (s = new Map<string, EntityState>()));
-    return s;
-  }
-
   restore(partition: number, key: string, value: Buffer | null): void {
-    const s = this.partitionState(partition);
-    if (value === null) s.delete(key);
-    else s.set(key, JSON.parse(value.toString('utf8')) as EntityState);
+    this.state.restore(partition, key, value);
   }
 
   drop(partition: number): void {
-    this.state.delete(partition);
-    this.dirty.delete(partition);
+    this.state.drop(partition);
   }
 
   private put(partition: number, key: string, entry: EntityState, out: Output): void {
-    this.partitionState(partition).set(key, entry);
-    let d = this.dirty.get(partition);
-    if (!d) this.dirty.set(partition, (d = new Set()));
-    d.add(key);
+    this.state.set(partition, key, entry);
     if (entry.kind === 'asset')
       out.send({ topic: this.assetsTopic, key, value: this.assetSerde.encode(entry.record) });
     else out.send({ topic: this.metersTopic, key, value: this.meterSerde.encode(entry.record) });
@@ -109,7 +97,7 @@ export class EntitiesStage implements Stage {
         detail: r.detail,
       });
     }
-    const s = this.partitionState(msg.partition);
+    const s = this.state.partition(msg.partition);
     for (const asset of result.assets) {
       const problems = validateAsset(asset);
       if (problems.length > 0) {
@@ -151,7 +139,7 @@ export class EntitiesStage implements Stage {
     } catch {
       // The marker's payload is optional detail; without it, both kinds were complete.
     }
-    for (const [key, entry] of this.partitionState(partition)) {
+    for (const [key, entry] of this.state.partition(partition)) {
       if (entry.record.connection_id !== env.connection_id || !kinds.includes(entry.kind)) continue;
       if (!entry.record.active || entry.lastRun === env.sync_run_id) continue;
       const record = { ...entry.record, active: false, sync_run_id: env.sync_run_id };
@@ -160,13 +148,6 @@ export class EntitiesStage implements Stage {
   }
 
   flush(partition: number, out: Output): void {
-    const d = this.dirty.get(partition);
-    if (!d) return;
-    const s = this.partitionState(partition);
-    for (const key of d) {
-      const entry = s.get(key);
-      out.changelog(partition, key, entry ? Buffer.from(JSON.stringify(entry)) : null);
-    }
-    this.dirty.delete(partition);
+    this.state.flush(partition, out);
   }
 }

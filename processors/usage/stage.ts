@@ -24,6 +24,7 @@ import type { InMessage, Output, Stage } from '../runtime/stage.js';
 import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { TopicTable } from '../runtime/topic-table.js';
+import { PartitionStore } from '../runtime/partition-store.js';
 
 /** The last register reading of a meter and the raw.usage offset that produced it. */
 interface ReadingState {
@@ -48,8 +49,7 @@ export class UsageStage implements Stage {
   private readonly usageTopic: string;
   private usageSerde!: Serde<UsageBatch>;
   private meters!: TopicTable<Meter>;
-  private readonly readings = new Map<number, Map<string, ReadingState>>();
-  private readonly dirty = new Map<number, Set<string>>();
+  private readonly readings = new PartitionStore<ReadingState>();
 
   constructor(private readonly deps: UsageStageDeps) {
     const prefix = deps.config.kafka.topicPrefix;
@@ -74,15 +74,11 @@ export class UsageStage implements Stage {
   }
 
   restore(partition: number, key: string, value: Buffer | null): void {
-    let s = this.readings.get(partition);
-    if (!s) this.readings.set(partition, (s = new Map<string, ReadingState>()));
-    if (value === null) s.delete(key);
-    else s.set(key, JSON.parse(value.toString('utf8')) as ReadingState);
+    this.readings.restore(partition, key, value);
   }
 
   drop(partition: number): void {
-    this.readings.delete(partition);
-    this.dirty.delete(partition);
+    this.readings.drop(partition);
   }
 
   /** The meter as the poller saw it when it fetched this chunk, if it attached one. */
@@ -143,9 +139,7 @@ export class UsageStage implements Stage {
 
     if (result.readings.length > 0) {
       const key = entityKey(connectionId, meter.external_id);
-      let s = this.readings.get(msg.partition);
-      if (!s) this.readings.set(msg.partition, (s = new Map<string, ReadingState>()));
-      const prev = s.get(key);
+      const prev = this.readings.get(msg.partition, key);
       const offset = Number(msg.offset);
       if (prev && offset <= prev.offset) return; // replayed chunk: its readings are already differenced
       const rollover =
@@ -158,11 +152,8 @@ export class UsageStage implements Stage {
         rollover === undefined ? {} : { rolloverValue: rollover },
       );
       for (const e of diff.events) out.reject(msg, { ...e, connectionId });
-      if (diff.last) s.set(key, { last: diff.last, offset });
-      else s.delete(key);
-      let d = this.dirty.get(msg.partition);
-      if (!d) this.dirty.set(msg.partition, (d = new Set()));
-      d.add(key);
+      if (diff.last) this.readings.set(msg.partition, key, { last: diff.last, offset });
+      else this.readings.delete(msg.partition, key);
       batch.intervals = [...batch.intervals, ...diff.intervals];
     }
 
@@ -183,14 +174,7 @@ export class UsageStage implements Stage {
   }
 
   flush(partition: number, out: Output): void {
-    const d = this.dirty.get(partition);
-    if (!d) return;
-    const s = this.readings.get(partition);
-    for (const key of d) {
-      const last = s?.get(key);
-      out.changelog(partition, key, last ? Buffer.from(JSON.stringify(last)) : null);
-    }
-    this.dirty.delete(partition);
+    this.readings.flush(partition, out);
   }
 
   async close(): Promise<void> {
