@@ -21,6 +21,7 @@ import {
   type MeterRef,
   type UsageChunk,
   type UsageStream,
+  usageChunk,
 } from '../connectors/types.js';
 import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
 import { HttpClient } from '../http/client.js';
@@ -382,8 +383,11 @@ async function syncStream(a: StreamArgs): Promise<void> {
         const range: TimeRange = chunks[i]!;
         let envs: UsageChunk;
         try {
-          envs = (await stream.fetch(ctx, batch.meters, range, i)).map((e) =>
-            attachMeter(e, a.meterEnvelopes.get(e.external_id)),
+          const fetched = await stream.fetch(ctx, batch.meters, range, i);
+          // A new array: keep the chunk's value count.
+          envs = usageChunk(
+            fetched.map((e) => attachMeter(e, a.meterEnvelopes.get(e.external_id))),
+            fetched.items ?? 0,
           );
         } catch (e) {
           if (ctx.signal.aborted) return;
