@@ -43,7 +43,11 @@ export interface Producers {
   runOnce(connectionId: string, range?: RunRange): Promise<SyncRun>;
 }
 
-export function createProducers(config: Config, connections: ConnectionConfig[], deps: ProducersDeps = {}): Producers {
+export function createProducers(
+  config: Config,
+  connections: ConnectionConfig[],
+  deps: ProducersDeps = {},
+): Producers {
   const byId = new Map(connections.map((c) => [c.id, c]));
   const budgets = new Map<string, RequestBudget>();
   const syncDeps: SyncDeps = {
@@ -72,12 +76,20 @@ export function createProducers(config: Config, connections: ConnectionConfig[],
       const c = byId.get(connectionId);
       if (!c) {
         return Promise.reject(
-          new MeterflowError('CFG_INVALID', `no connection "${connectionId}" (known: ${[...byId.keys()].join(', ') || 'none'})`, { context: { connection: connectionId } }),
+          new MeterflowError(
+            'CFG_INVALID',
+            `no connection "${connectionId}" (known: ${[...byId.keys()].join(', ') || 'none'})`,
+            { context: { connection: connectionId } },
+          ),
         );
       }
       const mode: SyncMode = range.mode ?? (range.from ? 'backfill' : 'incremental');
       try {
-        return guard.start(c, syncDeps, { mode, ...(range.from ? { from: range.from } : {}), ...(range.to ? { to: range.to } : {}) });
+        return guard.start(c, syncDeps, {
+          mode,
+          ...(range.from ? { from: range.from } : {}),
+          ...(range.to ? { to: range.to } : {}),
+        });
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }

@@ -37,7 +37,9 @@ export const authSchema = z.discriminatedUnion('type', [
             .strict(),
         )
         .min(1)
-        .describe('one or more keys (EnerKey issues two per profile for rotation); first valid one is used, the next on 401'),
+        .describe(
+          'one or more keys (EnerKey issues two per profile for rotation); first valid one is used, the next on 401',
+        ),
     })
     .strict(),
   z.object({ type: z.literal('basic'), usernameEnv: envName, passwordEnv: envName }).strict(),
@@ -103,25 +105,37 @@ export const paginationSchema = z.discriminatedUnion('type', [
       nextPath: z
         .string()
         .optional()
-        .describe('field path of the next cursor/token (or next URL) in the body; absent or empty = last page'),
+        .describe(
+          'field path of the next cursor/token (or next URL) in the body; absent or empty = last page',
+        ),
       nextHeader: z
         .string()
         .optional()
         .describe('response header carrying the next cursor instead (e.g. X-Next-Page-Token for CSV bodies)'),
     })
     .strict()
-    .refine((p) => p.nextPath !== undefined || p.nextHeader !== undefined, { message: 'cursor pagination needs nextPath or nextHeader' }),
-  z.object({ type: z.literal('link') }).strict().describe('RFC 8288 Link header with rel="next"'),
+    .refine((p) => p.nextPath !== undefined || p.nextHeader !== undefined, {
+      message: 'cursor pagination needs nextPath or nextHeader',
+    }),
+  z
+    .object({ type: z.literal('link') })
+    .strict()
+    .describe('RFC 8288 Link header with rel="next"'),
 ]);
 export type PaginationConfig = z.infer<typeof paginationSchema>;
 
-const fieldPath = z.string().describe('dot path into one item, e.g. "location.id" or "@_id" for an XML attribute');
+const fieldPath = z
+  .string()
+  .describe('dot path into one item, e.g. "location.id" or "@_id" for an XML attribute');
 
 export const genericEndpointSchema = z
   .object({
     path: z.string().describe('path relative to the base URL; {meterId} is replaced for per-meter endpoints'),
     query: z.record(z.string(), z.string()).default({}),
-    itemsPath: z.string().default('').describe('dot path of the item array in the body ("" = the body is the array)'),
+    itemsPath: z
+      .string()
+      .default('')
+      .describe('dot path of the item array in the body ("" = the body is the array)'),
     pagination: paginationSchema.default({ type: 'none' }),
   })
   .strict();
@@ -159,8 +173,13 @@ export const genericConnectorSchema = z
         .strict(),
     }),
     usage: genericEndpointSchema.extend({
-      kind: z.enum(['consumption', 'reading']).describe('consumption: value per period; reading: register value'),
-      meterParam: z.string().optional().describe('query parameter for the meter id when the path has no {meterId}'),
+      kind: z
+        .enum(['consumption', 'reading'])
+        .describe('consumption: value per period; reading: register value'),
+      meterParam: z
+        .string()
+        .optional()
+        .describe('query parameter for the meter id when the path has no {meterId}'),
       dateParams: z
         .object({
           from: z.string().default('from'),
@@ -243,18 +262,37 @@ export const connectionSchema = z
     http: z
       .object({
         timeoutMs: z.number().int().positive().default(30_000),
-        maxResponseBytes: z.number().int().positive().default(50 * 1024 * 1024),
+        maxResponseBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(50 * 1024 * 1024),
         maxRetries: z.number().int().min(0).default(6),
         backoffBaseMs: z.number().int().positive().default(500),
         backoffMaxMs: z.number().int().positive().default(60_000),
       })
       .strict()
-      .default({ timeoutMs: 30_000, maxResponseBytes: 50 * 1024 * 1024, maxRetries: 6, backoffBaseMs: 500, backoffMaxMs: 60_000 }),
+      .default({
+        timeoutMs: 30_000,
+        maxResponseBytes: 50 * 1024 * 1024,
+        maxRetries: 6,
+        backoffBaseMs: 500,
+        backoffMaxMs: 60_000,
+      }),
     sync: z
       .object({
         concurrency: z.number().int().min(1).max(64).default(4).describe('meter batches fetched in parallel'),
-        lookbackHours: z.number().min(0).default(0).describe('re-fetch this long before each watermark (late provider data); duplicates are safe'),
-        historyDays: z.number().int().positive().default(30).describe('days fetched for a meter with no watermark when usageStart is not set'),
+        lookbackHours: z
+          .number()
+          .min(0)
+          .default(0)
+          .describe('re-fetch this long before each watermark (late provider data); duplicates are safe'),
+        historyDays: z
+          .number()
+          .int()
+          .positive()
+          .default(30)
+          .describe('days fetched for a meter with no watermark when usageStart is not set'),
       })
       .strict()
       .default({ concurrency: 4, lookbackHours: 0, historyDays: 30 })
@@ -269,7 +307,11 @@ export const connectionSchema = z
       ctx.addIssue({ code: 'custom', path: ['generic'], message: 'required when provider is "generic"' });
     }
     if (c.environment === 'staging' && !c.baseUrls.staging) {
-      ctx.addIssue({ code: 'custom', path: ['baseUrls', 'staging'], message: 'required when environment is "staging"' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['baseUrls', 'staging'],
+        message: 'required when environment is "staging"',
+      });
     }
   });
 

@@ -74,23 +74,33 @@ export function canonicalSubtype(type: MeterCategory, subtype: string): MeterSub
 }
 
 function norm(text: string): string {
-  return text.trim().toLowerCase().replace(/[_\s]+/g, ' ');
+  return text
+    .trim()
+    .toLowerCase()
+    .replace(/[_\s]+/g, ' ');
 }
 
 /**
  * Apply a mapping entry. A mapped sub-category outside the taxonomy is a configuration mistake:
  * it does not match (undefined) rather than emit a subtype the platform does not know.
  */
-function fromMapping(classification: string, mapping: MeterTypeMapping | undefined): MeterTypeTarget | undefined {
+function fromMapping(
+  classification: string,
+  mapping: MeterTypeMapping | undefined,
+): MeterTypeTarget | undefined {
   if (!mapping) return undefined;
   const key = norm(classification);
   for (const [k, v] of Object.entries(mapping)) if (norm(k) === key) return v;
   return undefined;
 }
 
-function targetToMatch(target: MeterTypeTarget, source: MeterTypeMatch['source']): MeterTypeMatch | undefined {
+function targetToMatch(
+  target: MeterTypeTarget,
+  source: MeterTypeMatch['source'],
+): MeterTypeMatch | undefined {
   if (!isMeterCategory(target.type)) return undefined;
-  if (target.subtype === undefined || target.subtype === '') return { type: target.type, subtype: null, source };
+  if (target.subtype === undefined || target.subtype === '')
+    return { type: target.type, subtype: null, source };
   const subtype = canonicalSubtype(target.type, target.subtype);
   return subtype ? { type: target.type, subtype, source } : undefined;
 }
@@ -117,9 +127,19 @@ const EM: UnitDimension[] = ['energy', 'mass'];
  * settles them.
  */
 const RULES: InferenceRule[] = [
-  { phrase: 'on-site renewable electricity', type: 'Energy', subtype: 'On-site Renewable Electricity', dimensions: E },
+  {
+    phrase: 'on-site renewable electricity',
+    type: 'Energy',
+    subtype: 'On-site Renewable Electricity',
+    dimensions: E,
+  },
   { phrase: 'off-site electricity', type: 'Energy', subtype: 'Off-site Electricity', dimensions: E },
-  { phrase: 'district heating and cooling', type: 'Energy', subtype: 'District Heating and Cooling', dimensions: E },
+  {
+    phrase: 'district heating and cooling',
+    type: 'Energy',
+    subtype: 'District Heating and Cooling',
+    dimensions: E,
+  },
   { phrase: 'district chilled water', type: 'Energy', subtype: 'District Chilled Water', dimensions: E },
   { phrase: 'district hot water', type: 'Energy', subtype: 'District Hot Water', dimensions: E },
   { phrase: 'district heating', type: 'Energy', subtype: 'District Heating and Cooling', dimensions: E },
@@ -172,7 +192,10 @@ function containsPhrase(text: string, phrase: string): boolean {
 const CATEGORY_DIMENSIONS: Record<MeterCategory, UnitDimension[]> = { Energy: EVM, Water: V, Waste: VM };
 
 /** An inference, or 'conflict' when the name and a known unit disagree (then nothing is inferred). */
-function inferFromName(name: string, dimension: UnitDimension | null): MeterTypeMatch | 'conflict' | undefined {
+function inferFromName(
+  name: string,
+  dimension: UnitDimension | null,
+): MeterTypeMatch | 'conflict' | undefined {
   const text = norm(name);
   const check = (m: MeterTypeMatch, dims: UnitDimension[]): MeterTypeMatch | 'conflict' =>
     dimension !== null && !dims.includes(dimension) ? 'conflict' : m;
@@ -180,7 +203,8 @@ function inferFromName(name: string, dimension: UnitDimension | null): MeterType
   for (const type of METER_CATEGORIES) {
     const subtype = canonicalSubtype(type, text);
     if (subtype) return check({ type, subtype, source: 'inferred-name' }, CATEGORY_DIMENSIONS[type]);
-    if (type.toLowerCase() === text) return check({ type, subtype: null, source: 'inferred-name' }, CATEGORY_DIMENSIONS[type]);
+    if (type.toLowerCase() === text)
+      return check({ type, subtype: null, source: 'inferred-name' }, CATEGORY_DIMENSIONS[type]);
   }
   for (const rule of RULES) {
     if (containsPhrase(text, rule.phrase)) {

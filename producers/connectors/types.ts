@@ -65,7 +65,10 @@ export interface Connector {
   readonly provider: ConnectionConfig['provider'];
   snapshot(ctx: ConnectorContext, emit: EmitEntities): Promise<EntitySnapshot>;
   /** Makes meters ready for usage (Arcadia: activation); returns the ones that are. */
-  prepareUsage?(ctx: ConnectorContext, meters: MeterRef[]): Promise<{ ready: MeterRef[]; errors: MeterflowError[] }>;
+  prepareUsage?(
+    ctx: ConnectorContext,
+    meters: MeterRef[],
+  ): Promise<{ ready: MeterRef[]; errors: MeterflowError[] }>;
   usageStreams(): UsageStream[];
   /** Default headers of every request (Arc-Version...). */
   defaultHeaders?(): Record<string, string>;
@@ -88,10 +91,14 @@ export interface EnvelopeInput {
  */
 export function asPollError(e: unknown, connectionId: string): MeterflowError {
   if (isMeterflowError(e)) return e;
-  return new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${connectionId}: unexpected error while handling a provider response: ${errorMessage(e)}`, {
-    cause: e,
-    context: { connection: connectionId },
-  });
+  return new MeterflowError(
+    'POLL_RESPONSE_SCHEMA',
+    `connection ${connectionId}: unexpected error while handling a provider response: ${errorMessage(e)}`,
+    {
+      cause: e,
+      context: { connection: connectionId },
+    },
+  );
 }
 
 /** Builds a raw envelope with the run's identity and the request coordinates. */

@@ -25,7 +25,11 @@ export interface AuthDeps {
   env: Env;
   now: () => number;
   /** POSTs a form to the token URL through the HTTP core (budgeted, timeouts, never authenticated). */
-  postForm: (url: URL, form: Record<string, string>, headers: Record<string, string>) => Promise<TokenHttpResponse>;
+  postForm: (
+    url: URL,
+    form: Record<string, string>,
+    headers: Record<string, string>,
+  ) => Promise<TokenHttpResponse>;
 }
 
 export interface Authenticator {
@@ -41,7 +45,8 @@ export interface Authenticator {
   readonly secretParams: string[];
 }
 
-const fill = (template: string, name: string, value: string): string => template.split(`{${name}}`).join(value);
+const fill = (template: string, name: string, value: string): string =>
+  template.split(`{${name}}`).join(value);
 
 function dateMs(s: string | undefined, end: boolean): number | undefined {
   if (!s) return undefined;
@@ -74,7 +79,10 @@ class ApiKeyAuth implements Authenticator {
   private pick(): number {
     const now = this.deps.now();
     const valid = this.keys.filter(
-      (k) => !this.rejected.has(k.index) && (k.from === undefined || k.from <= now) && (k.to === undefined || now < k.to),
+      (k) =>
+        !this.rejected.has(k.index) &&
+        (k.from === undefined || k.from <= now) &&
+        (k.to === undefined || now < k.to),
     );
     const chosen = valid[0];
     if (!chosen) {
@@ -92,7 +100,8 @@ class ApiKeyAuth implements Authenticator {
     // Re-check validity on every request: a long run may cross a key's validTo.
     const k = this.keys[this.current]!;
     const now = this.deps.now();
-    if ((k.to !== undefined && now >= k.to) || (k.from !== undefined && now < k.from)) this.current = this.pick();
+    if ((k.to !== undefined && now >= k.to) || (k.from !== undefined && now < k.from))
+      this.current = this.pick();
     const value = fill(this.cfg.format, 'key', this.keys[this.current]!.value);
     if (this.cfg.in === 'header') target.headers[this.cfg.name.toLowerCase()] = value;
     else target.url.searchParams.set(this.cfg.name, value);
@@ -133,7 +142,10 @@ class BearerAuth implements Authenticator {
   readonly type = 'bearer' as const;
   readonly secretParams: string[] = [];
   private readonly value: string;
-  constructor(private readonly cfg: Extract<AuthConfig, { type: 'bearer' }>, deps: AuthDeps) {
+  constructor(
+    private readonly cfg: Extract<AuthConfig, { type: 'bearer' }>,
+    deps: AuthDeps,
+  ) {
     this.value = fill(cfg.format, 'token', requireEnv(deps.env, cfg.tokenEnv, deps.connectionId));
   }
   apply(target: AuthTarget): Promise<void> {
@@ -205,7 +217,9 @@ class OAuth2Auth implements Authenticator {
     private readonly deps: AuthDeps,
   ) {
     this.clientId = requireEnv(deps.env, cfg.clientIdEnv, deps.connectionId);
-    this.clientSecret = cfg.clientSecretEnv ? requireEnv(deps.env, cfg.clientSecretEnv, deps.connectionId) : undefined;
+    this.clientSecret = cfg.clientSecretEnv
+      ? requireEnv(deps.env, cfg.clientSecretEnv, deps.connectionId)
+      : undefined;
     if (cfg.type === 'oauth2Password') {
       this.username = requireEnv(deps.env, cfg.usernameEnv, deps.connectionId);
       this.password = requireEnv(deps.env, cfg.passwordEnv, deps.connectionId);
@@ -232,37 +246,59 @@ class OAuth2Auth implements Authenticator {
   }
 
   private async requestToken(form: Record<string, string>): Promise<Token> {
-    const ctx = { connection: this.deps.connectionId, endpoint: 'oauth2.token', url: this.tokenUrl.origin + this.tokenUrl.pathname };
+    const ctx = {
+      connection: this.deps.connectionId,
+      endpoint: 'oauth2.token',
+      url: this.tokenUrl.origin + this.tokenUrl.pathname,
+    };
     const res = await this.deps.postForm(this.tokenUrl, form, { accept: 'application/json' });
     if (res.status < 200 || res.status >= 300) {
       const phrase = providerErrorPhrase(res.text) ?? `status ${res.status}`;
-      throw new MeterflowError('POLL_AUTH', `connection ${ctx.connection}: token request to ${ctx.url} failed with ${res.status} (${phrase})`, {
-        context: { ...ctx, status: res.status },
-      });
+      throw new MeterflowError(
+        'POLL_AUTH',
+        `connection ${ctx.connection}: token request to ${ctx.url} failed with ${res.status} (${phrase})`,
+        {
+          context: { ...ctx, status: res.status },
+        },
+      );
     }
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(res.text) as Record<string, unknown>;
     } catch (cause) {
-      throw new MeterflowError('POLL_AUTH', `connection ${ctx.connection}: token response from ${ctx.url} is not JSON`, { cause, context: ctx });
+      throw new MeterflowError(
+        'POLL_AUTH',
+        `connection ${ctx.connection}: token response from ${ctx.url} is not JSON`,
+        { cause, context: ctx },
+      );
     }
     const accessToken = body.access_token;
     if (typeof accessToken !== 'string' || accessToken === '') {
-      throw new MeterflowError('POLL_AUTH', `connection ${ctx.connection}: token response from ${ctx.url} has no access_token`, { context: ctx });
+      throw new MeterflowError(
+        'POLL_AUTH',
+        `connection ${ctx.connection}: token response from ${ctx.url} has no access_token`,
+        { context: ctx },
+      );
     }
     const expiresIn = Number(body.expires_in ?? 3600);
     return {
       accessToken,
       tokenType: typeof body.token_type === 'string' && body.token_type ? body.token_type : 'Bearer',
       expiresAt: this.deps.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000,
-      ...(typeof body.refresh_token === 'string' && body.refresh_token ? { refreshToken: body.refresh_token } : {}),
+      ...(typeof body.refresh_token === 'string' && body.refresh_token
+        ? { refreshToken: body.refresh_token }
+        : {}),
     };
   }
 
   private async fetchToken(): Promise<Token> {
     const old = this.token;
     if (old?.refreshToken) {
-      const form: Record<string, string> = { grant_type: 'refresh_token', refresh_token: old.refreshToken, client_id: this.clientId };
+      const form: Record<string, string> = {
+        grant_type: 'refresh_token',
+        refresh_token: old.refreshToken,
+        client_id: this.clientId,
+      };
       if (this.clientSecret !== undefined) form.client_secret = this.clientSecret;
       try {
         return await this.requestToken(form);

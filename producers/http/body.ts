@@ -31,11 +31,17 @@ function typeMatches(format: BodyFormat, mt: string): boolean {
     case 'xml':
       return mt === 'application/xml' || mt === 'text/xml' || mt.endsWith('+xml');
     case 'csv':
-      return mt === 'text/csv' || mt === 'application/csv' || mt === 'text/plain' || mt === 'application/vnd.ms-excel';
+      return (
+        mt === 'text/csv' ||
+        mt === 'application/csv' ||
+        mt === 'text/plain' ||
+        mt === 'application/vnd.ms-excel'
+      );
   }
 }
 
-const looksLikeHtml = (text: string): boolean => /^\s*(<!doctype\s+html|<html[\s>])/i.test(text.slice(0, 512));
+const looksLikeHtml = (text: string): boolean =>
+  /^\s*(<!doctype\s+html|<html[\s>])/i.test(text.slice(0, 512));
 
 export interface BodyContext {
   connection: string;
@@ -49,17 +55,30 @@ function where(ctx: BodyContext): string {
 }
 
 /** Throws POLL_RESPONSE_CONTENT_TYPE for HTML or a content type that does not fit the expected format. */
-export function checkContentType(format: BodyFormat, contentType: string | undefined, text: string, ctx: BodyContext): void {
+export function checkContentType(
+  format: BodyFormat,
+  contentType: string | undefined,
+  text: string,
+  ctx: BodyContext,
+): void {
   const mt = mediaType(contentType);
   if (mt === 'text/html' || mt === 'application/xhtml+xml' || looksLikeHtml(text)) {
-    throw new MeterflowError('POLL_RESPONSE_CONTENT_TYPE', `${where(ctx)}: provider answered with an HTML page (content type ${mt || 'none'}) instead of ${format}`, {
-      context: { ...ctx, contentType: mt },
-    });
+    throw new MeterflowError(
+      'POLL_RESPONSE_CONTENT_TYPE',
+      `${where(ctx)}: provider answered with an HTML page (content type ${mt || 'none'}) instead of ${format}`,
+      {
+        context: { ...ctx, contentType: mt },
+      },
+    );
   }
   if (mt !== '' && !typeMatches(format, mt)) {
-    throw new MeterflowError('POLL_RESPONSE_CONTENT_TYPE', `${where(ctx)}: expected ${format}, got content type ${mt}`, {
-      context: { ...ctx, contentType: mt },
-    });
+    throw new MeterflowError(
+      'POLL_RESPONSE_CONTENT_TYPE',
+      `${where(ctx)}: expected ${format}, got content type ${mt}`,
+      {
+        context: { ...ctx, contentType: mt },
+      },
+    );
   }
 }
 
@@ -79,29 +98,46 @@ const xmlParser = new XMLParser({
 
 export function parseXmlSafe(text: string, ctx: BodyContext): unknown {
   if (XML_DECLARATIONS.test(text)) {
-    throw new MeterflowError('POLL_XML_UNSAFE', `${where(ctx)}: XML body carries a DOCTYPE or ENTITY declaration; refused before parsing`, {
-      context: { ...ctx },
-    });
+    throw new MeterflowError(
+      'POLL_XML_UNSAFE',
+      `${where(ctx)}: XML body carries a DOCTYPE or ENTITY declaration; refused before parsing`,
+      {
+        context: { ...ctx },
+      },
+    );
   }
   try {
     return xmlParser.parse(text, true);
   } catch (cause) {
-    throw new MeterflowError('POLL_RESPONSE_MALFORMED', `${where(ctx)}: XML body does not parse: ${errorMessage(cause)}`, { cause, context: { ...ctx } });
+    throw new MeterflowError(
+      'POLL_RESPONSE_MALFORMED',
+      `${where(ctx)}: XML body does not parse: ${errorMessage(cause)}`,
+      { cause, context: { ...ctx } },
+    );
   }
 }
 
 /** Parses a body of the expected format (content type checked first). */
-export function parseBody(format: BodyFormat, contentType: string | undefined, text: string, ctx: BodyContext): unknown {
+export function parseBody(
+  format: BodyFormat,
+  contentType: string | undefined,
+  text: string,
+  ctx: BodyContext,
+): unknown {
   checkContentType(format, contentType, text, ctx);
   switch (format) {
     case 'json':
       try {
         return JSON.parse(text) as unknown;
       } catch (cause) {
-        throw new MeterflowError('POLL_RESPONSE_MALFORMED', `${where(ctx)}: JSON body does not parse: ${errorMessage(cause)}`, {
-          cause,
-          context: { ...ctx, bytes: text.length },
-        });
+        throw new MeterflowError(
+          'POLL_RESPONSE_MALFORMED',
+          `${where(ctx)}: JSON body does not parse: ${errorMessage(cause)}`,
+          {
+            cause,
+            context: { ...ctx, bytes: text.length },
+          },
+        );
       }
     case 'xml':
       return parseXmlSafe(text, ctx);
@@ -109,10 +145,14 @@ export function parseBody(format: BodyFormat, contentType: string | undefined, t
       try {
         return parseCsv(text);
       } catch (cause) {
-        throw new MeterflowError('POLL_RESPONSE_MALFORMED', `${where(ctx)}: CSV body does not parse: ${cause instanceof CsvError ? cause.message : errorMessage(cause)}`, {
-          cause,
-          context: { ...ctx },
-        });
+        throw new MeterflowError(
+          'POLL_RESPONSE_MALFORMED',
+          `${where(ctx)}: CSV body does not parse: ${cause instanceof CsvError ? cause.message : errorMessage(cause)}`,
+          {
+            cause,
+            context: { ...ctx },
+          },
+        );
       }
   }
 }

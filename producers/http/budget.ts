@@ -61,20 +61,31 @@ export class RequestBudget {
   snapshot(): BudgetSnapshot {
     const now = this.now();
     this.prune(now);
-    return { lastMinute: this.countSince(now - MINUTE), lastDay: this.stamps.length - this.head, providerRemaining: this.providerRemaining };
+    return {
+      lastMinute: this.countSince(now - MINUTE),
+      lastDay: this.stamps.length - this.head,
+      providerRemaining: this.providerRemaining,
+    };
   }
 
   /** Remaining requests of our own daily limit (Infinity without one). */
   private ownRemaining(): number {
-    return this.limits.perDay === undefined ? Infinity : this.limits.perDay - (this.stamps.length - this.head);
+    return this.limits.perDay === undefined
+      ? Infinity
+      : this.limits.perDay - (this.stamps.length - this.head);
   }
 
   /** Remaining requests allowed in the current 24 h window (Infinity without limits). */
   remainingToday(): number {
     const now = this.now();
     this.prune(now);
-    let rem = this.limits.perDay === undefined ? Infinity : this.limits.perDay - (this.stamps.length - this.head);
-    if (this.providerRemaining !== undefined && this.providerResetAt !== undefined && now >= this.providerResetAt) {
+    let rem =
+      this.limits.perDay === undefined ? Infinity : this.limits.perDay - (this.stamps.length - this.head);
+    if (
+      this.providerRemaining !== undefined &&
+      this.providerResetAt !== undefined &&
+      now >= this.providerResetAt
+    ) {
       this.providerRemaining = undefined;
       this.providerResetAt = undefined;
     }

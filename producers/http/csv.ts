@@ -112,6 +112,9 @@ export function csvCell(value: string, options: { escapeFormulas?: boolean } = {
 }
 
 /** Writes rows (first row = header) as CRLF-terminated CSV. */
-export function writeCsv(rows: readonly (readonly string[])[], options: { escapeFormulas?: boolean } = {}): string {
+export function writeCsv(
+  rows: readonly (readonly string[])[],
+  options: { escapeFormulas?: boolean } = {},
+): string {
   return rows.map((r) => r.map((c) => csvCell(c, options)).join(',') + '\r\n').join('');
 }

@@ -3,8 +3,18 @@
  * `connection.http` (schemas/connection.ts) override the ones that appear there.
  */
 export type HttpLimits = Record<
-  | 'connectTimeoutMs' | 'timeoutMs' | 'keepAliveTimeoutMs' | 'connectionsPerOrigin' | 'maxResponseBytes' | 'maxRetries'
-  | 'backoffBaseMs' | 'backoffMaxMs' | 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'maxPages',
+  | 'connectTimeoutMs'
+  | 'timeoutMs'
+  | 'keepAliveTimeoutMs'
+  | 'connectionsPerOrigin'
+  | 'maxResponseBytes'
+  | 'maxRetries'
+  | 'backoffBaseMs'
+  | 'backoffMaxMs'
+  | 'rateLimitMaxWaitMs'
+  | 'retryAfterMaxMs'
+  | 'maxRedirects'
+  | 'maxPages',
   number
 >;
 

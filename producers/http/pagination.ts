@@ -63,7 +63,11 @@ const digest = (s: string): string => createHash('sha1').update(s).digest('hex')
 export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenerator<Page> {
   const p = req.pagination;
   const maxPages = req.maxPages ?? HTTP_DEFAULTS.maxPages;
-  const where = (label: string): Record<string, unknown> => ({ connection: http.connectionId, endpoint: req.endpoint, page: label });
+  const where = (label: string): Record<string, unknown> => ({
+    connection: http.connectionId,
+    endpoint: req.endpoint,
+    page: label,
+  });
   let url: string | URL = req.url;
   let query: Record<string, QueryValue> = { ...req.query };
   let offset = 0;
@@ -86,20 +90,33 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
     });
     const items = getArray(body, req.itemsPath);
     if (items === undefined) {
-      throw new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: no item array at "${req.itemsPath}" (${res.url})`, {
-        context: { ...where(label), url: res.url, itemsPath: req.itemsPath },
-      });
+      throw new MeterflowError(
+        'POLL_RESPONSE_SCHEMA',
+        `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: no item array at "${req.itemsPath}" (${res.url})`,
+        {
+          context: { ...where(label), url: res.url, itemsPath: req.itemsPath },
+        },
+      );
     }
-    const total = p.type === 'offset' && p.totalPath ? num(getPath(body, p.totalPath)) : p.type === 'page' && p.totalPagesPath ? num(getPath(body, p.totalPagesPath)) : undefined;
+    const total =
+      p.type === 'offset' && p.totalPath
+        ? num(getPath(body, p.totalPath))
+        : p.type === 'page' && p.totalPagesPath
+          ? num(getPath(body, p.totalPagesPath))
+          : undefined;
     yield { res, body, items, label, index, total };
 
     // A provider that ignores the page parameter would serve the same page forever.
     if (p.type === 'offset' || p.type === 'page') {
       const d = digest(res.text);
       if (items.length > 0 && d === previousDigest) {
-        throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: the provider returned the same page twice`, {
-          context: { ...where(label), url: res.url },
-        });
+        throw new MeterflowError(
+          'POLL_PAGINATION_LOOP',
+          `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: the provider returned the same page twice`,
+          {
+            context: { ...where(label), url: res.url },
+          },
+        );
       }
       previousDigest = d;
     }
@@ -123,12 +140,18 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
       }
       case 'cursor': {
         const fromHeader = p.nextHeader ? res.headers[p.nextHeader.toLowerCase()]?.trim() : undefined;
-        const next = (p.nextPath !== undefined ? getString(body, p.nextPath) : undefined) ?? (fromHeader ? fromHeader : undefined);
+        const next =
+          (p.nextPath !== undefined ? getString(body, p.nextPath) : undefined) ??
+          (fromHeader ? fromHeader : undefined);
         if (next === undefined) return;
         if (seen.has(next)) {
-          throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: cursor repeated; stopping`, {
-            context: { ...where(label), url: res.url },
-          });
+          throw new MeterflowError(
+            'POLL_PAGINATION_LOOP',
+            `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: cursor repeated; stopping`,
+            {
+              context: { ...where(label), url: res.url },
+            },
+          );
         }
         seen.add(next);
         if (/^https?:\/\//i.test(next) || next.startsWith('/')) {
@@ -145,9 +168,13 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
         const next = checkedNext(http, req.endpoint, label, nextRaw, res.url);
         const key = http.redact(next);
         if (seen.has(key) || key === res.url) {
-          throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: Link rel="next" repeats ${key}`, {
-            context: { ...where(label), url: res.url },
-          });
+          throw new MeterflowError(
+            'POLL_PAGINATION_LOOP',
+            `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: Link rel="next" repeats ${key}`,
+            {
+              context: { ...where(label), url: res.url },
+            },
+          );
         }
         seen.add(res.url);
         seen.add(key);
@@ -157,9 +184,13 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
       }
     }
   }
-  throw new MeterflowError('POLL_PAGINATION_LOOP', `connection ${http.connectionId}, endpoint ${req.endpoint}: more than ${maxPages} pages`, {
-    context: { connection: http.connectionId, endpoint: req.endpoint },
-  });
+  throw new MeterflowError(
+    'POLL_PAGINATION_LOOP',
+    `connection ${http.connectionId}, endpoint ${req.endpoint}: more than ${maxPages} pages`,
+    {
+      context: { connection: http.connectionId, endpoint: req.endpoint },
+    },
+  );
 }
 
 /** Resolves a next URL against the current one and refuses other origins. */
@@ -168,10 +199,14 @@ function checkedNext(http: HttpClient, endpoint: string, label: string, next: st
   try {
     u = new URL(next, current);
   } catch (cause) {
-    throw new MeterflowError('POLL_RESPONSE_MALFORMED', `connection ${http.connectionId}, endpoint ${endpoint}, page ${label}: next page URL does not parse`, {
-      cause,
-      context: { connection: http.connectionId, endpoint, page: label },
-    });
+    throw new MeterflowError(
+      'POLL_RESPONSE_MALFORMED',
+      `connection ${http.connectionId}, endpoint ${endpoint}, page ${label}: next page URL does not parse`,
+      {
+        cause,
+        context: { connection: http.connectionId, endpoint, page: label },
+      },
+    );
   }
   if (!sameOrigin(u, http.baseUrl)) {
     throw new MeterflowError(

@@ -33,10 +33,20 @@ export interface PolicyRule {
 export const DEFAULT_ERROR_POLICY: readonly PolicyRule[] = [
   { status: [200, 299], action: 'success', code: 'POLL_HTTP_STATUS', description: 'success' },
   { status: [401], action: 'reauth', code: 'POLL_AUTH', description: 'credentials rejected: refresh once' },
-  { status: [429], action: 'rateLimited', code: 'POLL_HTTP_STATUS', description: 'rate limited: honour Retry-After' },
+  {
+    status: [429],
+    action: 'rateLimited',
+    code: 'POLL_HTTP_STATUS',
+    description: 'rate limited: honour Retry-After',
+  },
   { status: [408], action: 'retry', code: 'POLL_HTTP_TIMEOUT', description: 'request timeout' },
   { status: [500, 599], action: 'retry', code: 'POLL_HTTP_STATUS', description: 'server error' },
-  { failure: ['network'], action: 'retry', code: 'POLL_HTTP_NETWORK', description: 'connection failed or reset' },
+  {
+    failure: ['network'],
+    action: 'retry',
+    code: 'POLL_HTTP_NETWORK',
+    description: 'connection failed or reset',
+  },
   { failure: ['timeout'], action: 'retry', code: 'POLL_HTTP_TIMEOUT', description: 'no answer in time' },
   { status: [403], action: 'fail', code: 'POLL_AUTH', description: 'forbidden' },
   { status: [300, 499], action: 'fail', code: 'POLL_HTTP_STATUS', description: 'client error' },
@@ -52,9 +62,13 @@ function statusMatches(rule: PolicyRule, status: number): boolean {
   return s.includes(status);
 }
 
-export function classify(outcome: { status: number } | { failure: TransportFailure }, policy: readonly PolicyRule[] = DEFAULT_ERROR_POLICY): PolicyRule {
+export function classify(
+  outcome: { status: number } | { failure: TransportFailure },
+  policy: readonly PolicyRule[] = DEFAULT_ERROR_POLICY,
+): PolicyRule {
   for (const rule of policy) {
-    if ('status' in outcome ? statusMatches(rule, outcome.status) : rule.failure?.includes(outcome.failure)) return rule;
+    if ('status' in outcome ? statusMatches(rule, outcome.status) : rule.failure?.includes(outcome.failure))
+      return rule;
   }
   return FALLBACK;
 }

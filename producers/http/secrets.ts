@@ -10,9 +10,13 @@ export type Env = Record<string, string | undefined>;
 export function requireEnv(env: Env, name: string, connectionId: string): string {
   const v = env[name];
   if (v === undefined || v === '') {
-    throw new MeterflowError('CFG_SECRET_MISSING', `connection ${connectionId}: environment variable ${name} is not set`, {
-      context: { connection: connectionId, variable: name },
-    });
+    throw new MeterflowError(
+      'CFG_SECRET_MISSING',
+      `connection ${connectionId}: environment variable ${name} is not set`,
+      {
+        context: { connection: connectionId, variable: name },
+      },
+    );
   }
   return v;
 }
@@ -27,7 +31,12 @@ export function secretEnvNames(auth: AuthConfig): string[] {
     case 'oauth2ClientCredentials':
       return [auth.clientIdEnv, auth.clientSecretEnv];
     case 'oauth2Password':
-      return [auth.clientIdEnv, ...(auth.clientSecretEnv ? [auth.clientSecretEnv] : []), auth.usernameEnv, auth.passwordEnv];
+      return [
+        auth.clientIdEnv,
+        ...(auth.clientSecretEnv ? [auth.clientSecretEnv] : []),
+        auth.usernameEnv,
+        auth.passwordEnv,
+      ];
     case 'bearer':
       return [auth.tokenEnv];
     case 'none':

@@ -40,7 +40,10 @@ export function joinUrl(base: string, path: string): URL {
 }
 
 /** Appends query parameters (undefined values skipped; arrays repeat the name). */
-export function withQuery(url: URL, query: Record<string, string | number | boolean | undefined | string[]> = {}): URL {
+export function withQuery(
+  url: URL,
+  query: Record<string, string | number | boolean | undefined | string[]> = {},
+): URL {
   const u = new URL(url);
   for (const [k, v] of Object.entries(query)) {
     if (v === undefined) continue;

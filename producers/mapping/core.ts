@@ -15,7 +15,8 @@ export interface MappingRow {
   internal_meter_id: string | null;
 }
 
-export type MappingProblemKind = 'header' | 'syntax' | 'missing_value' | 'unknown_meter' | 'duplicate_meter' | 'duplicate_internal_id';
+export type MappingProblemKind =
+  'header' | 'syntax' | 'missing_value' | 'unknown_meter' | 'duplicate_meter' | 'duplicate_internal_id';
 
 export interface MappingProblem {
   line: number;
@@ -53,7 +54,13 @@ export function planImport(csvText: string, knownMeters: ReadonlySet<string>): M
   if (idx.some((i) => i < 0) || header.length !== MAPPING_COLUMNS.length) {
     return {
       rows: [],
-      problems: [{ line: 1, kind: 'header', message: `the header must be ${MAPPING_COLUMNS.join(',')} (got ${header.join(',') || 'nothing'})` }],
+      problems: [
+        {
+          line: 1,
+          kind: 'header',
+          message: `the header must be ${MAPPING_COLUMNS.join(',')} (got ${header.join(',') || 'nothing'})`,
+        },
+      ],
     };
   }
   const rows: MappingRow[] = [];
@@ -62,25 +69,57 @@ export function planImport(csvText: string, knownMeters: ReadonlySet<string>): M
   table.slice(1).forEach((cells, i) => {
     const line = i + 2;
     if (cells.length !== MAPPING_COLUMNS.length) {
-      problems.push({ line, kind: 'syntax', message: `line ${line} has ${cells.length} cells, expected ${MAPPING_COLUMNS.length}` });
+      problems.push({
+        line,
+        kind: 'syntax',
+        message: `line ${line} has ${cells.length} cells, expected ${MAPPING_COLUMNS.length}`,
+      });
       return;
     }
-    const [connectionId, externalId, internal] = idx.map((j) => unescapeFormula((cells[j] ?? '').trim())) as [string, string, string];
+    const [connectionId, externalId, internal] = idx.map((j) => unescapeFormula((cells[j] ?? '').trim())) as [
+      string,
+      string,
+      string,
+    ];
     if (connectionId === '' || externalId === '') {
-      problems.push({ line, kind: 'missing_value', message: `line ${line}: connection_id and external_id are required` });
+      problems.push({
+        line,
+        kind: 'missing_value',
+        message: `line ${line}: connection_id and external_id are required`,
+      });
       return;
     }
     const key = keyOf(connectionId, externalId);
-    if (!knownMeters.has(key)) problems.push({ line, kind: 'unknown_meter', message: `line ${line}: no meter ${externalId} in connection ${connectionId}` });
+    if (!knownMeters.has(key))
+      problems.push({
+        line,
+        kind: 'unknown_meter',
+        message: `line ${line}: no meter ${externalId} in connection ${connectionId}`,
+      });
     const prev = firstLineOfMeter.get(key);
-    if (prev !== undefined) problems.push({ line, kind: 'duplicate_meter', message: `line ${line}: meter ${externalId} of connection ${connectionId} is already mapped on line ${prev}` });
+    if (prev !== undefined)
+      problems.push({
+        line,
+        kind: 'duplicate_meter',
+        message: `line ${line}: meter ${externalId} of connection ${connectionId} is already mapped on line ${prev}`,
+      });
     else firstLineOfMeter.set(key, line);
     if (internal !== '') {
       const p2 = firstLineOfInternal.get(internal);
-      if (p2 !== undefined) problems.push({ line, kind: 'duplicate_internal_id', message: `line ${line}: internal meter id ${internal} is already used on line ${p2}` });
+      if (p2 !== undefined)
+        problems.push({
+          line,
+          kind: 'duplicate_internal_id',
+          message: `line ${line}: internal meter id ${internal} is already used on line ${p2}`,
+        });
       else firstLineOfInternal.set(internal, line);
     }
-    rows.push({ line, connection_id: connectionId, external_id: externalId, internal_meter_id: internal === '' ? null : internal });
+    rows.push({
+      line,
+      connection_id: connectionId,
+      external_id: externalId,
+      internal_meter_id: internal === '' ? null : internal,
+    });
   });
   return { rows, problems };
 }
@@ -93,8 +132,13 @@ export interface ExportRow {
 
 /** CSV of mappings, sorted, with spreadsheet formulas neutralised. */
 export function renderExport(rows: ExportRow[]): string {
-  const sorted = [...rows].sort((a, b) => a.connection_id.localeCompare(b.connection_id) || a.external_id.localeCompare(b.external_id));
-  return writeCsv([[...MAPPING_COLUMNS], ...sorted.map((r) => [r.connection_id, r.external_id, r.internal_meter_id ?? ''])], { escapeFormulas: true });
+  const sorted = [...rows].sort(
+    (a, b) => a.connection_id.localeCompare(b.connection_id) || a.external_id.localeCompare(b.external_id),
+  );
+  return writeCsv(
+    [[...MAPPING_COLUMNS], ...sorted.map((r) => [r.connection_id, r.external_id, r.internal_meter_id ?? ''])],
+    { escapeFormulas: true },
+  );
 }
 
 export { escapeFormula };

@@ -59,14 +59,22 @@ async function currentMappings(deps: MappingDeps): Promise<Map<string, MeterMapp
 }
 
 /** Checks a mapping CSV against the current meters; writes it to meter-mappings only when it has no problem. */
-export async function importMappings(deps: MappingDeps, csvText: string, source = 'csv-import'): Promise<ImportResult> {
+export async function importMappings(
+  deps: MappingDeps,
+  csvText: string,
+  source = 'csv-import',
+): Promise<ImportResult> {
   const meters = await knownMeters(deps);
   const plan = planImport(csvText, new Set(meters.keys()));
   if (plan.problems.length > 0) return { applied: false, rows: plan.rows.length, problems: plan.problems };
   if (plan.rows.length === 0) return { applied: true, rows: 0, problems: [] };
   const serde = await deps.registry.registerTopic(deps.config.kafka.topicPrefix, 'meterMappings');
   const now = (deps.now ?? Date.now)();
-  const producer = deps.kafka.producer({ transactionalId: `${deps.config.kafka.topicPrefix}mapping-import`, idempotent: true, maxInFlightRequests: 1 });
+  const producer = deps.kafka.producer({
+    transactionalId: `${deps.config.kafka.topicPrefix}mapping-import`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     const txn = await producer.transaction();
@@ -75,13 +83,23 @@ export async function importMappings(deps: MappingDeps, csvText: string, source 
         topic: topicName(deps.config.kafka.topicPrefix, 'meterMappings'),
         messages: plan.rows.map((r) => ({
           key: entityKey(r.connection_id, r.external_id),
-          value: serde.encode({ connection_id: r.connection_id, external_id: r.external_id, internal_meter_id: r.internal_meter_id, updated_at: now, source }),
+          value: serde.encode({
+            connection_id: r.connection_id,
+            external_id: r.external_id,
+            internal_meter_id: r.internal_meter_id,
+            updated_at: now,
+            source,
+          }),
         })),
       });
       await txn.commit();
     } catch (cause) {
       await txn.abort().catch(() => undefined);
-      throw new MeterflowError('KAFKA_UNREACHABLE', `meter mapping import not written: ${errorMessage(cause)}`, { cause, retriable: true });
+      throw new MeterflowError(
+        'KAFKA_UNREACHABLE',
+        `meter mapping import not written: ${errorMessage(cause)}`,
+        { cause, retriable: true },
+      );
     }
   } finally {
     await producer.disconnect();
@@ -93,16 +111,26 @@ export async function importMappings(deps: MappingDeps, csvText: string, source 
  * Exports the mapping of every current meter (an empty internal_meter_id where none is mapped),
  * optionally of one connection, as CSV safe to open in a spreadsheet.
  */
-export async function exportMappings(deps: MappingDeps, options: { connectionId?: string } = {}): Promise<string> {
+export async function exportMappings(
+  deps: MappingDeps,
+  options: { connectionId?: string } = {},
+): Promise<string> {
   const [meters, mappings] = await Promise.all([knownMeters(deps), currentMappings(deps)]);
   const rows: ExportRow[] = [];
-  const keys = new Set([...meters.keys(), ...[...mappings.entries()].filter(([, m]) => m.internal_meter_id !== null).map(([k]) => k)]);
+  const keys = new Set([
+    ...meters.keys(),
+    ...[...mappings.entries()].filter(([, m]) => m.internal_meter_id !== null).map(([k]) => k),
+  ]);
   for (const key of keys) {
     const meter = meters.get(key);
     const mapping = mappings.get(key);
     const connectionId = meter?.connection_id ?? mapping!.connection_id;
     if (options.connectionId !== undefined && connectionId !== options.connectionId) continue;
-    rows.push({ connection_id: connectionId, external_id: meter?.external_id ?? mapping!.external_id, internal_meter_id: mapping?.internal_meter_id ?? null });
+    rows.push({
+      connection_id: connectionId,
+      external_id: meter?.external_id ?? mapping!.external_id,
+      internal_meter_id: mapping?.internal_meter_id ?? null,
+    });
   }
   return renderExport(rows);
 }

@@ -26,10 +26,14 @@ export async function loadConnectionFile(path: string): Promise<ConnectionConfig
     const text = await readFile(path, 'utf8');
     raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
   } catch (cause) {
-    throw new MeterflowError('CFG_FILE_UNREADABLE', `connection file ${path} cannot be read or parsed: ${errorMessage(cause)}`, {
-      cause,
-      context: { file: path },
-    });
+    throw new MeterflowError(
+      'CFG_FILE_UNREADABLE',
+      `connection file ${path} cannot be read or parsed: ${errorMessage(cause)}`,
+      {
+        cause,
+        context: { file: path },
+      },
+    );
   }
   return parseConnection(raw, path);
 }
@@ -40,7 +44,11 @@ export async function loadConnections(dir: string): Promise<ConnectionConfig[]> 
   try {
     names = (await readdir(dir)).filter((n) => EXT.test(n)).sort();
   } catch (cause) {
-    throw new MeterflowError('CFG_FILE_UNREADABLE', `connections folder ${dir} cannot be read: ${errorMessage(cause)}`, { cause, context: { dir } });
+    throw new MeterflowError(
+      'CFG_FILE_UNREADABLE',
+      `connections folder ${dir} cannot be read: ${errorMessage(cause)}`,
+      { cause, context: { dir } },
+    );
   }
   const out: ConnectionConfig[] = [];
   const seen = new Map<string, string>();
@@ -49,7 +57,11 @@ export async function loadConnections(dir: string): Promise<ConnectionConfig[]> 
     const c = await loadConnectionFile(path);
     const other = seen.get(c.id);
     if (other) {
-      throw new MeterflowError('CFG_INVALID', `connection file ${path}: id "${c.id}" is already used by ${other}`, { context: { file: path, fields: ['id'] } });
+      throw new MeterflowError(
+        'CFG_INVALID',
+        `connection file ${path}: id "${c.id}" is already used by ${other}`,
+        { context: { file: path, fields: ['id'] } },
+      );
     }
     seen.set(c.id, path);
     out.push(c);

@@ -22,7 +22,11 @@ export function cronOf(c: ConnectionConfig): string | undefined {
   if (!c.schedule) return undefined;
   const expr = 'preset' in c.schedule ? SCHEDULE_PRESETS[c.schedule.preset] : c.schedule.cron;
   if (!cron.validate(expr)) {
-    throw new MeterflowError('CFG_INVALID', `connection ${c.id}: schedule.cron "${expr}" is not a valid cron expression`, { context: { connection: c.id, fields: ['schedule.cron'] } });
+    throw new MeterflowError(
+      'CFG_INVALID',
+      `connection ${c.id}: schedule.cron "${expr}" is not a valid cron expression`,
+      { context: { connection: c.id, fields: ['schedule.cron'] } },
+    );
   }
   return expr;
 }
@@ -38,10 +42,16 @@ export class RunGuard {
   /** Starts a run, or throws POLL_RUN_OVERLAP when one of the connection is in progress. */
   start(connection: ConnectionConfig, deps: SyncDeps, opts: Omit<SyncOptions, 'signal'>): Promise<SyncRun> {
     if (this.running.has(connection.id)) {
-      throw new MeterflowError('POLL_RUN_OVERLAP', `connection ${connection.id}: a sync is already running; this run is skipped`, { context: { connection: connection.id } });
+      throw new MeterflowError(
+        'POLL_RUN_OVERLAP',
+        `connection ${connection.id}: a sync is already running; this run is skipped`,
+        { context: { connection: connection.id } },
+      );
     }
     const abort = new AbortController();
-    const done = runSync(connection, deps, { ...opts, signal: abort.signal }).finally(() => this.running.delete(connection.id));
+    const done = runSync(connection, deps, { ...opts, signal: abort.signal }).finally(() =>
+      this.running.delete(connection.id),
+    );
     this.running.set(connection.id, { done, abort });
     return done;
   }
@@ -60,7 +70,11 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
-export function startScheduler(connections: ConnectionConfig[], deps: SyncDeps, guard = new RunGuard()): Scheduler {
+export function startScheduler(
+  connections: ConnectionConfig[],
+  deps: SyncDeps,
+  guard = new RunGuard(),
+): Scheduler {
   const tasks: ScheduledTask[] = [];
   const ids: string[] = [];
   for (const c of connections) {
@@ -70,15 +84,27 @@ export function startScheduler(connections: ConnectionConfig[], deps: SyncDeps, 
       expr,
       async () => {
         if (guard.isRunning(c.id)) {
-          const err = new MeterflowError('POLL_RUN_OVERLAP', `connection ${c.id}: previous sync still running; scheduled run skipped`, { context: { connection: c.id } });
+          const err = new MeterflowError(
+            'POLL_RUN_OVERLAP',
+            `connection ${c.id}: previous sync still running; scheduled run skipped`,
+            { context: { connection: c.id } },
+          );
           deps.log.warn({ event: SYNC_EVENTS.runSkipped, code: err.code, connection: c.id }, err.message);
-          deps.onEvent?.({ name: SYNC_EVENTS.runSkipped, connectionId: c.id, runId: '', data: { code: err.code } });
+          deps.onEvent?.({
+            name: SYNC_EVENTS.runSkipped,
+            connectionId: c.id,
+            runId: '',
+            data: { code: err.code },
+          });
           return;
         }
         try {
           await guard.start(c, deps, { mode: 'incremental' });
         } catch (e) {
-          deps.log.error({ event: 'sync.run.crashed', connection: c.id, err: errorMessage(e) }, 'scheduled sync failed');
+          deps.log.error(
+            { event: 'sync.run.crashed', connection: c.id, err: errorMessage(e) },
+            'scheduled sync failed',
+          );
         }
       },
       { name: `sync:${c.id}`, ...(c.timeZone ? { timezone: c.timeZone } : {}) },

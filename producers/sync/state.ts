@@ -8,7 +8,10 @@ import { topicName } from '../../schemas/topics.js';
 
 export type SyncStateMap = Map<string, SyncState>;
 
-export async function loadSyncState(deps: { config: Config; kafka: Kafka; registry: AvroRegistry }, connectionId: string): Promise<SyncStateMap> {
+export async function loadSyncState(
+  deps: { config: Config; kafka: Kafka; registry: AvroRegistry },
+  connectionId: string,
+): Promise<SyncStateMap> {
   const topic = topicName(deps.config.kafka.topicPrefix, 'syncState');
   const prefix = `${connectionId}/`;
   const out: SyncStateMap = new Map();

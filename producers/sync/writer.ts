@@ -66,11 +66,15 @@ export class SyncWriter {
     try {
       await producer.connect();
     } catch (cause) {
-      throw new MeterflowError('KAFKA_UNREACHABLE', `connection ${connectionId}: cannot connect the producer: ${errorMessage(cause)}`, {
-        cause,
-        retriable: true,
-        context: { connection: connectionId },
-      });
+      throw new MeterflowError(
+        'KAFKA_UNREACHABLE',
+        `connection ${connectionId}: cannot connect the producer: ${errorMessage(cause)}`,
+        {
+          cause,
+          retriable: true,
+          context: { connection: connectionId },
+        },
+      );
     }
     return new SyncWriter(deps, connectionId, producer, { entities, usage, state, runs });
   }
@@ -99,9 +103,14 @@ export class SyncWriter {
       while (this.pending.length > 0) {
         const group: PendingCall[] = [];
         let bytes = 0;
-        while (this.pending.length > 0 && group.length < GROUP_MAX_CALLS && (group.length === 0 || bytes < GROUP_MAX_BYTES)) {
+        while (
+          this.pending.length > 0 &&
+          group.length < GROUP_MAX_CALLS &&
+          (group.length === 0 || bytes < GROUP_MAX_BYTES)
+        ) {
           const call = this.pending.shift()!;
-          for (const b of call.batches) for (const m of b.messages) bytes += (m.value as Buffer | null)?.length ?? 0;
+          for (const b of call.batches)
+            for (const m of b.messages) bytes += (m.value as Buffer | null)?.length ?? 0;
           group.push(call);
         }
         try {
@@ -119,7 +128,8 @@ export class SyncWriter {
   private async commit(batches: { topic: string; messages: Message[] }[]): Promise<void> {
     // One send per topic, messages in call order.
     const byTopic = new Map<string, Message[]>();
-    for (const b of batches) if (b.messages.length > 0) byTopic.set(b.topic, [...(byTopic.get(b.topic) ?? []), ...b.messages]);
+    for (const b of batches)
+      if (b.messages.length > 0) byTopic.set(b.topic, [...(byTopic.get(b.topic) ?? []), ...b.messages]);
     if (byTopic.size === 0) return;
     const txn = await this.producer.transaction();
     try {
@@ -127,11 +137,15 @@ export class SyncWriter {
       await txn.commit();
     } catch (cause) {
       await txn.abort().catch(() => undefined);
-      throw new MeterflowError('KAFKA_UNREACHABLE', `connection ${this.connectionId}: transaction failed: ${errorMessage(cause)}`, {
-        cause,
-        retriable: true,
-        context: { connection: this.connectionId, topics: [...byTopic.keys()] },
-      });
+      throw new MeterflowError(
+        'KAFKA_UNREACHABLE',
+        `connection ${this.connectionId}: transaction failed: ${errorMessage(cause)}`,
+        {
+          cause,
+          retriable: true,
+          context: { connection: this.connectionId, topics: [...byTopic.keys()] },
+        },
+      );
     }
   }
 
@@ -140,12 +154,17 @@ export class SyncWriter {
   }
 
   private stateMessages(states: SyncState[]): Message[] {
-    return states.map((s) => ({ key: entityKey(s.connection_id, s.scope), value: this.serdes.state.encode(s) }));
+    return states.map((s) => ({
+      key: entityKey(s.connection_id, s.scope),
+      value: this.serdes.state.encode(s),
+    }));
   }
 
   /** Entity envelopes of one page. */
   entities(envs: RawEnvelope[]): Promise<void> {
-    return this.transact([{ topic: this.topic('rawEntities'), messages: this.envelopeMessages(this.serdes.entities, envs) }]);
+    return this.transact([
+      { topic: this.topic('rawEntities'), messages: this.envelopeMessages(this.serdes.entities, envs) },
+    ]);
   }
 
   /** The usage envelopes of one chunk and the watermarks they justify, atomically. */
@@ -179,7 +198,11 @@ export class SyncWriter {
     const n = await this.entityPartitions();
     const messages: Message[] = [];
     for (let p = 0; p < n; p++) {
-      messages.push({ key: entityKey(template.connection_id, '*'), value: this.serdes.entities.encode(template), partition: p });
+      messages.push({
+        key: entityKey(template.connection_id, '*'),
+        value: this.serdes.entities.encode(template),
+        partition: p,
+      });
     }
     await this.transact([{ topic: this.topic('rawEntities'), messages }]);
     return n;
@@ -187,7 +210,15 @@ export class SyncWriter {
 
   run(record: SyncRun): Promise<void> {
     return this.transact([
-      { topic: this.topic('syncRuns'), messages: [{ key: entityKey(record.connection_id, record.sync_run_id), value: this.serdes.runs.encode(record) }] },
+      {
+        topic: this.topic('syncRuns'),
+        messages: [
+          {
+            key: entityKey(record.connection_id, record.sync_run_id),
+            value: this.serdes.runs.encode(record),
+          },
+        ],
+      },
     ]);
   }
 

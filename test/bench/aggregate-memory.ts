@@ -16,7 +16,8 @@ import { calendarFor } from '../../processors/aggregate/core/zone.js';
 
 const args = process.argv.slice(2);
 const positional = args.filter((a) => !a.startsWith('--'));
-const flag = (name: string, dflt: string): string => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
+const flag = (name: string, dflt: string): string =>
+  args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const METERS = Number(positional[0] ?? 1000);
 const DAYS = Number(positional[1] ?? 365);
 const ZONE = flag('zone', 'Europe/Helsinki');
@@ -89,11 +90,14 @@ for (let d = 0; d < DAYS; d++) {
     busyMs += performance.now() - s;
     intervals += batch.intervals.length;
     aggregates += result.aggregates.length;
-    if (result.rejects.length > 0) throw new Error(`unexpected rejects: ${JSON.stringify(result.rejects[0])}`);
+    if (result.rejects.length > 0)
+      throw new Error(`unexpected rejects: ${JSON.stringify(result.rejects[0])}`);
   }
   sample();
   if ((d + 1) % 73 === 0) {
-    console.log(`day ${d + 1}/${DAYS}: ${(intervals / 1e6).toFixed(1)}M intervals, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
+    console.log(
+      `day ${d + 1}/${DAYS}: ${(intervals / 1e6).toFixed(1)}M intervals, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`,
+    );
   }
 }
 const wallMs = performance.now() - t0;
@@ -105,11 +109,21 @@ const mb = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MB`;
 console.log('--- aggregate-memory ---');
 console.log(`meters × days × slots      ${METERS} × ${DAYS} × 96 (${ZONE})`);
 console.log(`intervals                  ${intervals.toLocaleString('en-US')}`);
-console.log(`throughput (apply+snapshot) ${Math.round(intervals / (busyMs / 1000)).toLocaleString('en-US')} intervals/s`);
-console.log(`throughput (incl. batch gen) ${Math.round(intervals / (wallMs / 1000)).toLocaleString('en-US')} intervals/s`);
+console.log(
+  `throughput (apply+snapshot) ${Math.round(intervals / (busyMs / 1000)).toLocaleString('en-US')} intervals/s`,
+);
+console.log(
+  `throughput (incl. batch gen) ${Math.round(intervals / (wallMs / 1000)).toLocaleString('en-US')} intervals/s`,
+);
 console.log(`aggregates emitted         ${aggregates.toLocaleString('en-US')}`);
-console.log(`changelog                  ${changelogEntries.toLocaleString('en-US')} entries, ${mb(changelogBytes)}`);
+console.log(
+  `changelog                  ${changelogEntries.toLocaleString('en-US')} entries, ${mb(changelogBytes)}`,
+);
 console.log(`rss at start               ${mb(baseline)}`);
-console.log(`peak rss (sampled daily)   ${mb(peakRss)}   target < ${RSS_TARGET_MB} MB: ${peakRss < RSS_TARGET_MB * 2 ** 20 ? 'OK' : 'OVER'}`);
-console.log(`at end                     heap used ${mb(settled.heapUsed)} of ${mb(settled.heapTotal)}, array buffers ${mb(settled.arrayBuffers)}, rss ${mb(settled.rss)}`);
+console.log(
+  `peak rss (sampled daily)   ${mb(peakRss)}   target < ${RSS_TARGET_MB} MB: ${peakRss < RSS_TARGET_MB * 2 ** 20 ? 'OK' : 'OVER'}`,
+);
+console.log(
+  `at end                     heap used ${mb(settled.heapUsed)} of ${mb(settled.heapTotal)}, array buffers ${mb(settled.arrayBuffers)}, rss ${mb(settled.rss)}`,
+);
 console.log(`state                      ${state.size} meter-channels`);

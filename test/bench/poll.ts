@@ -33,7 +33,13 @@ const DAYS = Number(values.days);
 const ONLY = new Set(values.only.split(','));
 const FROM = '2024-01-01';
 const TO = new Date(Date.parse(`${FROM}T00:00:00Z`) + DAYS * 86_400_000).toISOString();
-const HTTP = { timeoutMs: 60_000, maxResponseBytes: 64 * 1024 * 1024, maxRetries: 6, backoffBaseMs: 100, backoffMaxMs: 5_000 };
+const HTTP = {
+  timeoutMs: 60_000,
+  maxResponseBytes: 64 * 1024 * 1024,
+  maxRetries: 6,
+  backoffBaseMs: 100,
+  backoffMaxMs: 5_000,
+};
 
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
@@ -51,7 +57,14 @@ interface Row {
   ceilingS: string;
 }
 
-async function measure(ctx: TestContext, name: string, meters: number, input: ConnectionInput, env: Record<string, string>, stats: () => { total: number }): Promise<Row> {
+async function measure(
+  ctx: TestContext,
+  name: string,
+  meters: number,
+  input: ConnectionInput,
+  env: Record<string, string>,
+  stats: () => { total: number },
+): Promise<Row> {
   const conn = connectionSchema.parse({ ...input, usageStart: FROM, http: HTTP, sync: { concurrency: 4 } });
   let envelopes = 0;
   let bytes = 0;
@@ -84,7 +97,11 @@ async function measure(ctx: TestContext, name: string, meters: number, input: Co
   const c0 = performance.now();
   for (let sent = 0; sent < envelopes; sent += 50) {
     const n = Math.min(50, envelopes - sent);
-    await producer.send({ topic, compression: COMPRESSION, messages: Array.from({ length: n }, (_, i) => ({ key: `ceiling/${sent + i}`, value })) });
+    await producer.send({
+      topic,
+      compression: COMPRESSION,
+      messages: Array.from({ length: n }, (_, i) => ({ key: `ceiling/${sent + i}`, value })),
+    });
   }
   const ceiling = (performance.now() - c0) / 1000;
   await producer.disconnect();
@@ -108,7 +125,13 @@ const rows: Row[] = [];
 try {
   await ctx.createTopics();
   if (ONLY.has('arcadia')) {
-    const sim = await startArcadiaSimulator({ credentials: 5, sites: 20, meters: METERS, days: DAYS, intervalsActive: true });
+    const sim = await startArcadiaSimulator({
+      credentials: 5,
+      sites: 20,
+      meters: METERS,
+      days: DAYS,
+      intervalsActive: true,
+    });
     try {
       rows.push(
         await measure(
@@ -119,7 +142,12 @@ try {
             id: 'bench-arcadia',
             provider: 'arcadia',
             baseUrls: { production: sim.url },
-            auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'ID', clientSecretEnv: 'SECRET' },
+            auth: {
+              type: 'oauth2ClientCredentials',
+              tokenUrl: '/oauth2/token',
+              clientIdEnv: 'ID',
+              clientSecretEnv: 'SECRET',
+            },
             options: { intervals: 'normalized' },
           },
           { ID: sim.options.clientId, SECRET: sim.options.clientSecret },
@@ -131,7 +159,11 @@ try {
     }
   }
   if (ONLY.has('enerkey')) {
-    const sim = await startEnerKeySimulator({ facilities: Math.ceil(METERS / 4), metersPerFacility: [4, 4], days: DAYS });
+    const sim = await startEnerKeySimulator({
+      facilities: Math.ceil(METERS / 4),
+      metersPerFacility: [4, 4],
+      days: DAYS,
+    });
     try {
       const keys = sim.truth().apiKeys;
       rows.push(
@@ -160,18 +192,43 @@ try {
     try {
       const { parse } = await import('yaml');
       const { readFile } = await import('node:fs/promises');
-      const example = parse(await readFile(new URL('../../connections/examples/generic-json-readings.yaml', import.meta.url), 'utf8')) as ConnectionInput;
-      rows.push(await measure(ctx, 'generic A (JSON readings 15 min)', sim.truth().meters.length, { ...example, id: 'bench-gen-a', baseUrls: { production: sim.url } }, { ACME_API_KEY: sim.apiKey }, () => sim.stats()));
+      const example = parse(
+        await readFile(
+          new URL('../../connections/examples/generic-json-readings.yaml', import.meta.url),
+          'utf8',
+        ),
+      ) as ConnectionInput;
+      rows.push(
+        await measure(
+          ctx,
+          'generic A (JSON readings 15 min)',
+          sim.truth().meters.length,
+          { ...example, id: 'bench-gen-a', baseUrls: { production: sim.url } },
+          { ACME_API_KEY: sim.apiKey },
+          () => sim.stats(),
+        ),
+      );
     } finally {
       await sim.close();
     }
   }
   if (ONLY.has('generic-b')) {
-    const sim = await startGenericXmlCsvSimulator({ buildings: Math.ceil(METERS / 2.5), days: DAYS, format: 'xml', pagination: 'cursor', auth: 'oauth2-password' });
+    const sim = await startGenericXmlCsvSimulator({
+      buildings: Math.ceil(METERS / 2.5),
+      days: DAYS,
+      format: 'xml',
+      pagination: 'cursor',
+      auth: 'oauth2-password',
+    });
     try {
       const { parse } = await import('yaml');
       const { readFile } = await import('node:fs/promises');
-      const example = parse(await readFile(new URL('../../connections/examples/generic-xml-consumption.yaml', import.meta.url), 'utf8')) as ConnectionInput;
+      const example = parse(
+        await readFile(
+          new URL('../../connections/examples/generic-xml-consumption.yaml', import.meta.url),
+          'utf8',
+        ),
+      ) as ConnectionInput;
       const c = sim.credentials;
       rows.push(
         await measure(
@@ -179,7 +236,12 @@ try {
           'generic B (XML daily consumption)',
           sim.truth().meters.length,
           { ...example, id: 'bench-gen-b', baseUrls: { production: sim.url } },
-          { NORDIC_CLIENT_ID: c.clientId, NORDIC_CLIENT_SECRET: c.clientSecret, NORDIC_USERNAME: c.username, NORDIC_PASSWORD: c.password },
+          {
+            NORDIC_CLIENT_ID: c.clientId,
+            NORDIC_CLIENT_SECRET: c.clientSecret,
+            NORDIC_USERNAME: c.username,
+            NORDIC_PASSWORD: c.password,
+          },
           () => sim.stats(),
         ),
       );
@@ -193,5 +255,7 @@ try {
 }
 console.log(`\npoll bench: ${DAYS} days from ${FROM}, Kafka ${ctx.config.kafka.brokers.join(',')}`);
 console.table(rows);
-console.log('ceilingS = a bare kafkajs producer sending the same number of messages of the same average size (no HTTP, no transactions).');
+console.log(
+  'ceilingS = a bare kafkajs producer sending the same number of messages of the same average size (no HTTP, no transactions).',
+);
 process.exit(0);

@@ -38,7 +38,10 @@ describe('Kafka and the schema registry', () => {
     const topic = topicName(ctx.config.kafka.topicPrefix, 'rawEntities');
     const producer = ctx.kafka.producer({ idempotent: true });
     await producer.connect();
-    await producer.send({ topic, messages: [{ key: 'acme-arcadia/mtr_1234', value: serde.encode(envelope) }] });
+    await producer.send({
+      topic,
+      messages: [{ key: 'acme-arcadia/mtr_1234', value: serde.encode(envelope) }],
+    });
     await producer.disconnect();
 
     const received: RawEnvelope[] = [];
@@ -57,7 +60,12 @@ describe('Kafka and the schema registry', () => {
 
   it('rejects a schema change that breaks BACKWARD compatibility', async () => {
     const subject = `${ctx.config.kafka.topicPrefix}compat-value`;
-    const v1 = { type: 'record', name: 'Thing', namespace: 'io.meterflow.test', fields: [{ name: 'a', type: 'string' }] };
+    const v1 = {
+      type: 'record',
+      name: 'Thing',
+      namespace: 'io.meterflow.test',
+      fields: [{ name: 'a', type: 'string' }],
+    };
     await ctx.registry.register(subject, v1);
     // Adding a field with a default is compatible...
     const v2 = { ...v1, fields: [...v1.fields, { name: 'b', type: 'int', default: 0 }] };
@@ -70,8 +78,12 @@ describe('Kafka and the schema registry', () => {
   });
 
   it('quarantine-worthy bytes are reported as REG_DECODE, not as a crash', async () => {
-    await expect(ctx.registry.decode(Buffer.from('{"not":"avro"}'))).rejects.toMatchObject({ code: 'REG_DECODE' });
-    await expect(ctx.registry.decode(Buffer.from([0, 0x7f, 0xff, 0xff, 0xff, 1, 2]))).rejects.toMatchObject({ code: 'REG_DECODE' });
+    await expect(ctx.registry.decode(Buffer.from('{"not":"avro"}'))).rejects.toMatchObject({
+      code: 'REG_DECODE',
+    });
+    await expect(ctx.registry.decode(Buffer.from([0, 0x7f, 0xff, 0xff, 0xff, 1, 2]))).rejects.toMatchObject({
+      code: 'REG_DECODE',
+    });
   });
 });
 
@@ -80,13 +92,18 @@ describe('ClickHouse', () => {
     const ch = ctx.clickhouse();
     const db = ctx.config.clickhouse.database;
     await ch.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
-    await ch.command({ query: `CREATE TABLE ${db}.smoke (meter String, day Date, kwh Float64) ENGINE = MergeTree() ORDER BY (meter, day)` });
+    await ch.command({
+      query: `CREATE TABLE ${db}.smoke (meter String, day Date, kwh Float64) ENGINE = MergeTree() ORDER BY (meter, day)`,
+    });
     const rows = [
       { meter: "m'1", day: '2024-03-31', kwh: 12.5 },
       { meter: 'm2; DROP TABLE x', day: '2024-10-27', kwh: 0.25 },
     ];
     await ch.insert({ table: `${db}.smoke`, values: rows, format: 'JSONEachRow' });
-    const result = await ch.query({ query: `SELECT meter, toString(day) AS day, kwh FROM ${db}.smoke ORDER BY meter`, format: 'JSONEachRow' });
+    const result = await ch.query({
+      query: `SELECT meter, toString(day) AS day, kwh FROM ${db}.smoke ORDER BY meter`,
+      format: 'JSONEachRow',
+    });
     expect(await result.json()).toEqual(rows);
   });
 });
@@ -106,7 +123,9 @@ describe('unreachable services', () => {
 
   it('names the registry when it does not answer', async () => {
     const registry = new AvroRegistry('http://127.0.0.1:1/apis/ccompat/v7');
-    const err = await registry.register('x-value', { type: 'record', name: 'X', fields: [] }).catch((e: unknown) => e);
+    const err = await registry
+      .register('x-value', { type: 'record', name: 'X', fields: [] })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REG_UNREACHABLE', retriable: true });
     expect((err as Error).message).toContain('http://127.0.0.1:1/apis/ccompat/v7');
   });

@@ -11,7 +11,19 @@ import { paginate, type Page } from '../../http/pagination.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { floorTo, parseOptions, QUARTER_MS } from '../options.js';
-import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import {
+  asPollError,
+  envelope,
+  rangeMeta,
+  type Connector,
+  type ConnectorContext,
+  type EmitEntities,
+  type EntitySnapshot,
+  type MeterRef,
+  type UsageChunk,
+  type UsageStream,
+  usageChunk,
+} from '../types.js';
 import { runPool } from '../../http/pool.js';
 import { arcadiaOptionsSchema, type ArcadiaOptions } from './options.js';
 
@@ -33,7 +45,9 @@ function countReadings(body: unknown, endpoint: string): number {
 }
 
 const asMeter = (v: unknown): ArcadiaMeter | undefined =>
-  v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string' ? (v as ArcadiaMeter) : undefined;
+  v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string'
+    ? (v as ArcadiaMeter)
+    : undefined;
 
 export class ArcadiaConnector implements Connector {
   readonly provider = 'arcadia' as const;
@@ -57,7 +71,14 @@ export class ArcadiaConnector implements Connector {
       url: '/plug/credentials',
       query: cids.length ? { search: `correlationId=${cids.join(',')}` } : {},
       endpoint: 'credentials.list',
-      pagination: { type: 'page', pageParam: 'page', sizeParam: 'size', size: this.options.pageSize, firstPage: 0, totalPagesPath: 'page.totalPages' },
+      pagination: {
+        type: 'page',
+        pageParam: 'page',
+        sizeParam: 'size',
+        size: this.options.pageSize,
+        firstPage: 0,
+        totalPagesPath: 'page.totalPages',
+      },
       itemsPath: 'credentials',
       signal: ctx.signal,
     })) {
@@ -70,7 +91,11 @@ export class ArcadiaConnector implements Connector {
   }
 
   /** One listing pass over meters of the credential ids; returns whether totalElements stayed stable. */
-  private async listMeters(ctx: ConnectorContext, credentialIds: string[], onPage: (meters: { meter: ArcadiaMeter; raw: unknown }[], page: Page) => Promise<void>): Promise<boolean> {
+  private async listMeters(
+    ctx: ConnectorContext,
+    credentialIds: string[],
+    onPage: (meters: { meter: ArcadiaMeter; raw: unknown }[], page: Page) => Promise<void>,
+  ): Promise<boolean> {
     let stable = true;
     for (let i = 0; i < credentialIds.length; i += this.options.credentialIdsPerRequest) {
       const group = credentialIds.slice(i, i + this.options.credentialIdsPerRequest);
@@ -79,7 +104,14 @@ export class ArcadiaConnector implements Connector {
         url: '/plug/meters',
         query: { search: `credentialIds=${group.join(',')}` },
         endpoint: 'meters.list',
-        pagination: { type: 'page', pageParam: 'page', sizeParam: 'size', size: this.options.pageSize, firstPage: 0, totalPagesPath: 'page.totalPages' },
+        pagination: {
+          type: 'page',
+          pageParam: 'page',
+          sizeParam: 'size',
+          size: this.options.pageSize,
+          firstPage: 0,
+          totalPagesPath: 'page.totalPages',
+        },
         itemsPath: 'meters',
         signal: ctx.signal,
       })) {
@@ -89,9 +121,13 @@ export class ArcadiaConnector implements Connector {
         const list = page.items.map((raw) => {
           const meter = asMeter(raw);
           if (!meter) {
-            throw new MeterflowError('POLL_RESPONSE_SCHEMA', `connection ${ctx.connection.id}, endpoint meters.list, page ${page.label}: a meter without an id`, {
-              context: { connection: ctx.connection.id, endpoint: 'meters.list', page: page.label },
-            });
+            throw new MeterflowError(
+              'POLL_RESPONSE_SCHEMA',
+              `connection ${ctx.connection.id}, endpoint meters.list, page ${page.label}: a meter without an id`,
+              {
+                context: { connection: ctx.connection.id, endpoint: 'meters.list', page: page.label },
+              },
+            );
           }
           return { meter, raw };
         });
@@ -113,13 +149,30 @@ export class ArcadiaConnector implements Connector {
           const out: RawEnvelope[] = [];
           for (const { meter: m, raw } of list) {
             if (!meters.has(m.id)) {
-              out.push(envelope(ctx, { kind: 'meter', format: 'arcadia.meter', externalId: m.id, res: page.res, payload: JSON.stringify(raw) }));
+              out.push(
+                envelope(ctx, {
+                  kind: 'meter',
+                  format: 'arcadia.meter',
+                  externalId: m.id,
+                  res: page.res,
+                  payload: JSON.stringify(raw),
+                }),
+              );
             }
             meters.set(m.id, { externalId: m.id, data: { status: m.status } });
             const siteId = m.site?.id;
             if (typeof siteId === 'string' && !sites.has(siteId)) {
               sites.add(siteId);
-              out.push(envelope(ctx, { kind: 'asset', format: 'arcadia.site', externalId: siteId, res: page.res, payload: JSON.stringify(m.site), meta: { meter_external_id: m.id } }));
+              out.push(
+                envelope(ctx, {
+                  kind: 'asset',
+                  format: 'arcadia.site',
+                  externalId: siteId,
+                  res: page.res,
+                  payload: JSON.stringify(m.site),
+                  meta: { meter_external_id: m.id },
+                }),
+              );
             }
           }
           if (out.length) await emit(out);
@@ -135,11 +188,18 @@ export class ArcadiaConnector implements Connector {
       errors.push(asPollError(e, ctx.connection.id));
     }
     // A listing that kept changing under us may have skipped meters: nothing gets deactivated.
-    if (!stableOnce && errors.length === 0) ctx.log.warn({ event: 'arcadia.listing_unstable' }, 'meter listing kept changing; snapshot treated as partial');
+    if (!stableOnce && errors.length === 0)
+      ctx.log.warn(
+        { event: 'arcadia.listing_unstable' },
+        'meter listing kept changing; snapshot treated as partial',
+      );
     return { meters: [...meters.values()], complete: errors.length === 0 && stableOnce, errors };
   }
 
-  async prepareUsage(ctx: ConnectorContext, meters: MeterRef[]): Promise<{ ready: MeterRef[]; errors: MeterflowError[] }> {
+  async prepareUsage(
+    ctx: ConnectorContext,
+    meters: MeterRef[],
+  ): Promise<{ ready: MeterRef[]; errors: MeterflowError[] }> {
     const errors: MeterflowError[] = [];
     const ready: MeterRef[] = [];
     const pending = new Map<string, MeterRef>();
@@ -147,18 +207,35 @@ export class ArcadiaConnector implements Connector {
     for (const m of meters) {
       const st = statusOf(m);
       if (st === 'INTERVALS_SUCCESS') ready.push(m);
-      else if (st === 'INTERVALS_NOT_REQUESTED' || st === 'INTERVALS_IN_PROGRESS') pending.set(m.externalId, m);
-      else errors.push(new MeterflowError('POLL_ACTIVATION_TIMEOUT', `connection ${ctx.connection.id}: meter ${m.externalId} has status ${st ?? 'unknown'}; intervals skipped`, { context: { connection: ctx.connection.id, meter: m.externalId, status: st } }));
+      else if (st === 'INTERVALS_NOT_REQUESTED' || st === 'INTERVALS_IN_PROGRESS')
+        pending.set(m.externalId, m);
+      else
+        errors.push(
+          new MeterflowError(
+            'POLL_ACTIVATION_TIMEOUT',
+            `connection ${ctx.connection.id}: meter ${m.externalId} has status ${st ?? 'unknown'}; intervals skipped`,
+            { context: { connection: ctx.connection.id, meter: m.externalId, status: st } },
+          ),
+        );
     }
     if (pending.size === 0) return { ready, errors };
     const toActivate = [...pending.values()].filter((m) => statusOf(m) === 'INTERVALS_NOT_REQUESTED');
     if (toActivate.length && !this.options.activate) {
       for (const m of toActivate) pending.delete(m.externalId);
-      ctx.log.info({ event: 'arcadia.activation.disabled', meters: toActivate.length }, 'meters without intervals activation skipped');
+      ctx.log.info(
+        { event: 'arcadia.activation.disabled', meters: toActivate.length },
+        'meters without intervals activation skipped',
+      );
     }
     await runPool(this.options.activate ? toActivate : [], ctx.connection.sync.concurrency, async (m) => {
       try {
-        await ctx.http.send({ method: 'PATCH', url: `/plug/meters/${encodeURIComponent(m.externalId)}`, json: { isIntervalsProductActive: true }, endpoint: 'meters.activate', signal: ctx.signal });
+        await ctx.http.send({
+          method: 'PATCH',
+          url: `/plug/meters/${encodeURIComponent(m.externalId)}`,
+          json: { isIntervalsProductActive: true },
+          endpoint: 'meters.activate',
+          signal: ctx.signal,
+        });
       } catch (e) {
         if (ctx.signal.aborted) throw e;
         pending.delete(m.externalId);
@@ -169,7 +246,11 @@ export class ArcadiaConnector implements Connector {
       if (poll > 0) await this.sleep(this.options.activationPollMs, ctx.signal);
       await runPool([...pending.values()], ctx.connection.sync.concurrency, async (m) => {
         try {
-          const { body } = await ctx.http.fetch({ url: `/plug/meters/${encodeURIComponent(m.externalId)}`, endpoint: 'meters.get', signal: ctx.signal });
+          const { body } = await ctx.http.fetch({
+            url: `/plug/meters/${encodeURIComponent(m.externalId)}`,
+            endpoint: 'meters.get',
+            signal: ctx.signal,
+          });
           if ((body as { status?: unknown }).status === 'INTERVALS_SUCCESS') {
             pending.delete(m.externalId);
             ready.push({ ...m, data: { status: 'INTERVALS_SUCCESS' } });
@@ -195,8 +276,14 @@ export class ArcadiaConnector implements Connector {
 
   usageStreams(): UsageStream[] {
     const kinds: { path: string; format: string; endpoint: string }[] = [];
-    if (this.options.intervals !== 'normalized') kinds.push({ path: 'intervals', format: 'arcadia.intervals', endpoint: 'intervals' });
-    if (this.options.intervals !== 'raw') kinds.push({ path: 'normalizedIntervals', format: 'arcadia.normalizedIntervals', endpoint: 'normalizedIntervals' });
+    if (this.options.intervals !== 'normalized')
+      kinds.push({ path: 'intervals', format: 'arcadia.intervals', endpoint: 'intervals' });
+    if (this.options.intervals !== 'raw')
+      kinds.push({
+        path: 'normalizedIntervals',
+        format: 'arcadia.normalizedIntervals',
+        endpoint: 'normalizedIntervals',
+      });
     return [
       {
         id: 'intervals',
@@ -204,7 +291,12 @@ export class ArcadiaConnector implements Connector {
         batchSize: 1,
         maxRangeDays: this.options.maxRangeDays,
         settle: (to, now) => Math.min(to, floorTo(now, QUARTER_MS)),
-        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
+        fetch: async (
+          ctx: ConnectorContext,
+          meters: MeterRef[],
+          range: TimeRange,
+          chunk: number,
+        ): Promise<UsageChunk> => {
           const out: RawEnvelope[] = [];
           let items = 0;
           for (const m of meters) {
@@ -217,7 +309,16 @@ export class ArcadiaConnector implements Connector {
                 signal: ctx.signal,
               });
               items += countReadings(body, k.endpoint);
-              out.push(envelope(ctx, { kind: 'usage', format: k.format, externalId: m.externalId, res, payload: res.text, meta: rangeMeta(range, chunk, m.externalId) }));
+              out.push(
+                envelope(ctx, {
+                  kind: 'usage',
+                  format: k.format,
+                  externalId: m.externalId,
+                  res,
+                  payload: res.text,
+                  meta: rangeMeta(range, chunk, m.externalId),
+                }),
+              );
             }
           }
           return usageChunk(out, items);

@@ -12,9 +12,24 @@ import type { HttpResponse } from '../../http/client.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import { getString } from '../../http/paths.js';
 import { floorTo } from '../options.js';
-import { asPollError, envelope, rangeMeta, type Connector, type ConnectorContext, type EmitEntities, type EntitySnapshot, type MeterRef, type UsageChunk, type UsageStream, usageChunk } from '../types.js';
+import {
+  asPollError,
+  envelope,
+  rangeMeta,
+  type Connector,
+  type ConnectorContext,
+  type EmitEntities,
+  type EntitySnapshot,
+  type MeterRef,
+  type UsageChunk,
+  type UsageStream,
+  usageChunk,
+} from '../types.js';
 
-type Endpoint = GenericConnectorConfig['meters'] | NonNullable<GenericConnectorConfig['assets']> | GenericConnectorConfig['usage'];
+type Endpoint =
+  | GenericConnectorConfig['meters']
+  | NonNullable<GenericConnectorConfig['assets']>
+  | GenericConnectorConfig['usage'];
 
 /** Items of XML and CSV bodies are already objects of strings; JSON items pass as they are. */
 const itemJson = (item: unknown): string => JSON.stringify(item);
@@ -28,12 +43,22 @@ export class GenericConnector implements Connector {
 
   constructor(readonly connection: ConnectionConfig) {
     if (!connection.generic) {
-      throw new MeterflowError('CFG_INVALID', `connection ${connection.id}: provider "generic" needs a "generic" block`, { context: { connection: connection.id, fields: ['generic'] } });
+      throw new MeterflowError(
+        'CFG_INVALID',
+        `connection ${connection.id}: provider "generic" needs a "generic" block`,
+        { context: { connection: connection.id, fields: ['generic'] } },
+      );
     }
     this.g = connection.generic;
   }
 
-  private pages(ctx: ConnectorContext, ep: Endpoint, endpoint: string, url: string, query: Record<string, string> = {}) {
+  private pages(
+    ctx: ConnectorContext,
+    ep: Endpoint,
+    endpoint: string,
+    url: string,
+    query: Record<string, string> = {},
+  ) {
     return paginate(ctx.http, {
       url,
       query: { ...ep.query, ...query },
@@ -50,7 +75,12 @@ export class GenericConnector implements Connector {
    * paging: an insertion or deletion shifts offsets and could hide an item. Items are handed over
    * per page; de-duplication is the caller's.
    */
-  private async list(ctx: ConnectorContext, ep: Endpoint, endpoint: string, onPage: (page: Page) => Promise<void>): Promise<boolean> {
+  private async list(
+    ctx: ConnectorContext,
+    ep: Endpoint,
+    endpoint: string,
+    onPage: (page: Page) => Promise<void>,
+  ): Promise<boolean> {
     for (let pass = 0; pass <= RELIST_PASSES; pass++) {
       let first: number | undefined;
       let changed = false;
@@ -62,7 +92,10 @@ export class GenericConnector implements Connector {
         await onPage(page);
       }
       if (!changed) return true;
-      ctx.log.info({ event: 'generic.relist', endpoint, pass }, 'listing size changed while paging; listing again');
+      ctx.log.info(
+        { event: 'generic.relist', endpoint, pass },
+        'listing size changed while paging; listing again',
+      );
     }
     return false;
   }
@@ -85,7 +118,15 @@ export class GenericConnector implements Connector {
             const id = getString(item, assets.fields.externalId) ?? '';
             if (id !== '' && assetsSeen.has(id)) continue;
             if (id !== '') assetsSeen.add(id);
-            out.push(envelope(ctx, { kind: 'asset', format: 'generic.asset', externalId: id, res: page.res, payload: itemJson(item) }));
+            out.push(
+              envelope(ctx, {
+                kind: 'asset',
+                format: 'generic.asset',
+                externalId: id,
+                res: page.res,
+                payload: itemJson(item),
+              }),
+            );
           }
           if (out.length) await emit(out);
         });
@@ -102,12 +143,29 @@ export class GenericConnector implements Connector {
           const id = getString(item, mf.externalId) ?? '';
           if (id !== '' && meters.has(id)) continue;
           if (id !== '') meters.set(id, { externalId: id });
-          out.push(envelope(ctx, { kind: 'meter', format: 'generic.meter', externalId: id, res: page.res, payload: itemJson(item) }));
+          out.push(
+            envelope(ctx, {
+              kind: 'meter',
+              format: 'generic.meter',
+              externalId: id,
+              res: page.res,
+              payload: itemJson(item),
+            }),
+          );
           // No asset endpoint: the asset is derived from the meter's location fields, once per asset id.
           const assetId = getString(item, mf.assetId);
           if (!assets && assetId !== undefined && !assetsSeen.has(assetId)) {
             assetsSeen.add(assetId);
-            out.push(envelope(ctx, { kind: 'asset', format: 'generic.asset', externalId: assetId, res: page.res, payload: itemJson(item), meta: { derived: 'true', meter_external_id: id } }));
+            out.push(
+              envelope(ctx, {
+                kind: 'asset',
+                format: 'generic.asset',
+                externalId: assetId,
+                res: page.res,
+                payload: itemJson(item),
+                meta: { derived: 'true', meter_external_id: id },
+              }),
+            );
           }
         }
         if (out.length) await emit(out);
@@ -132,11 +190,19 @@ export class GenericConnector implements Connector {
         batchSize: perMeter ? 1 : 100_000,
         maxRangeDays: u.maxRangeDays,
         settle: (to, now) => Math.min(to, dates ? floorTo(now, DAY_MS) : floorTo(now, 60_000)),
-        fetch: async (ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk> => {
+        fetch: async (
+          ctx: ConnectorContext,
+          meters: MeterRef[],
+          range: TimeRange,
+          chunk: number,
+        ): Promise<UsageChunk> => {
           const from = dates ? floorTo(range.from, DAY_MS) : range.from;
           let to = dates ? Math.ceil(range.to / DAY_MS) * DAY_MS : range.to;
           if (u.dateParams.toInclusive) to -= dates ? DAY_MS : 1000;
-          const query: Record<string, string> = { [u.dateParams.from]: fmt(from), [u.dateParams.to]: fmt(to) };
+          const query: Record<string, string> = {
+            [u.dateParams.from]: fmt(from),
+            [u.dateParams.to]: fmt(to),
+          };
           const out: RawEnvelope[] = [];
           let count = 0;
           if (perMeter) {
@@ -144,9 +210,20 @@ export class GenericConnector implements Connector {
               const path = u.path.split('{meterId}').join(encodeURIComponent(m.externalId));
               const q = u.meterParam ? { ...query, [u.meterParam]: m.externalId } : query;
               const { items, first } = await this.collect(ctx, path, q, chunk);
-              const mine = u.fields.meterId ? items.filter((it) => getString(it, u.fields.meterId) === m.externalId) : items;
+              const mine = u.fields.meterId
+                ? items.filter((it) => getString(it, u.fields.meterId) === m.externalId)
+                : items;
               count += mine.length;
-              out.push(envelope(ctx, { kind: 'usage', format: 'generic.usage', externalId: m.externalId, res: first, payload: JSON.stringify(mine), meta: rangeMeta(range, chunk, m.externalId) }));
+              out.push(
+                envelope(ctx, {
+                  kind: 'usage',
+                  format: 'generic.usage',
+                  externalId: m.externalId,
+                  res: first,
+                  payload: JSON.stringify(mine),
+                  meta: rangeMeta(range, chunk, m.externalId),
+                }),
+              );
             }
             return usageChunk(out, count);
           }
@@ -158,7 +235,16 @@ export class GenericConnector implements Connector {
           }
           for (const [id, list] of byMeter) {
             count += list.length;
-            out.push(envelope(ctx, { kind: 'usage', format: 'generic.usage', externalId: id, res: first, payload: JSON.stringify(list), meta: rangeMeta(range, chunk, id) }));
+            out.push(
+              envelope(ctx, {
+                kind: 'usage',
+                format: 'generic.usage',
+                externalId: id,
+                res: first,
+                payload: JSON.stringify(list),
+                meta: rangeMeta(range, chunk, id),
+              }),
+            );
           }
           return usageChunk(out, count);
         },
@@ -167,7 +253,12 @@ export class GenericConnector implements Connector {
   }
 
   /** Every page of one usage request; the first response stands for the request in the envelope. */
-  private async collect(ctx: ConnectorContext, path: string, query: Record<string, string>, chunk: number): Promise<{ items: unknown[]; first: HttpResponse }> {
+  private async collect(
+    ctx: ConnectorContext,
+    path: string,
+    query: Record<string, string>,
+    chunk: number,
+  ): Promise<{ items: unknown[]; first: HttpResponse }> {
     const items: unknown[] = [];
     let first: HttpResponse | undefined;
     for await (const page of this.pages(ctx, this.g.usage, 'usage', path, query)) {

@@ -14,10 +14,26 @@ function arcadiaConnection(sim: ArcadiaSimulator, options: Record<string, unknow
     id: 'arc-test',
     provider: 'arcadia',
     baseUrls: { production: sim.url },
-    auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'ARC_ID', clientSecretEnv: 'ARC_SECRET' },
+    auth: {
+      type: 'oauth2ClientCredentials',
+      tokenUrl: '/oauth2/token',
+      clientIdEnv: 'ARC_ID',
+      clientSecretEnv: 'ARC_SECRET',
+    },
     usageStart: '2024-01-01',
-    options: { intervals: 'both', activationPollMs: 0, correlationId: ['customer-001', 'customer-002', 'customer-003'], ...options },
-    http: { timeoutMs: 10_000, maxResponseBytes: 8 * 1024 * 1024, maxRetries: 6, backoffBaseMs: 5, backoffMaxMs: 50 },
+    options: {
+      intervals: 'both',
+      activationPollMs: 0,
+      correlationId: ['customer-001', 'customer-002', 'customer-003'],
+      ...options,
+    },
+    http: {
+      timeoutMs: 10_000,
+      maxResponseBytes: 8 * 1024 * 1024,
+      maxRetries: 6,
+      backoffBaseMs: 5,
+      backoffMaxMs: 50,
+    },
   });
 }
 
@@ -27,7 +43,10 @@ function normalizedTotals(envs: Read<RawEnvelope>[]): Map<string, { n: number; k
   const seen = new Set<string>();
   for (const e of envs) {
     if (e.value.format !== 'arcadia.normalizedIntervals') continue;
-    const body = JSON.parse(e.value.payload) as { startAt: string; readings: { importKwh: (number | null)[] }[] };
+    const body = JSON.parse(e.value.payload) as {
+      startAt: string;
+      readings: { importKwh: (number | null)[] }[];
+    };
     const start = Date.parse(body.startAt);
     const acc = out.get(e.value.external_id) ?? { n: 0, kwh: 0 };
     body.readings[0]!.importKwh.forEach((v, i) => {
@@ -64,9 +83,13 @@ describe('arcadia connector against the simulator', () => {
 
     const truth = sim.truth();
     const entities = await readEnvelopes(ctx, 'rawEntities');
-    const meterIds = new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id));
+    const meterIds = new Set(
+      entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id),
+    );
     expect(meterIds).toEqual(new Set(truth.meters.map((m) => m.id)));
-    const siteIds = new Set(entities.filter((e) => e.value.format === 'arcadia.site').map((e) => e.value.external_id));
+    const siteIds = new Set(
+      entities.filter((e) => e.value.format === 'arcadia.site').map((e) => e.value.external_id),
+    );
     expect(siteIds).toEqual(new Set(truth.meters.map((m) => m.siteId)));
     for (const e of entities) expect(e.value.request_url).not.toMatch(/secret|token/i);
     // snapshot_complete on every partition
@@ -92,7 +115,10 @@ describe('arcadia connector against the simulator', () => {
     const wm = new Map(states.map((s) => [s.value.scope, s.value.watermark]));
     for (const m of truth.meters) expect(wm.get(`usage:${m.id}`)).toBe(new Date(TO).toISOString());
     const runs = await readRuns(ctx);
-    expect(runs.filter((r) => r.value.sync_run_id === run.sync_run_id).map((r) => r.value.status)).toEqual(['running', 'succeeded']);
+    expect(runs.filter((r) => r.value.sync_run_id === run.sync_run_id).map((r) => r.value.status)).toEqual([
+      'running',
+      'succeeded',
+    ]);
   });
 
   it('is complete under paging faults, 429 storms, 5xx, HTML error pages and tokens expiring mid-run', async () => {
@@ -112,34 +138,67 @@ describe('arcadia connector against the simulator', () => {
       },
     });
     try {
-      const conn = arcadiaConnection(faulty, { pageSize: 10, intervals: 'normalized', correlationId: ['customer-001', 'customer-002'] });
-      let chunks = 0;
-      const run = await runSync({ ...conn, id: 'arc-faults' }, syncDeps(ctx, ENV, { onEvent: (e) => e.name === 'sync.chunk.committed' && ++chunks === 10 && faulty.expireTokens() }), {
-        mode: 'incremental',
-        to: '2024-02-05T00:00:00Z',
+      const conn = arcadiaConnection(faulty, {
+        pageSize: 10,
+        intervals: 'normalized',
+        correlationId: ['customer-001', 'customer-002'],
       });
+      let chunks = 0;
+      const run = await runSync(
+        { ...conn, id: 'arc-faults' },
+        syncDeps(ctx, ENV, {
+          onEvent: (e) => e.name === 'sync.chunk.committed' && ++chunks === 10 && faulty.expireTokens(),
+        }),
+        {
+          mode: 'incremental',
+          to: '2024-02-05T00:00:00Z',
+        },
+      );
       expect(run.error_messages).toEqual([]);
       expect(run.snapshot_complete).toBe(true);
       const truth = faulty.truth();
-      const entities = (await readEnvelopes(ctx, 'rawEntities')).filter((e) => e.value.connection_id === 'arc-faults');
-      const meterIds = new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id));
+      const entities = (await readEnvelopes(ctx, 'rawEntities')).filter(
+        (e) => e.value.connection_id === 'arc-faults',
+      );
+      const meterIds = new Set(
+        entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id),
+      );
       expect(meterIds).toEqual(new Set(truth.meters.map((m) => m.id)));
-      const usage = (await readEnvelopes(ctx, 'rawUsage')).filter((e) => e.value.connection_id === 'arc-faults');
+      const usage = (await readEnvelopes(ctx, 'rawUsage')).filter(
+        (e) => e.value.connection_id === 'arc-faults',
+      );
       expect(new Set(usage.map((u) => u.value.external_id))).toEqual(meterIds);
       expect(faulty.stats().byStatus['401']).toBeGreaterThanOrEqual(1);
-      expect(faulty.stats().faults).toMatchObject({ rateLimit: 4, serverError: 3, htmlError: 2, shiftDuringPaging: 1 });
+      expect(faulty.stats().faults).toMatchObject({
+        rateLimit: 4,
+        serverError: 3,
+        htmlError: 2,
+        shiftDuringPaging: 1,
+      });
     } finally {
       await faulty.close();
     }
   });
 
   it('sandbox mode sends X-Sandbox-Mode: true and reads the sandbox data set; error bodies are surfaced', async () => {
-    const run = await runSync({ ...arcadiaConnection(sim, { sandbox: true, correlationId: 'sandbox-001' }), id: 'arc-sandbox' }, syncDeps(ctx, ENV), { mode: 'entities' });
+    const run = await runSync(
+      { ...arcadiaConnection(sim, { sandbox: true, correlationId: 'sandbox-001' }), id: 'arc-sandbox' },
+      syncDeps(ctx, ENV),
+      { mode: 'entities' },
+    );
     expect(run.status).toBe('succeeded');
-    const entities = (await readEnvelopes(ctx, 'rawEntities')).filter((e) => e.value.connection_id === 'arc-sandbox');
-    expect(new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id))).toEqual(new Set(sim.truth({ sandbox: true }).meters.map((m) => m.id)));
+    const entities = (await readEnvelopes(ctx, 'rawEntities')).filter(
+      (e) => e.value.connection_id === 'arc-sandbox',
+    );
+    expect(
+      new Set(entities.filter((e) => e.value.format === 'arcadia.meter').map((e) => e.value.external_id)),
+    ).toEqual(new Set(sim.truth({ sandbox: true }).meters.map((m) => m.id)));
 
-    const bad = await runSync({ ...arcadiaConnection(sim), id: 'arc-badsecret' }, syncDeps(ctx, { ...ENV, ARC_SECRET: 'wrong' }), { mode: 'entities' });
+    const bad = await runSync(
+      { ...arcadiaConnection(sim), id: 'arc-badsecret' },
+      syncDeps(ctx, { ...ENV, ARC_SECRET: 'wrong' }),
+      { mode: 'entities' },
+    );
     expect(bad.status).not.toBe('succeeded');
     expect(bad.error_messages.join()).toContain('invalid_client: Invalid client credentials');
     expect(bad.error_messages.join()).not.toContain('wrong');

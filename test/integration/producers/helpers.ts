@@ -2,7 +2,11 @@
 import type { TestContext } from '../../support/context.js';
 import { readToEnd } from '../../../lib/kafka.js';
 import { readerType } from '../../../lib/registry.js';
-import { connectionSchema, type ConnectionConfig, type ConnectionInput } from '../../../schemas/connection.js';
+import {
+  connectionSchema,
+  type ConnectionConfig,
+  type ConnectionInput,
+} from '../../../schemas/connection.js';
 import type { RawEnvelope, SyncRun, SyncState } from '../../../schemas/records.js';
 import { topicName, type TopicId } from '../../../schemas/topics.js';
 import type { SyncDeps } from '../../../producers/sync/engine.js';
@@ -42,17 +46,29 @@ export async function readTopic<T>(ctx: TestContext, id: TopicId): Promise<Read<
   const out: Read<T>[] = [];
   const reader = readerType(id);
   await readToEnd(ctx.kafka, topicName(ctx.config.kafka.topicPrefix, id), async (m) => {
-    out.push({ key: m.key?.toString('utf8') ?? '', partition: m.partition, value: await ctx.registry.decode<T>(m.value, reader) });
+    out.push({
+      key: m.key?.toString('utf8') ?? '',
+      partition: m.partition,
+      value: await ctx.registry.decode<T>(m.value, reader),
+    });
   });
   return out;
 }
 
-export const readEnvelopes = (ctx: TestContext, id: 'rawEntities' | 'rawUsage'): Promise<Read<RawEnvelope>[]> => readTopic<RawEnvelope>(ctx, id);
+export const readEnvelopes = (
+  ctx: TestContext,
+  id: 'rawEntities' | 'rawUsage',
+): Promise<Read<RawEnvelope>[]> => readTopic<RawEnvelope>(ctx, id);
 export const readRuns = (ctx: TestContext): Promise<Read<SyncRun>[]> => readTopic<SyncRun>(ctx, 'syncRuns');
-export const readStates = (ctx: TestContext): Promise<Read<SyncState>[]> => readTopic<SyncState>(ctx, 'syncState');
+export const readStates = (ctx: TestContext): Promise<Read<SyncState>[]> =>
+  readTopic<SyncState>(ctx, 'syncState');
 
 /** Sync deps on a test context: fast (capped) sleeps so retries and Retry-After do not slow tests. */
-export function syncDeps(ctx: TestContext, env: Record<string, string>, extra: Partial<SyncDeps> = {}): SyncDeps {
+export function syncDeps(
+  ctx: TestContext,
+  env: Record<string, string>,
+  extra: Partial<SyncDeps> = {},
+): SyncDeps {
   return {
     config: ctx.config,
     kafka: ctx.kafka,
@@ -66,5 +82,10 @@ export function syncDeps(ctx: TestContext, env: Record<string, string>, extra: P
 
 /** A comparable identity of usage envelopes (duplicates collapse). */
 export function usageKeys(envs: Read<RawEnvelope>[]): Set<string> {
-  return new Set(envs.map((e) => `${e.value.format}|${e.value.external_id}|${e.value.meta.range_from}|${e.value.meta.range_to}|${e.value.payload}`));
+  return new Set(
+    envs.map(
+      (e) =>
+        `${e.value.format}|${e.value.external_id}|${e.value.meta.range_from}|${e.value.meta.range_to}|${e.value.payload}`,
+    ),
+  );
 }

@@ -38,24 +38,39 @@ describe('meter mapping import/export', () => {
     await producer.connect();
     await producer.send({
       topic: topicName(ctx.config.kafka.topicPrefix, 'meters'),
-      messages: [meter('c1', 'm1'), meter('c1', 'm2'), meter('c2', '=cmd|x')].map((m) => ({ key: entityKey(m.connection_id, m.external_id), value: serde.encode(m) })),
+      messages: [meter('c1', 'm1'), meter('c1', 'm2'), meter('c2', '=cmd|x')].map((m) => ({
+        key: entityKey(m.connection_id, m.external_id),
+        value: serde.encode(m),
+      })),
     });
     await producer.disconnect();
   });
   afterAll(async () => ctx?.cleanup());
 
-  const deps = () => ({ config: ctx.config, kafka: ctx.kafka, registry: ctx.registry, now: () => 1_700_000_000_000 });
+  const deps = () => ({
+    config: ctx.config,
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    now: () => 1_700_000_000_000,
+  });
   const mappings = async () => (await readTopic<MeterMapping>(ctx, 'meterMappings')).map((r) => r.value);
 
   it('a file with an unknown or duplicate id applies nothing and names every problem', async () => {
-    const r = await importMappings(deps(), 'connection_id,external_id,internal_meter_id\nc1,m1,INT-1\nc1,ghost,INT-2\nc1,m1,INT-3\n');
+    const r = await importMappings(
+      deps(),
+      'connection_id,external_id,internal_meter_id\nc1,m1,INT-1\nc1,ghost,INT-2\nc1,m1,INT-3\n',
+    );
     expect(r.applied).toBe(false);
     expect(r.problems.map((p) => p.kind)).toEqual(['unknown_meter', 'duplicate_meter']);
     expect(await mappings()).toEqual([]);
   });
 
   it('a good file is written; export lists every meter with formulas escaped and round-trips', async () => {
-    const r = await importMappings(deps(), 'connection_id,external_id,internal_meter_id\nc1,m1,INT-1\nc2,=cmd|x,+INT-9\n', 'test');
+    const r = await importMappings(
+      deps(),
+      'connection_id,external_id,internal_meter_id\nc1,m1,INT-1\nc2,=cmd|x,+INT-9\n',
+      'test',
+    );
     expect(r).toEqual({ applied: true, rows: 2, problems: [] });
     const written = await mappings();
     expect(written.map((m) => [m.connection_id, m.external_id, m.internal_meter_id, m.source])).toEqual(

@@ -12,7 +12,13 @@ import type { ConnectionConfig } from '../../../schemas/connection.js';
 import { connection, readEnvelopes, readStates, syncDeps, usageKeys } from './helpers.js';
 
 const TO_ISO = '2024-03-31T00:00:00Z';
-const HTTP = { timeoutMs: 10_000, maxResponseBytes: 8 * 1024 * 1024, maxRetries: 6, backoffBaseMs: 5, backoffMaxMs: 50 };
+const HTTP = {
+  timeoutMs: 10_000,
+  maxResponseBytes: 8 * 1024 * 1024,
+  maxRetries: 6,
+  backoffBaseMs: 5,
+  backoffMaxMs: 50,
+};
 
 describe('resume after a crash', () => {
   let ctx: TestContext;
@@ -21,7 +27,13 @@ describe('resume after a crash', () => {
   beforeAll(async () => {
     ctx = createTestContext({ partitions: 3 });
     await ctx.createTopics();
-    arc = await startArcadiaSimulator({ credentials: 2, sites: 3, meters: 6, days: 90, intervalsActive: true });
+    arc = await startArcadiaSimulator({
+      credentials: 2,
+      sites: 3,
+      meters: 6,
+      days: 90,
+      intervalsActive: true,
+    });
     ek = await startEnerKeySimulator({ facilities: 4, metersPerFacility: [2, 3], days: 90 });
   });
   afterAll(async () => {
@@ -30,7 +42,11 @@ describe('resume after a crash', () => {
     await ctx?.cleanup();
   });
 
-  async function crashAndResume(make: (id: string) => ConnectionConfig, env: Record<string, string>, killAfter: number): Promise<void> {
+  async function crashAndResume(
+    make: (id: string) => ConnectionConfig,
+    env: Record<string, string>,
+    killAfter: number,
+  ): Promise<void> {
     const full = make('full');
     const r1 = await runSync(full, syncDeps(ctx, env), { mode: 'incremental', to: TO_ISO });
     expect(r1.status).toBe('succeeded');
@@ -38,21 +54,42 @@ describe('resume after a crash', () => {
     const crash = make('crash');
     const abort = new AbortController();
     let committed = 0;
-    const killed = await runSync(crash, syncDeps(ctx, env, { onEvent: (e) => e.name === 'sync.chunk.committed' && ++committed === killAfter && abort.abort(new Error('killed')) }), {
-      mode: 'incremental',
-      to: TO_ISO,
-      signal: abort.signal,
-    });
+    const killed = await runSync(
+      crash,
+      syncDeps(ctx, env, {
+        onEvent: (e) =>
+          e.name === 'sync.chunk.committed' && ++committed === killAfter && abort.abort(new Error('killed')),
+      }),
+      {
+        mode: 'incremental',
+        to: TO_ISO,
+        signal: abort.signal,
+      },
+    );
     expect(killed.status).toBe('failed');
     expect(killed.usage_chunks).toBeGreaterThanOrEqual(killAfter);
     expect(killed.usage_chunks).toBeLessThan(r1.usage_chunks);
 
     // The watermarks after the crash cover exactly what reached raw.usage.
-    const usageAfterCrash = (await readEnvelopes(ctx, 'rawUsage')).filter((u) => u.value.connection_id === crash.id);
-    const states = (await readStates(ctx)).filter((s) => s.value.connection_id === crash.id && s.value.scope.startsWith('usage'));
+    const usageAfterCrash = (await readEnvelopes(ctx, 'rawUsage')).filter(
+      (u) => u.value.connection_id === crash.id,
+    );
+    const states = (await readStates(ctx)).filter(
+      (s) => s.value.connection_id === crash.id && s.value.scope.startsWith('usage'),
+    );
     for (const s of states) {
       const meter = s.value.scope.slice(s.value.scope.indexOf(':') + 1);
-      const emittedTo = Math.max(...usageAfterCrash.filter((u) => u.value.external_id === meter && (s.value.scope.startsWith('usage-monthly') ? u.value.format.endsWith('monthly') : !u.value.format.endsWith('monthly'))).map((u) => Date.parse(u.value.meta.range_to!)));
+      const emittedTo = Math.max(
+        ...usageAfterCrash
+          .filter(
+            (u) =>
+              u.value.external_id === meter &&
+              (s.value.scope.startsWith('usage-monthly')
+                ? u.value.format.endsWith('monthly')
+                : !u.value.format.endsWith('monthly')),
+          )
+          .map((u) => Date.parse(u.value.meta.range_to!)),
+      );
       expect(Date.parse(s.value.watermark!)).toBeLessThanOrEqual(emittedTo);
     }
 
@@ -65,7 +102,12 @@ describe('resume after a crash', () => {
     const strip = (id: string) => new Set([...usageKeys(usage.filter((u) => u.value.connection_id === id))]);
     expect(strip(crash.id)).toEqual(strip(full.id));
     const entities = await readEnvelopes(ctx, 'rawEntities');
-    const ent = (id: string) => new Set(entities.filter((e) => e.value.connection_id === id && e.value.entity_kind !== 'snapshot_complete').map((e) => `${e.value.format}|${e.value.external_id}|${e.value.payload}`));
+    const ent = (id: string) =>
+      new Set(
+        entities
+          .filter((e) => e.value.connection_id === id && e.value.entity_kind !== 'snapshot_complete')
+          .map((e) => `${e.value.format}|${e.value.external_id}|${e.value.payload}`),
+      );
     expect(ent(crash.id)).toEqual(ent(full.id));
   }
 
@@ -76,7 +118,12 @@ describe('resume after a crash', () => {
           id: `arc-${id}`,
           provider: 'arcadia',
           baseUrls: { production: arc.url },
-          auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'ARC_ID', clientSecretEnv: 'ARC_SECRET' },
+          auth: {
+            type: 'oauth2ClientCredentials',
+            tokenUrl: '/oauth2/token',
+            clientIdEnv: 'ARC_ID',
+            clientSecretEnv: 'ARC_SECRET',
+          },
           usageStart: '2024-01-01',
           sync: { concurrency: 3 },
           http: HTTP,

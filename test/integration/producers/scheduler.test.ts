@@ -12,7 +12,13 @@ describe('schedules and run-once', () => {
   beforeAll(async () => {
     ctx = createTestContext({ partitions: 1 });
     await ctx.createTopics();
-    sim = await startArcadiaSimulator({ credentials: 1, sites: 1, meters: 2, days: 10, intervalsActive: true });
+    sim = await startArcadiaSimulator({
+      credentials: 1,
+      sites: 1,
+      meters: 2,
+      days: 10,
+      intervalsActive: true,
+    });
   });
   afterAll(async () => {
     await sim?.close();
@@ -24,7 +30,12 @@ describe('schedules and run-once', () => {
       id,
       provider: 'arcadia',
       baseUrls: { production: sim.url },
-      auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'ARC_ID', clientSecretEnv: 'ARC_SECRET' },
+      auth: {
+        type: 'oauth2ClientCredentials',
+        tokenUrl: '/oauth2/token',
+        clientIdEnv: 'ARC_ID',
+        clientSecretEnv: 'ARC_SECRET',
+      },
       usageStart: '2024-01-01',
       options: { intervals: 'normalized' },
       ...(schedule ? { schedule } : {}),
@@ -34,17 +45,28 @@ describe('schedules and run-once', () => {
   it('a schedule never overlaps runs of one connection: ticks during a run are skipped with POLL_RUN_OVERLAP', async () => {
     sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
     const events: SyncEvent[] = [];
-    const scheduler = startScheduler([conn('sched', { cron: '* * * * * *' })], syncDeps(ctx, env(), { onEvent: (e) => events.push(e) }));
+    const scheduler = startScheduler(
+      [conn('sched', { cron: '* * * * * *' })],
+      syncDeps(ctx, env(), { onEvent: (e) => events.push(e) }),
+    );
     try {
       const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline && !(events.some((e) => e.name === 'sync.run.skipped') && events.some((e) => e.name === 'sync.run.finished'))) {
+      while (
+        Date.now() < deadline &&
+        !(
+          events.some((e) => e.name === 'sync.run.skipped') &&
+          events.some((e) => e.name === 'sync.run.finished')
+        )
+      ) {
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
       await scheduler.stop();
       sim.setFaults({});
     }
-    expect(events.some((e) => e.name === 'sync.run.skipped' && e.data.code === 'POLL_RUN_OVERLAP')).toBe(true);
+    expect(events.some((e) => e.name === 'sync.run.skipped' && e.data.code === 'POLL_RUN_OVERLAP')).toBe(
+      true,
+    );
     // Runs never interleave: every start is followed by its finish before the next start.
     let open = 0;
     for (const e of events) {
@@ -55,7 +77,12 @@ describe('schedules and run-once', () => {
 
   it('createProducers.runOnce refuses a second run of a busy connection and reports runs', async () => {
     sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
-    const producers = createProducers(ctx.config, [conn('once')], { log: ctx.log, kafka: ctx.kafka, registry: ctx.registry, env: env() });
+    const producers = createProducers(ctx.config, [conn('once')], {
+      log: ctx.log,
+      kafka: ctx.kafka,
+      registry: ctx.registry,
+      env: env(),
+    });
     try {
       const first = producers.runOnce('once', { to: '2024-01-05T00:00:00Z' });
       await expect(producers.runOnce('once')).rejects.toMatchObject({ code: 'POLL_RUN_OVERLAP' });
@@ -75,14 +102,26 @@ describe('schedules and run-once', () => {
   });
 
   it('a backfill detached from the watermark emits data but never moves the watermark over the gap', async () => {
-    const run = await runSync(conn('detached'), syncDeps(ctx, env()), { mode: 'backfill', from: '2024-01-05', to: '2024-01-07T00:00:00Z' });
+    const run = await runSync(conn('detached'), syncDeps(ctx, env()), {
+      mode: 'backfill',
+      from: '2024-01-05',
+      to: '2024-01-07T00:00:00Z',
+    });
     expect(run.status).toBe('succeeded');
     expect(run.usage_chunks).toBe(2);
-    const states = (await readStates(ctx)).filter((s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'));
+    const states = (await readStates(ctx)).filter(
+      (s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'),
+    );
     expect(states).toEqual([]);
     // A contiguous one (from the first day to fetch) does move it.
-    await runSync(conn('detached'), syncDeps(ctx, env()), { mode: 'backfill', from: '2024-01-01', to: '2024-01-03T00:00:00Z' });
-    const after = (await readStates(ctx)).filter((s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'));
+    await runSync(conn('detached'), syncDeps(ctx, env()), {
+      mode: 'backfill',
+      from: '2024-01-01',
+      to: '2024-01-03T00:00:00Z',
+    });
+    const after = (await readStates(ctx)).filter(
+      (s) => s.value.connection_id === 'detached' && s.value.scope.startsWith('usage:'),
+    );
     expect(new Set(after.map((s) => s.value.watermark))).toEqual(new Set(['2024-01-03T00:00:00.000Z']));
   });
 });

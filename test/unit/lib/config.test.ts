@@ -33,7 +33,13 @@ describe('loadConfig', () => {
 
   it('never echoes a secret in its error', () => {
     try {
-      loadConfig({ ...base, KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: '', LOG_LEVEL: 'loud' });
+      loadConfig({
+        ...base,
+        KAFKA_SASL_MECHANISM: 'plain',
+        KAFKA_SASL_USERNAME: 'u',
+        KAFKA_SASL_PASSWORD: '',
+        LOG_LEVEL: 'loud',
+      });
       expect.unreachable();
     } catch (e) {
       expect((e as Error).message).toContain('LOG_LEVEL');

@@ -1,6 +1,10 @@
 /** Shared builders for processor unit tests. */
 import { readFileSync } from 'node:fs';
-import { connectionSchema, type ConnectionConfig, type ConnectionInput } from '../../../schemas/connection.js';
+import {
+  connectionSchema,
+  type ConnectionConfig,
+  type ConnectionInput,
+} from '../../../schemas/connection.js';
 import type { Meter, RawEnvelope, UsageBatch, UsageInterval } from '../../../schemas/records.js';
 
 export function fixture(path: string): string {
@@ -56,7 +60,12 @@ export function meter(over: Partial<Meter> = {}): Meter {
   };
 }
 
-export function interval(start: number, end: number, value: number, over: Partial<UsageInterval> = {}): UsageInterval {
+export function interval(
+  start: number,
+  end: number,
+  value: number,
+  over: Partial<UsageInterval> = {},
+): UsageInterval {
   return {
     start,
     end,

@@ -32,8 +32,14 @@ describe('connection files', () => {
 
   it('a bad file is CFG_INVALID naming the file and the field', async () => {
     const d = await dirWith({
-      'ok.json': JSON.stringify({ id: 'ok', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }),
-      'bad.yaml': 'id: bad\nprovider: arcadia\nbaseUrls: { production: http://x }\nauth: { type: basic, usernameEnv: lower_case, passwordEnv: P }\n',
+      'ok.json': JSON.stringify({
+        id: 'ok',
+        provider: 'generic',
+        baseUrls: { production: 'http://x' },
+        auth: { type: 'none' },
+      }),
+      'bad.yaml':
+        'id: bad\nprovider: arcadia\nbaseUrls: { production: http://x }\nauth: { type: basic, usernameEnv: lower_case, passwordEnv: P }\n',
     });
     const err = await rejection(loadConnections(d));
     expect(err.code).toBe('CFG_INVALID');
@@ -42,14 +48,26 @@ describe('connection files', () => {
   });
 
   it('a generic connection without a generic block is refused with the field name', async () => {
-    const d = await dirWith({ 'g.json': JSON.stringify({ id: 'g', provider: 'generic', baseUrls: { production: 'http://x' }, auth: { type: 'none' } }) });
+    const d = await dirWith({
+      'g.json': JSON.stringify({
+        id: 'g',
+        provider: 'generic',
+        baseUrls: { production: 'http://x' },
+        auth: { type: 'none' },
+      }),
+    });
     const err = await rejection(loadConnections(d));
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toMatch(/g\.json: generic/);
   });
 
   it('duplicate ids and unparseable files are refused', async () => {
-    const one = JSON.stringify({ id: 'same', provider: 'enerkey', baseUrls: { production: 'http://x' }, auth: { type: 'none' } });
+    const one = JSON.stringify({
+      id: 'same',
+      provider: 'enerkey',
+      baseUrls: { production: 'http://x' },
+      auth: { type: 'none' },
+    });
     const err = await rejection(loadConnections(await dirWith({ 'a.json': one, 'b.json': one })));
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toContain('b.json');
@@ -58,7 +76,15 @@ describe('connection files', () => {
   });
 
   it('invalid connector options are CFG_INVALID naming options.<field>', async () => {
-    const d = await dirWith({ 'a.json': JSON.stringify({ id: 'a', provider: 'arcadia', baseUrls: { production: 'http://x' }, auth: { type: 'none' }, options: { intervals: 'sometimes' } }) });
+    const d = await dirWith({
+      'a.json': JSON.stringify({
+        id: 'a',
+        provider: 'arcadia',
+        baseUrls: { production: 'http://x' },
+        auth: { type: 'none' },
+        options: { intervals: 'sometimes' },
+      }),
+    });
     const [c] = await loadConnections(d);
     let err: { code?: string; message?: string } = {};
     try {

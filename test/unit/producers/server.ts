@@ -1,7 +1,11 @@
 /** A tiny node:http server for unit tests: records requests, answers with a handler. */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connectionSchema, type ConnectionConfig, type ConnectionInput } from '../../../schemas/connection.js';
+import {
+  connectionSchema,
+  type ConnectionConfig,
+  type ConnectionInput,
+} from '../../../schemas/connection.js';
 
 export interface Seen {
   method: string;
@@ -25,7 +29,12 @@ export async function serve(handler: Handler): Promise<TestServer> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const s: Seen = { method: req.method ?? 'GET', url: new URL(req.url ?? '/', base), headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const s: Seen = {
+        method: req.method ?? 'GET',
+        url: new URL(req.url ?? '/', base),
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       seen.push(s);
       Promise.resolve(handler(s, res)).catch((e: unknown) => {
         res.writeHead(500);
@@ -46,9 +55,18 @@ export async function serve(handler: Handler): Promise<TestServer> {
   };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -59,15 +77,26 @@ export function conn(input: Partial<ConnectionInput> & { baseUrl: string }): Con
     provider: 'generic',
     baseUrls: { production: baseUrl },
     auth: { type: 'none' },
-    generic: { meters: { path: '/m', fields: { externalId: 'id', assetId: 'a', unit: 'u' } }, usage: { path: '/u', kind: 'consumption', fields: { value: 'v' } } },
-    http: { timeoutMs: 2_000, maxResponseBytes: 1024 * 1024, maxRetries: 3, backoffBaseMs: 1, backoffMaxMs: 5 },
+    generic: {
+      meters: { path: '/m', fields: { externalId: 'id', assetId: 'a', unit: 'u' } },
+      usage: { path: '/u', kind: 'consumption', fields: { value: 'v' } },
+    },
+    http: {
+      timeoutMs: 2_000,
+      maxResponseBytes: 1024 * 1024,
+      maxRetries: 3,
+      backoffBaseMs: 1,
+      backoffMaxMs: 5,
+    },
     ...rest,
   });
 }
 
 export const noSleep = (): Promise<void> => Promise.resolve();
 
-export async function rejection(p: Promise<unknown>): Promise<{ code: string; message: string; retriable: boolean; context: Record<string, unknown> }> {
+export async function rejection(
+  p: Promise<unknown>,
+): Promise<{ code: string; message: string; retriable: boolean; context: Record<string, unknown> }> {
   try {
     await p;
   } catch (e) {

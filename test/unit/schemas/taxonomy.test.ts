@@ -37,8 +37,16 @@ describe('mapMeterType', () => {
   };
 
   it('applies the connection mapping case-insensitively, with the taxonomy spelling', () => {
-    expect(mapMeterType('elec', mapping)).toEqual({ type: 'Energy', subtype: 'Off-site Electricity', source: 'mapping' });
-    expect(mapMeterType('cold  water', mapping)).toEqual({ type: 'Water', subtype: 'Potable', source: 'mapping' });
+    expect(mapMeterType('elec', mapping)).toEqual({
+      type: 'Energy',
+      subtype: 'Off-site Electricity',
+      source: 'mapping',
+    });
+    expect(mapMeterType('cold  water', mapping)).toEqual({
+      type: 'Water',
+      subtype: 'Potable',
+      source: 'mapping',
+    });
     expect(mapMeterType('SKIP', mapping)).toEqual({ type: 'Waste', subtype: null, source: 'mapping' });
   });
 
@@ -50,7 +58,11 @@ describe('mapMeterType', () => {
     const defaults = { electric: { type: 'Energy' as const, subtype: 'Off-site Electricity' } };
     const own = { Electric: { type: 'Energy' as const, subtype: 'On-site Renewable Electricity' } };
     expect(mapMeterType('electric', own, { defaults })?.subtype).toBe('On-site Renewable Electricity');
-    expect(mapMeterType('electric', {}, { defaults })).toEqual({ type: 'Energy', subtype: 'Off-site Electricity', source: 'default' });
+    expect(mapMeterType('electric', {}, { defaults })).toEqual({
+      type: 'Energy',
+      subtype: 'Off-site Electricity',
+      source: 'default',
+    });
   });
 
   it.each([
@@ -73,11 +85,19 @@ describe('mapMeterType', () => {
   });
 
   it('infers from the quantity name when there is no classification', () => {
-    expect(mapMeterType(null, {}, { unit: 'm3', quantityName: 'Water' })).toEqual({ type: 'Water', subtype: null, source: 'inferred-name' });
+    expect(mapMeterType(null, {}, { unit: 'm3', quantityName: 'Water' })).toEqual({
+      type: 'Water',
+      subtype: null,
+      source: 'inferred-name',
+    });
   });
 
   it('infers Energy from an energy unit alone, nothing from volume or mass alone', () => {
-    expect(mapMeterType('string', {}, { unit: 'kWh' })).toEqual({ type: 'Energy', subtype: null, source: 'inferred-unit' });
+    expect(mapMeterType('string', {}, { unit: 'kWh' })).toEqual({
+      type: 'Energy',
+      subtype: null,
+      source: 'inferred-unit',
+    });
     expect(mapMeterType(undefined, {}, { unit: 'm3' })).toBeUndefined();
     expect(mapMeterType('', {}, { unit: 'kg' })).toBeUndefined();
   });

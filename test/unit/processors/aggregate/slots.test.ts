@@ -1,7 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { GridStore, IrregularStore, PAGE_SIZE } from '../../../../processors/aggregate/core/slots.js';
-import { decodeEntry, encodeDay, encodeMonth, slotArray } from '../../../../processors/aggregate/core/codec.js';
-import { calendarFor, dateToDayNo, dayNoToDate, monthNoToString, monthOfDayNo, firstDayOfMonth, wallToInstant, offsetAt } from '../../../../processors/aggregate/core/zone.js';
+import {
+  decodeEntry,
+  encodeDay,
+  encodeMonth,
+  slotArray,
+} from '../../../../processors/aggregate/core/codec.js';
+import {
+  calendarFor,
+  dateToDayNo,
+  dayNoToDate,
+  monthNoToString,
+  monthOfDayNo,
+  firstDayOfMonth,
+  wallToInstant,
+  offsetAt,
+} from '../../../../processors/aggregate/core/zone.js';
 
 describe('GridStore', () => {
   it('stores exact doubles, widening integer pages and falling back to Float64', () => {
@@ -54,7 +68,12 @@ describe('IrregularStore', () => {
     expect(s.upsert({ start: 100, end: 200, value: 1, estimated: false })).toBeUndefined();
     expect(s.upsert({ start: 0, end: 50, value: 2, estimated: false })).toBeUndefined();
     expect(s.upsert({ start: 100, end: 200, value: 1, estimated: false })).toBe('unchanged');
-    expect(s.upsert({ start: 100, end: 300, value: 3, estimated: true })).toEqual({ start: 100, end: 200, value: 1, estimated: false });
+    expect(s.upsert({ start: 100, end: 300, value: 3, estimated: true })).toEqual({
+      start: 100,
+      end: 200,
+      value: 1,
+      estimated: false,
+    });
     const hits: number[] = [];
     s.forEachOverlapping(250, 260, (iv) => hits.push(iv.start));
     expect(hits).toEqual([100]);
@@ -84,7 +103,15 @@ describe('changelog codec', () => {
     };
     const { slots, ...rest } = day;
     expect(decodeEntry(encodeDay(rest, slotArray(slots)))).toEqual({ kind: 1, ...day });
-    const month = { connection_id: 'c1', meter_external_id: 'm', channel: 'cost' as const, zone: 'UTC', unit: 'EUR', monthNo: 24_290, version: 5 };
+    const month = {
+      connection_id: 'c1',
+      meter_external_id: 'm',
+      channel: 'cost' as const,
+      zone: 'UTC',
+      unit: 'EUR',
+      monthNo: 24_290,
+      version: 5,
+    };
     expect(decodeEntry(encodeMonth(month))).toEqual({ kind: 2, ...month });
     expect(() => decodeEntry(Buffer.from([9, 1]))).toThrow();
   });

@@ -9,7 +9,12 @@ const H = 3_600_000;
 const NOW = 1_800_000_000_000;
 
 /** Quarter-hours covering a whole local day. */
-function quarterHours(zone: string, date: string, value = 1, over: Partial<UsageInterval> = {}): UsageInterval[] {
+function quarterHours(
+  zone: string,
+  date: string,
+  value = 1,
+  over: Partial<UsageInterval> = {},
+): UsageInterval[] {
   const cal = calendarFor(zone);
   const d = dateToDayNo(date);
   const out: UsageInterval[] = [];
@@ -17,8 +22,10 @@ function quarterHours(zone: string, date: string, value = 1, over: Partial<Usage
   return out;
 }
 
-const day = (aggs: UsageAggregate[], period: string, channel = 'consumption') => aggs.find((a) => a.granularity === 'day' && a.period === period && a.channel === channel);
-const month = (aggs: UsageAggregate[], period: string, channel = 'consumption') => aggs.find((a) => a.granularity === 'month' && a.period === period && a.channel === channel);
+const day = (aggs: UsageAggregate[], period: string, channel = 'consumption') =>
+  aggs.find((a) => a.granularity === 'day' && a.period === period && a.channel === channel);
+const month = (aggs: UsageAggregate[], period: string, channel = 'consumption') =>
+  aggs.find((a) => a.granularity === 'month' && a.period === period && a.channel === channel);
 
 describe('AggregateState: local days and DST', () => {
   it.each([
@@ -59,7 +66,11 @@ describe('AggregateState: local days and DST', () => {
   it('knows the month has its DST day: March 2024 in Helsinki expects 31 × 96 − 4 quarter-hours', () => {
     const s = new AggregateState();
     const { aggregates } = s.apply(batch(quarterHours('Europe/Helsinki', '2024-03-15', 1)), NOW);
-    expect(month(aggregates, '2024-03')).toMatchObject({ expected_count: 31 * 96 - 4, interval_count: 96, period_start: iso('2024-02-29T22:00:00Z') });
+    expect(month(aggregates, '2024-03')).toMatchObject({
+      expected_count: 31 * 96 - 4,
+      interval_count: 96,
+      period_start: iso('2024-02-29T22:00:00Z'),
+    });
     expect(month(aggregates, '2024-03')!.completeness).toBeCloseTo(96 / (31 * 96 - 4), 12);
   });
 
@@ -69,7 +80,13 @@ describe('AggregateState: local days and DST', () => {
     ivs[3]!.estimated = true;
     ivs[4]!.estimated = true;
     const d = day(s.apply(batch(ivs, { time_zone: 'UTC' }), NOW).aggregates, '2024-05-01')!;
-    expect(d).toMatchObject({ value: 96, interval_count: 48, expected_count: 96, completeness: 0.5, estimated_count: 2 });
+    expect(d).toMatchObject({
+      value: 96,
+      interval_count: 48,
+      expected_count: 96,
+      completeness: 0.5,
+      estimated_count: 2,
+    });
   });
 
   it('assigns an interval to the local day of its start (late evening UTC is the next day in Helsinki)', () => {
@@ -117,9 +134,17 @@ describe('AggregateState: slots replace, never add twice', () => {
     const a = s.apply(batch(early, { time_zone: 'UTC' }), NOW).aggregates;
     expect(day(a, '2024-07-10')).toMatchObject({ interval_count: 86, completeness: 86 / 96 });
     const b = s.apply(batch(late, { time_zone: 'UTC' }), NOW + 86_400_000).aggregates;
-    expect(day(b, '2024-07-10')).toMatchObject({ value: 96, interval_count: 96, completeness: 1, version: NOW + 86_400_000 });
+    expect(day(b, '2024-07-10')).toMatchObject({
+      value: 96,
+      interval_count: 96,
+      completeness: 1,
+      version: NOW + 86_400_000,
+    });
     // A late day of an earlier month touches only that day and month.
-    const c = s.apply(batch(quarterHours('UTC', '2024-06-30', 2), { time_zone: 'UTC' }), NOW + 2 * 86_400_000).aggregates;
+    const c = s.apply(
+      batch(quarterHours('UTC', '2024-06-30', 2), { time_zone: 'UTC' }),
+      NOW + 2 * 86_400_000,
+    ).aggregates;
     expect(c.map((x) => `${x.granularity}:${x.period}`)).toEqual(['day:2024-06-30', 'month:2024-06']);
   });
 
@@ -127,7 +152,11 @@ describe('AggregateState: slots replace, never add twice', () => {
     const s = new AggregateState();
     const t = iso('2024-05-01T10:00:00Z');
     const { aggregates } = s.apply(
-      batch([interval(t, t + Q, 2), interval(t, t + Q, 0.5, { channel: 'redelivery' }), interval(t, t + Q, 0.3, { channel: 'cost', currency: 'EUR', value_canonical: null })]),
+      batch([
+        interval(t, t + Q, 2),
+        interval(t, t + Q, 0.5, { channel: 'redelivery' }),
+        interval(t, t + Q, 0.3, { channel: 'cost', currency: 'EUR', value_canonical: null }),
+      ]),
       NOW,
     );
     expect(day(aggregates, '2024-05-01', 'consumption')!.value).toBe(2);
@@ -149,9 +178,18 @@ describe('AggregateState: pro rata', () => {
   it('allocates an interval spanning local days by time overlap, flagged prorated', () => {
     const s = new AggregateState();
     // 18:00 on 1 May to 06:00 on 2 May, Helsinki time: 6 h on each day.
-    const { aggregates } = s.apply(batch([interval(iso('2024-05-01T15:00:00Z'), iso('2024-05-02T03:00:00Z'), 12)]), NOW);
+    const { aggregates } = s.apply(
+      batch([interval(iso('2024-05-01T15:00:00Z'), iso('2024-05-02T03:00:00Z'), 12)]),
+      NOW,
+    );
     // Completeness is the share of the day covered: 6 of 24 hours.
-    expect(day(aggregates, '2024-05-01')).toMatchObject({ value: 6, prorated: true, interval_count: 1, expected_count: 2, completeness: 0.25 });
+    expect(day(aggregates, '2024-05-01')).toMatchObject({
+      value: 6,
+      prorated: true,
+      interval_count: 1,
+      expected_count: 2,
+      completeness: 0.25,
+    });
     expect(day(aggregates, '2024-05-02')).toMatchObject({ value: 6, prorated: true, interval_count: 1 });
     expect(month(aggregates, '2024-05')).toMatchObject({ value: 12, prorated: false, interval_count: 1 });
   });
@@ -164,15 +202,40 @@ describe('AggregateState: pro rata', () => {
     const { aggregates } = s.apply(batch([interval(start, end, 310)]), NOW);
     const days = aggregates.filter((a) => a.granularity === 'day');
     expect(days).toHaveLength(31);
-    for (const d of days) expect(d).toMatchObject({ value: 10, prorated: true, interval_count: 1, expected_count: 1, completeness: 1 });
-    expect(month(aggregates, '2024-01')).toMatchObject({ value: 170, prorated: true, interval_count: 1, expected_count: 31 });
-    expect(month(aggregates, '2024-02')).toMatchObject({ value: 140, prorated: true, interval_count: 1, expected_count: 29 });
+    for (const d of days)
+      expect(d).toMatchObject({
+        value: 10,
+        prorated: true,
+        interval_count: 1,
+        expected_count: 1,
+        completeness: 1,
+      });
+    expect(month(aggregates, '2024-01')).toMatchObject({
+      value: 170,
+      prorated: true,
+      interval_count: 1,
+      expected_count: 31,
+    });
+    expect(month(aggregates, '2024-02')).toMatchObject({
+      value: 140,
+      prorated: true,
+      interval_count: 1,
+      expected_count: 29,
+    });
   });
 
   it('a whole local month (e.g. EnerKey monthly) is not prorated for its month', () => {
     const s = new AggregateState();
-    const { aggregates } = s.apply(batch([interval(iso('2023-12-31T22:00:00Z'), iso('2024-01-31T22:00:00Z'), 9120.5)]), NOW);
-    expect(month(aggregates, '2024-01')).toMatchObject({ value: 9120.5, prorated: false, interval_count: 1, completeness: 1 });
+    const { aggregates } = s.apply(
+      batch([interval(iso('2023-12-31T22:00:00Z'), iso('2024-01-31T22:00:00Z'), 9120.5)]),
+      NOW,
+    );
+    expect(month(aggregates, '2024-01')).toMatchObject({
+      value: 9120.5,
+      prorated: false,
+      interval_count: 1,
+      completeness: 1,
+    });
     expect(day(aggregates, '2024-01-01')!.prorated).toBe(true);
   });
 
@@ -180,10 +243,17 @@ describe('AggregateState: pro rata', () => {
     const s = new AggregateState();
     const start = iso('2024-03-01T00:00:00Z');
     s.apply(batch([interval(start, start + 10 * 86_400_000, 100)], { time_zone: 'UTC' }), NOW);
-    const { aggregates } = s.apply(batch([interval(start, start + 5 * 86_400_000, 60)], { time_zone: 'UTC' }), NOW + 1);
+    const { aggregates } = s.apply(
+      batch([interval(start, start + 5 * 86_400_000, 60)], { time_zone: 'UTC' }),
+      NOW + 1,
+    );
     expect(day(aggregates, '2024-03-01')).toMatchObject({ value: 12, completeness: 1 });
     expect(day(aggregates, '2024-03-08')).toMatchObject({ value: 0, interval_count: 0, completeness: 0 });
-    expect(month(aggregates, '2024-03')).toMatchObject({ value: 60, interval_count: 1, completeness: 5 / 31 });
+    expect(month(aggregates, '2024-03')).toMatchObject({
+      value: 60,
+      interval_count: 1,
+      completeness: 5 / 31,
+    });
   });
 
   it('daily values on a DST day (23 h) are whole days, not prorated', () => {
@@ -195,7 +265,13 @@ describe('AggregateState: pro rata', () => {
     });
     const { aggregates } = s.apply(batch(ivs), NOW);
     for (const date of ['2024-03-30', '2024-03-31', '2024-04-01']) {
-      expect(day(aggregates, date)).toMatchObject({ value: 24, prorated: false, interval_count: 1, expected_count: 1, completeness: 1 });
+      expect(day(aggregates, date)).toMatchObject({
+        value: 24,
+        prorated: false,
+        interval_count: 1,
+        expected_count: 1,
+        completeness: 1,
+      });
     }
   });
 });
@@ -210,7 +286,12 @@ describe('AggregateState: resolution', () => {
     const t2 = iso('2024-05-02T00:00:00Z');
     const b = s.apply(batch([interval(t2, t2 + Q, 1)], { time_zone: 'UTC' }), NOW + 1).aggregates;
     // The hourly day is still fully covered (completeness is coverage), but expects 96 slots now.
-    expect(day(b, '2024-05-01')).toMatchObject({ value: 96, interval_count: 24, expected_count: 96, completeness: 1 });
+    expect(day(b, '2024-05-01')).toMatchObject({
+      value: 96,
+      interval_count: 24,
+      expected_count: 96,
+      completeness: 1,
+    });
     expect(day(b, '2024-05-02')).toMatchObject({ expected_count: 96, interval_count: 1 });
   });
 });
@@ -239,7 +320,12 @@ describe('AggregateState: rejects', () => {
     const s = new AggregateState();
     const t = iso('2024-05-01T00:00:00Z');
     const { aggregates, rejects } = s.apply(
-      batch([interval(t, t, 1), interval(t, t + Q, Number.NaN), interval(t, t + Q, 1, { channel: 'cost', currency: null }), interval(t, t + Q, 1)]),
+      batch([
+        interval(t, t, 1),
+        interval(t, t + Q, Number.NaN),
+        interval(t, t + Q, 1, { channel: 'cost', currency: null }),
+        interval(t, t + Q, 1),
+      ]),
       NOW,
     );
     expect(rejects.map((r) => [r.code, r.recordIndex])).toEqual([
@@ -248,16 +334,24 @@ describe('AggregateState: rejects', () => {
       ['VAL_CURRENCY_MISSING', 2],
     ]);
     expect(aggregates).toHaveLength(2);
-    expect(s.apply(batch([interval(t, t + Q, 1)], { time_zone: 'Nope/Zone' }), NOW).rejects[0]!.code).toBe('VAL_INVALID_TIME_ZONE');
+    expect(s.apply(batch([interval(t, t + Q, 1)], { time_zone: 'Nope/Zone' }), NOW).rejects[0]!.code).toBe(
+      'VAL_INVALID_TIME_ZONE',
+    );
   });
 
   it('converts a compatible unit change and refuses an incompatible one', () => {
     const s = new AggregateState();
     const t = iso('2024-05-01T00:00:00Z');
     s.apply(batch([interval(t, t + Q, 1)], { time_zone: 'UTC' }), NOW);
-    const ok = s.apply(batch([interval(t + Q, t + 2 * Q, 0.002)], { time_zone: 'UTC', unit: 'MWh' }), NOW + 1);
+    const ok = s.apply(
+      batch([interval(t + Q, t + 2 * Q, 0.002)], { time_zone: 'UTC', unit: 'MWh' }),
+      NOW + 1,
+    );
     expect(day(ok.aggregates, '2024-05-01')).toMatchObject({ value: 3, unit: 'kWh' });
-    const bad = s.apply(batch([interval(t + 2 * Q, t + 3 * Q, 1)], { time_zone: 'UTC', unit: 'm3' }), NOW + 2);
+    const bad = s.apply(
+      batch([interval(t + 2 * Q, t + 3 * Q, 1)], { time_zone: 'UTC', unit: 'm3' }),
+      NOW + 2,
+    );
     expect(bad.rejects[0]).toMatchObject({ code: 'VAL_UNIT_CONFLICT', recordIndex: 0 });
   });
 });
@@ -274,9 +368,22 @@ describe('AggregateState: changelog', () => {
       log.push(...s.snapshotDirty());
     });
     // A second meter, a bill across months, a redelivery channel, a correction.
-    out.push(...s.apply(batch([interval(iso('2024-03-20T00:00:00Z'), iso('2024-04-10T00:00:00Z'), 210)], { meter_external_id: 'm|2' }), NOW + 10).aggregates);
-    out.push(...s.apply(batch(quarterHours(zone, '2024-04-01', 0.05, { channel: 'redelivery' })), NOW + 11).aggregates);
-    out.push(...s.apply(batch([interval(iso('2024-03-31T10:00:00Z'), iso('2024-03-31T10:15:00Z'), 7)]), NOW + 12).aggregates);
+    out.push(
+      ...s.apply(
+        batch([interval(iso('2024-03-20T00:00:00Z'), iso('2024-04-10T00:00:00Z'), 210)], {
+          meter_external_id: 'm|2',
+        }),
+        NOW + 10,
+      ).aggregates,
+    );
+    out.push(
+      ...s.apply(batch(quarterHours(zone, '2024-04-01', 0.05, { channel: 'redelivery' })), NOW + 11)
+        .aggregates,
+    );
+    out.push(
+      ...s.apply(batch([interval(iso('2024-03-31T10:00:00Z'), iso('2024-03-31T10:15:00Z'), 7)]), NOW + 12)
+        .aggregates,
+    );
     log.push(...s.snapshotDirty());
     return out;
   }
@@ -314,7 +421,9 @@ describe('AggregateState: changelog', () => {
     // Further changes produce identical aggregates (values, counts, versions).
     const more = [
       batch(quarterHours('Europe/Helsinki', '2024-03-31', 0.3)),
-      batch([interval(iso('2024-04-05T00:00:00Z'), iso('2024-04-12T00:00:00Z'), 70)], { meter_external_id: 'm|2' }),
+      batch([interval(iso('2024-04-05T00:00:00Z'), iso('2024-04-12T00:00:00Z'), 70)], {
+        meter_external_id: 'm|2',
+      }),
       batch(quarterHours('Europe/Helsinki', '2024-04-01', 0.06, { channel: 'redelivery' })),
       batch(quarterHours('Europe/Helsinki', '2024-10-28', 1)),
     ];
@@ -327,7 +436,9 @@ describe('AggregateState: changelog', () => {
     // And their changelogs agree byte for byte.
     const liveLog = live.snapshotDirty();
     const restoredLog = restored.snapshotDirty();
-    expect(restoredLog.map((e) => [e.key, e.value?.toString('hex')])).toEqual(liveLog.map((e) => [e.key, e.value?.toString('hex')]));
+    expect(restoredLog.map((e) => [e.key, e.value?.toString('hex')])).toEqual(
+      liveLog.map((e) => [e.key, e.value?.toString('hex')]),
+    );
   });
 
   it('keeps versions increasing across a restart even when the clock is behind', () => {
@@ -338,7 +449,10 @@ describe('AggregateState: changelog', () => {
     log.push(...live.snapshotDirty());
     const restored = new AggregateState();
     for (const e of log) restored.restore(e);
-    const next = restored.apply(batch([{ ...ivs[0]!, value: 2 }], { time_zone: 'UTC' }), NOW - 60_000).aggregates;
+    const next = restored.apply(
+      batch([{ ...ivs[0]!, value: 2 }], { time_zone: 'UTC' }),
+      NOW - 60_000,
+    ).aggregates;
     expect(day(next, '2024-05-01')!.version).toBe(day(first, '2024-05-01')!.version + 1);
     expect(month(next, '2024-05')!.version).toBe(month(first, '2024-05')!.version + 1);
   });
@@ -368,7 +482,10 @@ describe('AggregateState: retention', () => {
     expect(before.every((e) => e.value !== null)).toBe(true);
     s.apply(dayOf('2024-04-10'), NOW + 1);
     const log = s.snapshotDirty();
-    expect(log.filter((e) => e.value === null).map((e) => e.key)).toEqual(['c1/m1|consumption|D|2024-01-10', 'c1/m1|consumption|M|2024-01']);
+    expect(log.filter((e) => e.value === null).map((e) => e.key)).toEqual([
+      'c1/m1|consumption|D|2024-01-10',
+      'c1/m1|consumption|M|2024-01',
+    ]);
     const late = s.apply(dayOf('2024-01-11'), NOW + 2);
     expect(late.aggregates).toEqual([]);
     expect(late.rejects).toHaveLength(96);
@@ -387,7 +504,10 @@ describe('AggregateState: retention', () => {
     const feb = s.apply(dayOf('2024-02-20'), NOW + 1).aggregates;
     expect(month(feb, '2024-02')).toMatchObject({ value: 9 + 96, prorated: true });
     s.apply(dayOf('2024-04-05'), NOW + 2);
-    const keys = s.snapshotDirty().filter((e) => e.value === null).map((e) => e.key);
+    const keys = s
+      .snapshotDirty()
+      .filter((e) => e.value === null)
+      .map((e) => e.key);
     expect(keys).toContain('c1/m1|consumption|M|2024-01');
     expect(keys).toContain('c1/m1|consumption|D|2024-01-20');
     expect(keys).toContain('c1/m1|consumption|M|2024-02');
@@ -403,6 +523,8 @@ describe('AggregateState: retention', () => {
     const restored = new AggregateState({ retentionMonths: 2 });
     for (const e of log) restored.restore(e);
     expect(restored.apply(dayOf('2024-01-12'), NOW + 1).rejects[0]!.code).toBe('AGG_LATE_BEYOND_RETENTION');
-    expect(restored.apply(dayOf('2024-02-12'), NOW + 1).aggregates).toEqual(live.apply(dayOf('2024-02-12'), NOW + 1).aggregates);
+    expect(restored.apply(dayOf('2024-02-12'), NOW + 1).aggregates).toEqual(
+      live.apply(dayOf('2024-02-12'), NOW + 1).aggregates,
+    );
   });
 });

@@ -4,7 +4,14 @@ import type { ConnectionInput } from '../../../../schemas/connection.js';
 import { connection, envelope, iso, meter } from '../helpers.js';
 
 const endpoint = { path: '/x' };
-function genericConnection(over: { withAssets?: boolean; kind?: 'consumption' | 'reading'; timeZone?: string; extra?: Partial<ConnectionInput> } = {}) {
+function genericConnection(
+  over: {
+    withAssets?: boolean;
+    kind?: 'consumption' | 'reading';
+    timeZone?: string;
+    extra?: Partial<ConnectionInput>;
+  } = {},
+) {
   return connection({
     provider: 'generic',
     ...(over.timeZone ? { timeZone: over.timeZone } : {}),
@@ -13,7 +20,17 @@ function genericConnection(over: { withAssets?: boolean; kind?: 'consumption' | 
     generic: {
       ...(over.withAssets === false
         ? {}
-        : { assets: { ...endpoint, fields: { externalId: 'id', name: 'info.name', address: 'info.address', metadata: { region: 'region' } } } }),
+        : {
+            assets: {
+              ...endpoint,
+              fields: {
+                externalId: 'id',
+                name: 'info.name',
+                address: 'info.address',
+                metadata: { region: 'region' },
+              },
+            },
+          }),
       meters: {
         ...endpoint,
         fields: {
@@ -53,46 +70,96 @@ function genericConnection(over: { withAssets?: boolean; kind?: 'consumption' | 
 
 describe('generic.asset', () => {
   it('extracts fields by dot path', () => {
-    const payload = JSON.stringify({ id: 7, info: { name: 'Depot', address: 'Road 1' }, region: 'North', other: { x: 1 } });
-    const r = normalise(envelope({ format: 'generic.asset', entity_kind: 'asset', payload }), { connection: genericConnection() });
+    const payload = JSON.stringify({
+      id: 7,
+      info: { name: 'Depot', address: 'Road 1' },
+      region: 'North',
+      other: { x: 1 },
+    });
+    const r = normalise(envelope({ format: 'generic.asset', entity_kind: 'asset', payload }), {
+      connection: genericConnection(),
+    });
     expect(r.rejects).toEqual([]);
-    expect(r.assets[0]).toMatchObject({ provider: 'generic', external_id: '7', name: 'Depot', address: 'Road 1', metadata: { region: 'North' }, derived: false });
+    expect(r.assets[0]).toMatchObject({
+      provider: 'generic',
+      external_id: '7',
+      name: 'Depot',
+      address: 'Road 1',
+      metadata: { region: 'North' },
+      derived: false,
+    });
   });
 
   it('names an asset by its address when the name is empty (CSV cell)', () => {
     const payload = JSON.stringify({ id: 'A', info: { name: ' ', address: 'Road 2' } });
-    expect(normalise(envelope({ format: 'generic.asset', payload }), { connection: genericConnection() }).assets[0]!.name).toBe('Road 2');
+    expect(
+      normalise(envelope({ format: 'generic.asset', payload }), { connection: genericConnection() })
+        .assets[0]!.name,
+    ).toBe('Road 2');
   });
 
   it('rejects a missing id or name with the path', () => {
-    const noId = normalise(envelope({ format: 'generic.asset', payload: '{"info":{"name":"x"}}' }), { connection: genericConnection() });
+    const noId = normalise(envelope({ format: 'generic.asset', payload: '{"info":{"name":"x"}}' }), {
+      connection: genericConnection(),
+    });
     expect(noId.rejects[0]).toMatchObject({ code: 'NORM_PAYLOAD_SCHEMA', recordIndex: null });
     expect(noId.rejects[0]!.message).toContain('id');
-    const noName = normalise(envelope({ format: 'generic.asset', payload: '{"id":"x"}' }), { connection: genericConnection() });
+    const noName = normalise(envelope({ format: 'generic.asset', payload: '{"id":"x"}' }), {
+      connection: genericConnection(),
+    });
     expect(noName.rejects[0]!.message).toContain('info.name');
   });
 
   it('derives the asset from a meter item when there is no asset endpoint', () => {
-    const item = { '@_id': 'M-1', building: { id: 'B-9', name: 'Tower', address: 'Main 1' }, kind: 'EL', unit: 'kWh' };
+    const item = {
+      '@_id': 'M-1',
+      building: { id: 'B-9', name: 'Tower', address: 'Main 1' },
+      kind: 'EL',
+      unit: 'kWh',
+    };
     const r = normalise(
-      envelope({ format: 'generic.asset', payload: JSON.stringify(item), meta: { derived: 'true', meter_external_id: 'M-1' } }),
+      envelope({
+        format: 'generic.asset',
+        payload: JSON.stringify(item),
+        meta: { derived: 'true', meter_external_id: 'M-1' },
+      }),
       { connection: genericConnection({ withAssets: false }) },
     );
-    expect(r.assets[0]).toMatchObject({ external_id: 'B-9', name: 'Tower', address: 'Main 1', derived: true, metadata: { derivedFrom: 'meter', meterExternalId: 'M-1' } });
+    expect(r.assets[0]).toMatchObject({
+      external_id: 'B-9',
+      name: 'Tower',
+      address: 'Main 1',
+      derived: true,
+      metadata: { derivedFrom: 'meter', meterExternalId: 'M-1' },
+    });
   });
 
   it('rejects generic payloads on a connection without generic configuration', () => {
     const r = normalise(envelope({ format: 'generic.asset', payload: '{}' }), { connection: connection() });
     expect(r.rejects[0]!.code).toBe('NORM_UNKNOWN_CONNECTION');
-    expect(normalise(envelope({ format: 'generic.usage', payload: '[]' }), {}).rejects[0]!.code).toBe('NORM_UNKNOWN_CONNECTION');
+    expect(normalise(envelope({ format: 'generic.usage', payload: '[]' }), {}).rejects[0]!.code).toBe(
+      'NORM_UNKNOWN_CONNECTION',
+    );
   });
 });
 
 describe('generic.meter', () => {
-  const item = { '@_id': 'M-1', building: { id: 'B-9' }, kind: 'el', sub: 'x', unit: 'm³', label: 'Main', tz: 'Europe/Oslo', serial: 123 };
+  const item = {
+    '@_id': 'M-1',
+    building: { id: 'B-9' },
+    kind: 'el',
+    sub: 'x',
+    unit: 'm³',
+    label: 'Main',
+    tz: 'Europe/Oslo',
+    serial: 123,
+  };
 
   it('maps the classification, normalises the unit, keeps the zone and metadata', () => {
-    const r = normalise(envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: 'KWH' }) }), { connection: genericConnection() });
+    const r = normalise(
+      envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: 'KWH' }) }),
+      { connection: genericConnection() },
+    );
     expect(r.rejects).toEqual([]);
     expect(r.assets).toEqual([]);
     expect(r.meters[0]).toMatchObject({
@@ -112,24 +179,51 @@ describe('generic.meter', () => {
 
   it('infers from the provider subtype and uses per-meter rollover and reading kind', () => {
     const r = normalise(
-      envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, '@_id': 'M-2', kind: undefined, sub: 'Potable water', unit: 'm3' }) }),
+      envelope({
+        format: 'generic.meter',
+        payload: JSON.stringify({
+          ...item,
+          '@_id': 'M-2',
+          kind: undefined,
+          sub: 'Potable water',
+          unit: 'm3',
+        }),
+      }),
       { connection: genericConnection({ kind: 'reading' }) },
     );
-    expect(r.meters[0]).toMatchObject({ meter_type: 'Water', meter_subtype: 'Potable', reading_type: 'reading', rollover_value: 99999, unit: 'm3' });
+    expect(r.meters[0]).toMatchObject({
+      meter_type: 'Water',
+      meter_subtype: 'Potable',
+      reading_type: 'reading',
+      rollover_value: 99999,
+      unit: 'm3',
+    });
   });
 
   it('keeps an unknown unit as written and quarantines an unmappable type', () => {
-    const pallets = normalise(envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: 'Pallets' }) }), { connection: genericConnection() });
+    const pallets = normalise(
+      envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: 'Pallets' }) }),
+      { connection: genericConnection() },
+    );
     expect(pallets.meters[0]).toMatchObject({ unit: 'Pallets', canonical_unit: null });
-    const unknown = normalise(envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, kind: 'Type 7', sub: undefined, unit: 'm3' }) }), {
-      connection: genericConnection(),
-    });
+    const unknown = normalise(
+      envelope({
+        format: 'generic.meter',
+        payload: JSON.stringify({ ...item, kind: 'Type 7', sub: undefined, unit: 'm3' }),
+      }),
+      {
+        connection: genericConnection(),
+      },
+    );
     expect(unknown.meters).toEqual([]);
     expect(unknown.rejects[0]!.code).toBe('NORM_METER_TYPE_UNMAPPED');
   });
 
   it('rejects a meter without unit', () => {
-    const r = normalise(envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: '' }) }), { connection: genericConnection() });
+    const r = normalise(
+      envelope({ format: 'generic.meter', payload: JSON.stringify({ ...item, unit: '' }) }),
+      { connection: genericConnection() },
+    );
     expect(r.rejects[0]).toMatchObject({ code: 'NORM_PAYLOAD_SCHEMA' });
     expect(r.rejects[0]!.message).toContain('unit');
   });
@@ -137,14 +231,27 @@ describe('generic.meter', () => {
 
 describe('generic.usage (consumption)', () => {
   const m = meter({ external_id: 'M-1', unit: 'kWh', time_zone: 'Europe/Helsinki' });
-  const env = (items: unknown) => envelope({ format: 'generic.usage', external_id: 'M-1', payload: JSON.stringify(items) });
+  const env = (items: unknown) =>
+    envelope({ format: 'generic.usage', external_id: 'M-1', payload: JSON.stringify(items) });
 
   it('reads consumption, redelivery, production and cost; local dates are local midnight in the zone', () => {
     const items = [
-      { meter: 'M-1', from: '2024-03-31', to: '2024-04-01', v: '92.5', back: 1, pv: '3', cost: { amount: '-4.20', currency: 'EUR' }, est: 'false' },
+      {
+        meter: 'M-1',
+        from: '2024-03-31',
+        to: '2024-04-01',
+        v: '92.5',
+        back: 1,
+        pv: '3',
+        cost: { amount: '-4.20', currency: 'EUR' },
+        est: 'false',
+      },
       { meter: 'M-1', from: '2024-04-01T00:00:00+03:00', to: '2024-04-01T01:00:00+03:00', v: 2, est: true },
     ];
-    const r = normalise(env(items), { connection: genericConnection({ timeZone: 'Europe/Helsinki' }), meter: m });
+    const r = normalise(env(items), {
+      connection: genericConnection({ timeZone: 'Europe/Helsinki' }),
+      meter: m,
+    });
     expect(r.rejects).toEqual([]);
     const b = r.batch!;
     expect(b).toMatchObject({ meter_external_id: 'M-1', unit: 'kWh', time_zone: 'Europe/Helsinki' });
@@ -163,9 +270,19 @@ describe('generic.usage (consumption)', () => {
       { from: '2024-01-01T00:00:00Z', to: '2024-01-01T01:00:00Z', v: 1 },
       { from: '2024-01-01T01:00:00', to: '2024-01-01T02:00:00', v: 1 },
     ];
-    const r = normalise(env(items), { connection: genericConnection(), meter: meter({ external_id: 'M-1', time_zone: null }) });
+    const r = normalise(env(items), {
+      connection: genericConnection(),
+      meter: meter({ external_id: 'M-1', time_zone: null }),
+    });
     expect(r.batch!.intervals).toHaveLength(1);
-    expect(r.rejects).toEqual([{ code: 'NORM_TIMESTAMP_NO_ZONE', message: expect.stringContaining('no time zone') as string, recordIndex: 1, detail: JSON.stringify(items[1]) }]);
+    expect(r.rejects).toEqual([
+      {
+        code: 'NORM_TIMESTAMP_NO_ZONE',
+        message: expect.stringContaining('no time zone') as string,
+        recordIndex: 1,
+        detail: JSON.stringify(items[1]),
+      },
+    ]);
   });
 
   it('converts an item unit to the meter unit, rejects an incompatible one', () => {
@@ -201,10 +318,15 @@ describe('generic.usage (consumption)', () => {
   });
 
   it('needs the meter and an array', () => {
-    expect(normalise(env([]), { connection: genericConnection() }).rejects[0]!.code).toBe('VAL_UNKNOWN_METER');
-    expect(normalise(envelope({ format: 'generic.usage', external_id: 'M-1', payload: '"x"' }), { connection: genericConnection(), meter: m }).rejects[0]!.code).toBe(
-      'NORM_PAYLOAD_SCHEMA',
+    expect(normalise(env([]), { connection: genericConnection() }).rejects[0]!.code).toBe(
+      'VAL_UNKNOWN_METER',
     );
+    expect(
+      normalise(envelope({ format: 'generic.usage', external_id: 'M-1', payload: '"x"' }), {
+        connection: genericConnection(),
+        meter: m,
+      }).rejects[0]!.code,
+    ).toBe('NORM_PAYLOAD_SCHEMA');
   });
 });
 
@@ -215,10 +337,13 @@ describe('generic.usage (reading)', () => {
       { meter: 'M-1', at: '2024-01-01', v: 1000 },
       { meter: 'M-1', at: 'never', v: 1 },
     ];
-    const r = normalise(envelope({ format: 'generic.usage', external_id: 'M-1', payload: JSON.stringify(items) }), {
-      connection: genericConnection({ kind: 'reading', timeZone: 'UTC' }),
-      meter: meter({ external_id: 'M-1', unit: 'm3', reading_type: 'reading' }),
-    });
+    const r = normalise(
+      envelope({ format: 'generic.usage', external_id: 'M-1', payload: JSON.stringify(items) }),
+      {
+        connection: genericConnection({ kind: 'reading', timeZone: 'UTC' }),
+        meter: meter({ external_id: 'M-1', unit: 'm3', reading_type: 'reading' }),
+      },
+    );
     expect(r.batch).toMatchObject({ unit: 'm3', intervals: [] });
     expect(r.readings).toEqual([
       { timestamp: iso('2024-01-02T00:00:00Z'), value: 1050.5, estimated: true, index: 0 },

@@ -25,7 +25,14 @@ describe('normalise dispatch', () => {
   it('rejects an unknown format as a whole (NORM_UNKNOWN_FORMAT), also prototype names', () => {
     for (const format of ['acme.meter', 'toString', '__proto__']) {
       const r = normalise(envelope({ format, payload: '{}' }));
-      expect(r.rejects).toEqual([{ code: 'NORM_UNKNOWN_FORMAT', message: expect.stringContaining(format) as string, recordIndex: null, detail: null }]);
+      expect(r.rejects).toEqual([
+        {
+          code: 'NORM_UNKNOWN_FORMAT',
+          message: expect.stringContaining(format) as string,
+          recordIndex: null,
+          detail: null,
+        },
+      ]);
     }
   });
 

@@ -27,11 +27,22 @@ describe('parseTimestamp', () => {
   });
 
   it('refuses local values without a zone: NORM_TIMESTAMP_NO_ZONE', () => {
-    expect(parseTimestamp('2024-01-01T00:00:00', undefined)).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_NO_ZONE' });
+    expect(parseTimestamp('2024-01-01T00:00:00', undefined)).toMatchObject({
+      ok: false,
+      code: 'NORM_TIMESTAMP_NO_ZONE',
+    });
     expect(parseTimestamp('2024-01-01', null)).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_NO_ZONE' });
   });
 
-  it.each(['2024-02-30', '2024-13-01', '2024-01-01T25:00:00Z', '01/02/2024', '2024-01-01T00:00:00+25:00', '', 'now'])('refuses %s: NORM_TIMESTAMP_INVALID', (text) => {
+  it.each([
+    '2024-02-30',
+    '2024-13-01',
+    '2024-01-01T25:00:00Z',
+    '01/02/2024',
+    '2024-01-01T00:00:00+25:00',
+    '',
+    'now',
+  ])('refuses %s: NORM_TIMESTAMP_INVALID', (text) => {
     expect(parseTimestamp(text, 'UTC')).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_INVALID' });
   });
 

@@ -3,13 +3,20 @@ import { differenceReadings, type LastReading } from '../../../../processors/rea
 import type { Reading } from '../../../../processors/normalise/types.js';
 
 const D = 86_400_000;
-const r = (day: number, value: number, index = day, estimated = false): Reading => ({ timestamp: day * D, value, estimated, index });
+const r = (day: number, value: number, index = day, estimated = false): Reading => ({
+  timestamp: day * D,
+  value,
+  estimated,
+  index,
+});
 
 describe('differenceReadings', () => {
   it('differences consecutive readings into [t_prev, t_cur) consumption, sorting first', () => {
     const out = differenceReadings(undefined, [r(2, 130), r(0, 100), r(1, 110, 1, true)]);
     expect(out.events).toEqual([]);
-    expect(out.intervals.map((i) => [i.start / D, i.end / D, i.value, i.estimated, i.from_readings, i.channel])).toEqual([
+    expect(
+      out.intervals.map((i) => [i.start / D, i.end / D, i.value, i.estimated, i.from_readings, i.channel]),
+    ).toEqual([
       [0, 1, 10, true, true, 'consumption'],
       [1, 2, 20, true, true, 'consumption'],
     ]);
@@ -24,13 +31,21 @@ describe('differenceReadings', () => {
   });
 
   it('drops exact duplicates, also of the stored reading (replays)', () => {
-    const out = differenceReadings({ timestamp: 0, value: 100, estimated: false }, [r(0, 100), r(1, 110), r(1, 110, 5)]);
+    const out = differenceReadings({ timestamp: 0, value: 100, estimated: false }, [
+      r(0, 100),
+      r(1, 110),
+      r(1, 110, 5),
+    ]);
     expect(out.events).toEqual([]);
     expect(out.intervals).toHaveLength(1);
   });
 
   it('quarantines a reading older than the baseline that contradicts it, or conflicting with it, never silently', () => {
-    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [r(3, 700), r(5, 501), r(6, 600)]);
+    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [
+      r(3, 700),
+      r(5, 501),
+      r(6, 600),
+    ]);
     expect(out.events.map((e) => [e.code, e.recordIndex])).toEqual([
       ['VAL_READING_OUT_OF_ORDER', 3],
       ['VAL_READING_OUT_OF_ORDER', 5],
@@ -39,7 +54,11 @@ describe('differenceReadings', () => {
   });
 
   it('counts older readings consistent with the baseline as already covered (a re-poll), not as new consumption', () => {
-    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [r(3, 300), r(4, 400), r(6, 650)]);
+    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [
+      r(3, 300),
+      r(4, 400),
+      r(6, 650),
+    ]);
     expect(out.events).toEqual([]);
     expect(out.covered).toBe(2);
     expect(out.intervals.map((i) => [i.start / D, i.end / D, i.value])).toEqual([[5, 6, 150]]);
@@ -53,24 +72,38 @@ describe('differenceReadings', () => {
     ]);
     expect(out.events).toHaveLength(1);
     expect(out.events[0]).toMatchObject({ code: 'VAL_METER_RESET', recordIndex: 2 });
-    expect(JSON.parse(out.events[0]!.detail!)).toMatchObject({ previous: { value: 950 }, reading: { value: 10 } });
+    expect(JSON.parse(out.events[0]!.detail!)).toMatchObject({
+      previous: { value: 950 },
+      reading: { value: 10 },
+    });
     expect(out.last).toMatchObject({ value: 25 });
     for (const i of out.intervals) expect(i.value).toBeGreaterThanOrEqual(0);
   });
 
   it('turns a plausible wrap at the rollover value into consumption flagged rollover', () => {
-    const out = differenceReadings({ timestamp: 0, value: 99_990, estimated: false }, [r(1, 15)], { rolloverValue: 100_000 });
+    const out = differenceReadings({ timestamp: 0, value: 99_990, estimated: false }, [r(1, 15)], {
+      rolloverValue: 100_000,
+    });
     expect(out.events).toEqual([]);
     expect(out.intervals).toHaveLength(1);
-    expect(out.intervals[0]).toMatchObject({ value: 25, metadata: { rollover: 'true' }, from_readings: true });
+    expect(out.intervals[0]).toMatchObject({
+      value: 25,
+      metadata: { rollover: 'true' },
+      from_readings: true,
+    });
   });
 
   it('treats an implausible wrap as a reset even with a rollover value', () => {
-    const out = differenceReadings({ timestamp: 0, value: 40_000, estimated: false }, [r(1, 100)], { rolloverValue: 100_000 });
+    const out = differenceReadings({ timestamp: 0, value: 40_000, estimated: false }, [r(1, 100)], {
+      rolloverValue: 100_000,
+    });
     expect(out.intervals).toEqual([]);
     expect(out.events[0]!.code).toBe('VAL_METER_RESET');
     // A larger accepted fraction makes the same wrap a rollover.
-    const loose = differenceReadings({ timestamp: 0, value: 40_000, estimated: false }, [r(1, 100)], { rolloverValue: 100_000, maxRolloverFraction: 0.7 });
+    const loose = differenceReadings({ timestamp: 0, value: 40_000, estimated: false }, [r(1, 100)], {
+      rolloverValue: 100_000,
+      maxRolloverFraction: 0.7,
+    });
     expect(loose.intervals[0]).toMatchObject({ value: 60_100 });
   });
 
@@ -81,6 +114,11 @@ describe('differenceReadings', () => {
   });
 
   it('returns no baseline for no readings', () => {
-    expect(differenceReadings(undefined, [])).toEqual({ covered: 0, intervals: [], last: undefined, events: [] });
+    expect(differenceReadings(undefined, [])).toEqual({
+      covered: 0,
+      intervals: [],
+      last: undefined,
+      events: [],
+    });
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_VALIDATE_OPTIONS, validateAsset, validateBatch, validateMeter } from '../../../../processors/validate/index.js';
+import {
+  DEFAULT_VALIDATE_OPTIONS,
+  validateAsset,
+  validateBatch,
+  validateMeter,
+} from '../../../../processors/validate/index.js';
 import type { Asset } from '../../../../schemas/records.js';
 import { batch, interval, iso, meter } from '../helpers.js';
 
@@ -14,35 +19,66 @@ describe('validateBatch', () => {
   });
 
   it('rejects the whole batch for an unknown meter', () => {
-    const { valid, rejects } = validateBatch(batch([interval(t0, t0 + H, 5), interval(t0 + H, t0 + 2 * H, 5)]), undefined);
+    const { valid, rejects } = validateBatch(
+      batch([interval(t0, t0 + H, 5), interval(t0 + H, t0 + 2 * H, 5)]),
+      undefined,
+    );
     expect(valid.intervals).toEqual([]);
-    expect(rejects).toEqual([{ code: 'VAL_UNKNOWN_METER', message: expect.stringContaining('m1') as string, recordIndex: null, detail: null }]);
+    expect(rejects).toEqual([
+      {
+        code: 'VAL_UNKNOWN_METER',
+        message: expect.stringContaining('m1') as string,
+        recordIndex: null,
+        detail: null,
+      },
+    ]);
   });
 
   it('rejects the whole batch for an invalid zone, a missing unit, an incompatible unit', () => {
-    expect(validateBatch(batch([interval(t0, t0 + H, 1)], { time_zone: 'Mars/Olympus' }), meter()).rejects[0]!.code).toBe('VAL_INVALID_TIME_ZONE');
-    expect(validateBatch(batch([interval(t0, t0 + H, 1)], { unit: ' ' }), meter()).rejects[0]!.code).toBe('VAL_REQUIRED_FIELD');
+    expect(
+      validateBatch(batch([interval(t0, t0 + H, 1)], { time_zone: 'Mars/Olympus' }), meter()).rejects[0]!
+        .code,
+    ).toBe('VAL_INVALID_TIME_ZONE');
+    expect(validateBatch(batch([interval(t0, t0 + H, 1)], { unit: ' ' }), meter()).rejects[0]!.code).toBe(
+      'VAL_REQUIRED_FIELD',
+    );
     const conflict = validateBatch(batch([interval(t0, t0 + H, 1)], { unit: 'm3' }), meter());
-    expect(conflict.rejects).toEqual([expect.objectContaining({ code: 'VAL_UNIT_CONFLICT', recordIndex: null })]);
+    expect(conflict.rejects).toEqual([
+      expect.objectContaining({ code: 'VAL_UNIT_CONFLICT', recordIndex: null }),
+    ]);
     expect(conflict.valid.intervals).toEqual([]);
   });
 
   it('converts values to the meter unit when compatible', () => {
-    const { valid, rejects } = validateBatch(batch([interval(t0, t0 + H, 1.5), interval(t0, t0 + H, 2, { channel: 'cost', currency: 'EUR' })], { unit: 'MWh', canonical_unit: 'kWh' }), meter());
+    const { valid, rejects } = validateBatch(
+      batch([interval(t0, t0 + H, 1.5), interval(t0, t0 + H, 2, { channel: 'cost', currency: 'EUR' })], {
+        unit: 'MWh',
+        canonical_unit: 'kWh',
+      }),
+      meter(),
+    );
     expect(rejects).toEqual([]);
     expect(valid.unit).toBe('kWh');
     expect(valid.intervals[0]).toMatchObject({ value: 1500, value_canonical: 1500 });
     expect(valid.intervals[1]).toMatchObject({ value: 2, value_canonical: null, currency: 'EUR' });
-    const litres = validateBatch(batch([interval(t0, t0 + H, 250)], { unit: 'l' }), meter({ unit: 'm3', canonical_unit: 'm3' }));
+    const litres = validateBatch(
+      batch([interval(t0, t0 + H, 250)], { unit: 'l' }),
+      meter({ unit: 'm3', canonical_unit: 'm3' }),
+    );
     expect(litres.valid.intervals[0]).toMatchObject({ value: 0.25, value_canonical: 0.25 });
   });
 
   it('accepts an unknown unit only against the same unknown unit, without canonical value', () => {
     const m = meter({ unit: 'Pallets', canonical_unit: null, meter_type: 'Waste', meter_subtype: null });
-    const same = validateBatch(batch([interval(t0, t0 + H, 3)], { unit: 'pallets', canonical_unit: null }), m);
+    const same = validateBatch(
+      batch([interval(t0, t0 + H, 3)], { unit: 'pallets', canonical_unit: null }),
+      m,
+    );
     expect(same.rejects).toEqual([]);
     expect(same.valid.intervals[0]).toMatchObject({ value: 3, value_canonical: null });
-    expect(validateBatch(batch([interval(t0, t0 + H, 3)], { unit: 'bins' }), m).rejects[0]!.code).toBe('VAL_UNIT_CONFLICT');
+    expect(validateBatch(batch([interval(t0, t0 + H, 3)], { unit: 'bins' }), m).rejects[0]!.code).toBe(
+      'VAL_UNIT_CONFLICT',
+    );
   });
 
   it('gives exactly one reject per failing interval, the first rule it fails, and keeps the rest', () => {
@@ -87,13 +123,17 @@ describe('validateBatch', () => {
     // 100 GWh over a month is 139 MWh/h: plausible for the default energy limit.
     expect(validateBatch(batch([interval(t0, t0 + month, 100_000_000)]), meter()).rejects).toEqual([]);
     // 2 GWh in an hour is not, also when reported in MWh.
-    expect(validateBatch(batch([interval(t0, t0 + H, 2000)], { unit: 'MWh' }), meter()).rejects[0]!.code).toBe('VAL_IMPLAUSIBLE_MAGNITUDE');
+    expect(
+      validateBatch(batch([interval(t0, t0 + H, 2000)], { unit: 'MWh' }), meter()).rejects[0]!.code,
+    ).toBe('VAL_IMPLAUSIBLE_MAGNITUDE');
     // A one-second interval is judged as if it lasted the minimum (15 min).
     expect(validateBatch(batch([interval(t0, t0 + 1000, 200_000)]), meter()).rejects).toEqual([]);
     // Water: 100,000 m3 per hour by default; tighter when configured.
     const water = meter({ unit: 'm3', canonical_unit: 'm3', meter_type: 'Water', meter_subtype: null });
     expect(validateBatch(batch([interval(t0, t0 + H, 500)], { unit: 'm3' }), water).rejects).toEqual([]);
-    const strict = validateBatch(batch([interval(t0, t0 + H, 500)], { unit: 'm3' }), water, { maxPerHour: { ...DEFAULT_VALIDATE_OPTIONS.maxPerHour, volume: 100 } });
+    const strict = validateBatch(batch([interval(t0, t0 + H, 500)], { unit: 'm3' }), water, {
+      maxPerHour: { ...DEFAULT_VALIDATE_OPTIONS.maxPerHour, volume: 100 },
+    });
     expect(strict.rejects[0]!.code).toBe('VAL_IMPLAUSIBLE_MAGNITUDE');
   });
 });
@@ -104,10 +144,26 @@ describe('validateMeter', () => {
   });
 
   it('reports each problem', () => {
-    const bad = meter({ external_id: '', asset_external_id: '', unit: '', time_zone: 'Nowhere/Land', rollover_value: -3 });
-    expect(validateMeter(bad).map((r) => r.code)).toEqual(['VAL_REQUIRED_FIELD', 'VAL_REQUIRED_FIELD', 'VAL_REQUIRED_FIELD', 'VAL_INVALID_TIME_ZONE', 'VAL_NOT_FINITE']);
-    expect(validateMeter(meter({ meter_type: 'Gas' as never })).map((r) => r.code)).toEqual(['NORM_METER_TYPE_UNMAPPED']);
-    expect(validateMeter(meter({ meter_subtype: 'Potable' })).map((r) => r.code)).toEqual(['NORM_METER_TYPE_UNMAPPED']);
+    const bad = meter({
+      external_id: '',
+      asset_external_id: '',
+      unit: '',
+      time_zone: 'Nowhere/Land',
+      rollover_value: -3,
+    });
+    expect(validateMeter(bad).map((r) => r.code)).toEqual([
+      'VAL_REQUIRED_FIELD',
+      'VAL_REQUIRED_FIELD',
+      'VAL_REQUIRED_FIELD',
+      'VAL_INVALID_TIME_ZONE',
+      'VAL_NOT_FINITE',
+    ]);
+    expect(validateMeter(meter({ meter_type: 'Gas' as never })).map((r) => r.code)).toEqual([
+      'NORM_METER_TYPE_UNMAPPED',
+    ]);
+    expect(validateMeter(meter({ meter_subtype: 'Potable' })).map((r) => r.code)).toEqual([
+      'NORM_METER_TYPE_UNMAPPED',
+    ]);
   });
 });
 

@@ -16,7 +16,20 @@ async function server(h: Parameters<typeof serve>[0]): Promise<TestServer> {
 describe('API key', () => {
   it('sends the key in a named header with a format', async () => {
     const s = await server((_q, res) => sendJson(res, 200, {}));
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'apiKey', in: 'header', name: 'Authorization', format: 'Key {key}', keys: [{ valueEnv: 'K1' }] } }), env: { K1: 'abc' }, sleep: noSleep });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Authorization',
+          format: 'Key {key}',
+          keys: [{ valueEnv: 'K1' }],
+        },
+      }),
+      env: { K1: 'abc' },
+      sleep: noSleep,
+    });
     await http.send({ url: '/x', endpoint: 'x' });
     expect(s.seen[0]!.headers.authorization).toBe('Key abc');
     await http.close();
@@ -24,7 +37,14 @@ describe('API key', () => {
 
   it('sends the key as a query parameter and strips it from every shown URL', async () => {
     const s = await server((_q, res) => sendJson(res, 404, { error: 'nope' }));
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'apiKey', in: 'query', name: 'subscription', keys: [{ valueEnv: 'K1' }] } }), env: { K1: 'topsecret' }, sleep: noSleep });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: { type: 'apiKey', in: 'query', name: 'subscription', keys: [{ valueEnv: 'K1' }] },
+      }),
+      env: { K1: 'topsecret' },
+      sleep: noSleep,
+    });
     const err = await rejection(http.send({ url: '/x', query: { a: '1' }, endpoint: 'x', page: '3' }));
     expect(s.seen[0]!.url.searchParams.get('subscription')).toBe('topsecret');
     expect(err.code).toBe('POLL_HTTP_STATUS');
@@ -36,7 +56,11 @@ describe('API key', () => {
   });
 
   it('uses the first key valid today and falls back to the next one on 401', async () => {
-    const s = await server((q, res) => (q.headers.authorization === 'k3' ? sendJson(res, 200, { ok: true }) : sendJson(res, 401, { error: 'invalid key' })));
+    const s = await server((q, res) =>
+      q.headers.authorization === 'k3'
+        ? sendJson(res, 200, { ok: true })
+        : sendJson(res, 401, { error: 'invalid key' }),
+    );
     const http = new HttpClient({
       connection: conn({
         baseUrl: s.url,
@@ -64,7 +88,14 @@ describe('API key', () => {
 
   it('fails with POLL_AUTH when every key is rejected', async () => {
     const s = await server((_q, res) => sendJson(res, 401, { error: 'invalid key' }));
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'apiKey', name: 'Authorization', keys: [{ valueEnv: 'K1' }, { valueEnv: 'K2' }] } }), env: { K1: 'k1', K2: 'k2' }, sleep: noSleep });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: { type: 'apiKey', name: 'Authorization', keys: [{ valueEnv: 'K1' }, { valueEnv: 'K2' }] },
+      }),
+      env: { K1: 'k1', K2: 'k2' },
+      sleep: noSleep,
+    });
     const err = await rejection(http.send({ url: '/x', endpoint: 'x' }));
     expect(err.code).toBe('POLL_AUTH');
     expect(s.seen).toHaveLength(2);
@@ -74,7 +105,13 @@ describe('API key', () => {
   it('a missing variable is CFG_SECRET_MISSING naming the variable', () => {
     let err: { code?: string; message?: string } = {};
     try {
-      new HttpClient({ connection: conn({ baseUrl: 'http://127.0.0.1:1', auth: { type: 'basic', usernameEnv: 'USER_X', passwordEnv: 'PASS_X' } }), env: { USER_X: 'u' } });
+      new HttpClient({
+        connection: conn({
+          baseUrl: 'http://127.0.0.1:1',
+          auth: { type: 'basic', usernameEnv: 'USER_X', passwordEnv: 'PASS_X' },
+        }),
+        env: { USER_X: 'u' },
+      });
     } catch (e) {
       err = e as typeof err;
     }
@@ -86,7 +123,10 @@ describe('API key', () => {
 describe('Basic and bearer', () => {
   it('Basic encodes user:password', async () => {
     const s = await server((_q, res) => sendJson(res, 200, {}));
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'basic', usernameEnv: 'U', passwordEnv: 'P' } }), env: { U: 'me', P: 'pw:1' } });
+    const http = new HttpClient({
+      connection: conn({ baseUrl: s.url, auth: { type: 'basic', usernameEnv: 'U', passwordEnv: 'P' } }),
+      env: { U: 'me', P: 'pw:1' },
+    });
     await http.send({ url: '/x', endpoint: 'x' });
     expect(s.seen[0]!.headers.authorization).toBe('Basic ' + Buffer.from('me:pw:1').toString('base64'));
     await http.close();
@@ -94,7 +134,13 @@ describe('Basic and bearer', () => {
 
   it('static bearer with a header format', async () => {
     const s = await server((_q, res) => sendJson(res, 200, {}));
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'bearer', tokenEnv: 'T', header: 'X-Auth', format: 'Token token={token}' } }), env: { T: 'tok' } });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: { type: 'bearer', tokenEnv: 'T', header: 'X-Auth', format: 'Token token={token}' },
+      }),
+      env: { T: 'tok' },
+    });
     await http.send({ url: '/x', endpoint: 'x' });
     expect(s.seen[0]!.headers['x-auth']).toBe('Token token=tok');
     await http.close();
@@ -108,14 +154,24 @@ describe('OAuth2', () => {
     return server((q, res) => {
       if (q.url.pathname === '/oauth2/token') {
         const form = new URLSearchParams(q.body);
-        if (form.get('client_secret') !== 'cs') return sendJson(res, 401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+        if (form.get('client_secret') !== 'cs')
+          return sendJson(res, 401, {
+            error: 'invalid_client',
+            error_description: 'Invalid client credentials',
+          });
         issued++;
         const t = `t${issued}`;
         valid.add(t);
-        return sendJson(res, 200, { access_token: t, expires_in: opts.lifetime, token_type: 'Bearer', ...(form.get('grant_type') === 'password' ? { refresh_token: `r${issued}` } : {}) });
+        return sendJson(res, 200, {
+          access_token: t,
+          expires_in: opts.lifetime,
+          token_type: 'Bearer',
+          ...(form.get('grant_type') === 'password' ? { refresh_token: `r${issued}` } : {}),
+        });
       }
       const tok = (q.headers.authorization ?? '').replace('Bearer ', '');
-      if (!valid.has(tok) || opts.reject?.(s0.seen.length)) return sendJson(res, 401, { error: 'invalid_token' });
+      if (!valid.has(tok) || opts.reject?.(s0.seen.length))
+        return sendJson(res, 401, { error: 'invalid_token' });
       sendJson(res, 200, { ok: tok });
     }).then((s) => (s0 = s));
   }
@@ -123,21 +179,53 @@ describe('OAuth2', () => {
 
   it('client credentials: one token for many requests, form-encoded, secrets not in errors', async () => {
     const s = await tokenServer({ lifetime: 3600 });
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'CI', clientSecretEnv: 'CS', scope: 'read' } }), env: { CI: 'ci', CS: 'cs' } });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: '/oauth2/token',
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+          scope: 'read',
+        },
+      }),
+      env: { CI: 'ci', CS: 'cs' },
+    });
     await http.send({ url: '/a', endpoint: 'a' });
     await http.send({ url: '/b', endpoint: 'b' });
     const tokenReqs = s.seen.filter((r) => r.url.pathname === '/oauth2/token');
     expect(tokenReqs).toHaveLength(1);
     expect(tokenReqs[0]!.headers['content-type']).toBe('application/x-www-form-urlencoded');
-    expect(Object.fromEntries(new URLSearchParams(tokenReqs[0]!.body))).toEqual({ grant_type: 'client_credentials', client_id: 'ci', client_secret: 'cs', scope: 'read' });
-    expect(s.seen.filter((r) => r.url.pathname !== '/oauth2/token').map((r) => r.headers.authorization)).toEqual(['Bearer t1', 'Bearer t1']);
+    expect(Object.fromEntries(new URLSearchParams(tokenReqs[0]!.body))).toEqual({
+      grant_type: 'client_credentials',
+      client_id: 'ci',
+      client_secret: 'cs',
+      scope: 'read',
+    });
+    expect(
+      s.seen.filter((r) => r.url.pathname !== '/oauth2/token').map((r) => r.headers.authorization),
+    ).toEqual(['Bearer t1', 'Bearer t1']);
     await http.close();
   });
 
   it('refreshes the token before it expires', async () => {
     const s = await tokenServer({ lifetime: 300 });
     let now = 1_000_000;
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'CI', clientSecretEnv: 'CS', refreshSkewSeconds: 30 } }), env: { CI: 'ci', CS: 'cs' }, now: () => now });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: '/oauth2/token',
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+          refreshSkewSeconds: 30,
+        },
+      }),
+      env: { CI: 'ci', CS: 'cs' },
+      now: () => now,
+    });
     await http.send({ url: '/a', endpoint: 'a' });
     now += 250_000; // 50 s left: still outside the 30 s skew
     await http.send({ url: '/a', endpoint: 'a' });
@@ -151,7 +239,18 @@ describe('OAuth2', () => {
   it('gets a new token once after a 401, then fails with POLL_AUTH if that is rejected too', async () => {
     let rejectAll = false;
     const s = await tokenServer({ lifetime: 3600, reject: () => rejectAll });
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'CI', clientSecretEnv: 'CS' } }), env: { CI: 'ci', CS: 'cs' } });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: '/oauth2/token',
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+        },
+      }),
+      env: { CI: 'ci', CS: 'cs' },
+    });
     await http.send({ url: '/a', endpoint: 'a' });
     rejectAll = true;
     const err = await rejection(http.send({ url: '/a', endpoint: 'a' }));
@@ -163,8 +262,22 @@ describe('OAuth2', () => {
 
   it('a token that expired server-side is replaced after the 401 and the request succeeds', async () => {
     let expireFirst = true;
-    const s = await tokenServer({ lifetime: 3600, reject: () => (expireFirst ? ((expireFirst = false), true) : false) });
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'CI', clientSecretEnv: 'CS' } }), env: { CI: 'ci', CS: 'cs' } });
+    const s = await tokenServer({
+      lifetime: 3600,
+      reject: () => (expireFirst ? ((expireFirst = false), true) : false),
+    });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: '/oauth2/token',
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+        },
+      }),
+      env: { CI: 'ci', CS: 'cs' },
+    });
     const res = await http.send({ url: '/a', endpoint: 'a' });
     expect(JSON.parse(res.text)).toEqual({ ok: 't2' });
     await http.close();
@@ -172,7 +285,18 @@ describe('OAuth2', () => {
 
   it('surfaces {error, error_description} of a failed token request', async () => {
     const s = await tokenServer({ lifetime: 3600 });
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'oauth2ClientCredentials', tokenUrl: '/oauth2/token', clientIdEnv: 'CI', clientSecretEnv: 'CS' } }), env: { CI: 'ci', CS: 'wrong-secret' } });
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: '/oauth2/token',
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+        },
+      }),
+      env: { CI: 'ci', CS: 'wrong-secret' },
+    });
     const err = await rejection(http.send({ url: '/a', endpoint: 'a' }));
     expect(err.code).toBe('POLL_AUTH');
     expect(err.message).toContain('invalid_client: Invalid client credentials');
@@ -184,15 +308,32 @@ describe('OAuth2', () => {
     const s = await tokenServer({ lifetime: 60 });
     let now = 0;
     const http = new HttpClient({
-      connection: conn({ baseUrl: s.url, auth: { type: 'oauth2Password', tokenUrl: `${'/oauth2/token'}`, clientIdEnv: 'CI', clientSecretEnv: 'CS', usernameEnv: 'U', passwordEnv: 'P' } }),
+      connection: conn({
+        baseUrl: s.url,
+        auth: {
+          type: 'oauth2Password',
+          tokenUrl: `${'/oauth2/token'}`,
+          clientIdEnv: 'CI',
+          clientSecretEnv: 'CS',
+          usernameEnv: 'U',
+          passwordEnv: 'P',
+        },
+      }),
       env: { CI: 'ci', CS: 'cs', U: 'user', P: 'pass' },
       now: () => now,
     });
     await http.send({ url: '/a', endpoint: 'a' });
     now += 59_000;
     await http.send({ url: '/a', endpoint: 'a' });
-    const forms = s.seen.filter((r) => r.url.pathname === '/oauth2/token').map((r) => Object.fromEntries(new URLSearchParams(r.body)));
-    expect(forms[0]).toMatchObject({ grant_type: 'password', username: 'user', password: 'pass', client_id: 'ci' });
+    const forms = s.seen
+      .filter((r) => r.url.pathname === '/oauth2/token')
+      .map((r) => Object.fromEntries(new URLSearchParams(r.body)));
+    expect(forms[0]).toMatchObject({
+      grant_type: 'password',
+      username: 'user',
+      password: 'pass',
+      client_id: 'ci',
+    });
     expect(forms[1]).toMatchObject({ grant_type: 'refresh_token', refresh_token: 'r1' });
     await http.close();
   });

@@ -17,13 +17,21 @@ const code = (fn: () => unknown): string | undefined => {
 
 describe('XML safety', () => {
   it('refuses DOCTYPE and ENTITY declarations before parsing', () => {
-    const xxe = '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<r><a>&xxe;</a></r>';
+    const xxe =
+      '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<r><a>&xxe;</a></r>';
     expect(code(() => parseXmlSafe(xxe, CTX))).toBe('POLL_XML_UNSAFE');
     expect(code(() => parseXmlSafe('<r><!ENTITY x "y"></r>', CTX))).toBe('POLL_XML_UNSAFE');
-    expect(code(() => parseXmlSafe('<r>< ! doctype x></r>'.replace('< ! ', '<!'), CTX))).toBe('POLL_XML_UNSAFE');
+    expect(code(() => parseXmlSafe('<r>< ! doctype x></r>'.replace('< ! ', '<!'), CTX))).toBe(
+      'POLL_XML_UNSAFE',
+    );
   });
   it('parses to objects of strings, attributes prefixed with @_', () => {
-    expect(parseXmlSafe('<?xml version="1.0"?><Meters><Meter id="7"><Unit>kWh</Unit><Value>001.50</Value></Meter></Meters>', CTX)).toEqual({
+    expect(
+      parseXmlSafe(
+        '<?xml version="1.0"?><Meters><Meter id="7"><Unit>kWh</Unit><Value>001.50</Value></Meter></Meters>',
+        CTX,
+      ),
+    ).toEqual({
       Meters: { Meter: { '@_id': '7', Unit: 'kWh', Value: '001.50' } },
     });
   });
@@ -31,10 +39,16 @@ describe('XML safety', () => {
 
 describe('content types', () => {
   it('HTML (even labelled JSON) and wrong types are POLL_RESPONSE_CONTENT_TYPE', () => {
-    expect(code(() => checkContentType('json', 'text/html; charset=utf-8', '<html></html>', CTX))).toBe('POLL_RESPONSE_CONTENT_TYPE');
-    expect(code(() => checkContentType('json', 'application/json', '<!DOCTYPE html><html>', CTX))).toBe('POLL_RESPONSE_CONTENT_TYPE');
+    expect(code(() => checkContentType('json', 'text/html; charset=utf-8', '<html></html>', CTX))).toBe(
+      'POLL_RESPONSE_CONTENT_TYPE',
+    );
+    expect(code(() => checkContentType('json', 'application/json', '<!DOCTYPE html><html>', CTX))).toBe(
+      'POLL_RESPONSE_CONTENT_TYPE',
+    );
     expect(code(() => checkContentType('json', 'text/csv', 'a,b', CTX))).toBe('POLL_RESPONSE_CONTENT_TYPE');
-    expect(code(() => checkContentType('xml', 'application/json', '{}', CTX))).toBe('POLL_RESPONSE_CONTENT_TYPE');
+    expect(code(() => checkContentType('xml', 'application/json', '{}', CTX))).toBe(
+      'POLL_RESPONSE_CONTENT_TYPE',
+    );
     expect(code(() => checkContentType('json', 'application/problem+json', '{}', CTX))).toBeUndefined();
     expect(code(() => checkContentType('csv', 'text/csv; charset=utf-8', 'a', CTX))).toBeUndefined();
   });

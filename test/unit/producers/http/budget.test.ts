@@ -29,10 +29,10 @@ describe('request budget', () => {
     const c = clock();
     const b = new RequestBudget('conn-x', { perDay: 5 }, c.now, c.sleep);
     for (let i = 0; i < 5; i++) await b.acquire();
-    const err = (await b.acquire().then(
+    const err = await b.acquire().then(
       () => ({ code: '', message: '' }),
       (e: unknown) => e as { code: string; message: string },
-    ));
+    );
     expect(err.code).toBe('POLL_BUDGET_EXHAUSTED');
     expect(err.message).toContain('conn-x');
     c.advance(DAY_MS);

@@ -19,7 +19,11 @@ describe('CSV (RFC 4180)', () => {
     expect(() => parseCsvRows('"open')).toThrow(/unterminated/);
   });
   it('writes and reads back the same cells', () => {
-    const table = [['a', 'b'], ['x,y', 'q"q'], ['multi\nline', '']];
+    const table = [
+      ['a', 'b'],
+      ['x,y', 'q"q'],
+      ['multi\nline', ''],
+    ];
     expect(parseCsvRows(writeCsv(table))).toEqual(table);
   });
   it('neutralises formulas only when asked', () => {

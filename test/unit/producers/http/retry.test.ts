@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
-import { backoffDelay, classify, DEFAULT_ERROR_POLICY, parseRetryAfter } from '../../../../producers/http/policy.js';
+import {
+  backoffDelay,
+  classify,
+  DEFAULT_ERROR_POLICY,
+  parseRetryAfter,
+} from '../../../../producers/http/policy.js';
 import { conn, noSleep, rejection, sendJson, serve, type TestServer } from '../server.js';
 
 let servers: TestServer[] = [];
@@ -42,7 +47,9 @@ describe('the error policy table', () => {
 
   it('Retry-After in seconds or as an HTTP date', () => {
     expect(parseRetryAfter('3', 0)).toBe(3000);
-    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);
+    expect(
+      parseRetryAfter('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT')),
+    ).toBe(10_000);
     expect(parseRetryAfter('soon', 0)).toBeUndefined();
     expect(parseRetryAfter(undefined, 0)).toBeUndefined();
   });
@@ -58,7 +65,11 @@ describe('retries in the HTTP core', () => {
       sendJson(res, 200, { ok: true });
     });
     const waits: number[] = [];
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url }), sleep: (ms) => (waits.push(ms), Promise.resolve()), random: () => 0.5 });
+    const http = new HttpClient({
+      connection: conn({ baseUrl: s.url }),
+      sleep: (ms) => (waits.push(ms), Promise.resolve()),
+      random: () => 0.5,
+    });
     const res = await http.send({ url: '/x', endpoint: 'x' });
     expect(res.status).toBe(200);
     expect(waits[0]).toBe(2000);
@@ -68,7 +79,9 @@ describe('retries in the HTTP core', () => {
   });
 
   it('never retries other 4xx', async () => {
-    const s = await server((_q, res) => sendJson(res, 400, { error: 'invalid_request', error_description: 'bad range' }));
+    const s = await server((_q, res) =>
+      sendJson(res, 400, { error: 'invalid_request', error_description: 'bad range' }),
+    );
     const http = new HttpClient({ connection: conn({ baseUrl: s.url }), sleep: noSleep });
     const err = await rejection(http.send({ url: '/x', endpoint: 'values', page: '2' }));
     expect(err.code).toBe('POLL_HTTP_STATUS');
@@ -101,7 +114,10 @@ describe('retries in the HTTP core', () => {
       sendJson(res, 200, { ok: true });
     });
     const c = conn({ baseUrl: s.url });
-    const http = new HttpClient({ connection: { ...c, http: { ...c.http, timeoutMs: 300 } }, sleep: noSleep });
+    const http = new HttpClient({
+      connection: { ...c, http: { ...c.http, timeoutMs: 300 } },
+      sleep: noSleep,
+    });
     const res = await http.send({ url: '/x', endpoint: 'x' });
     expect(res.status).toBe(200);
     expect(http.stats.retries).toBe(2);
@@ -132,7 +148,11 @@ describe('retries in the HTTP core', () => {
       }
       sendJson(res, 200, { at: q.url.pathname });
     });
-    const http = new HttpClient({ connection: conn({ baseUrl: s.url, auth: { type: 'bearer', tokenEnv: 'T' } }), env: { T: 'tok' }, sleep: noSleep });
+    const http = new HttpClient({
+      connection: conn({ baseUrl: s.url, auth: { type: 'bearer', tokenEnv: 'T' } }),
+      env: { T: 'tok' },
+      sleep: noSleep,
+    });
     expect(JSON.parse((await http.send({ url: '/old', endpoint: 'x' })).text)).toEqual({ at: '/new' });
     const err = await rejection(http.send({ url: '/away', endpoint: 'x' }));
     expect(err.code).toBe('POLL_FOREIGN_ORIGIN');

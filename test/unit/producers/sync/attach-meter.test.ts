@@ -16,7 +16,13 @@ const base: RawEnvelope = {
   payload: '{}',
   meta: { range_from: '2024-01-01T00:00:00Z' },
 };
-const meter: RawEnvelope = { ...base, entity_kind: 'meter', format: 'enerkey.meter', payload: '{"id":42}', meta: { quantity: '{"id":1}', time_zone: 'Europe/Helsinki' } };
+const meter: RawEnvelope = {
+  ...base,
+  entity_kind: 'meter',
+  format: 'enerkey.meter',
+  payload: '{"id":42}',
+  meta: { quantity: '{"id":1}', time_zone: 'Europe/Helsinki' },
+};
 
 describe('attachMeter', () => {
   it('puts the meter format, payload and meta on a usage chunk, keeping the chunk meta', () => {
