@@ -35,6 +35,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     if (last && JSON.stringify(last[1], null, 2) === current) continue;
     const version = (last?.[0] ?? 0) + 1;
     writeFileSync(join(HISTORY_DIR, `${TOPICS[id].logical}.v${version}.json`), `${current}\n`);
-    console.log(`recorded ${TOPICS[id].logical} v${version}`);
+    process.stdout.write(`recorded ${TOPICS[id].logical} v${version}\n`);
   }
 }
