@@ -206,7 +206,13 @@ export async function runStage(
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
       });
-      p = producer.connect().then(() => producer);
+      // An empty transaction initialises the transactional id (InitProducerId), which fences
+      // the previous owner and aborts whatever it left open.
+      p = producer
+        .connect()
+        .then(() => producer.transaction())
+        .then((t) => t.abort())
+        .then(() => producer);
       p.catch(() => producers.delete(partition));
       producers.set(partition, p);
     }
@@ -272,7 +278,12 @@ export async function runStage(
       const { batch } = payload;
       if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
       const partition = batch.partition;
-      if (!restored.has(partition)) await restorePartition(partition);
+      if (!restored.has(partition)) {
+        // The partition's transactional producer first: initialising it aborts a transaction the
+        // previous owner left open, so the restore below reads exactly what was committed.
+        await producerFor(partition);
+        await restorePartition(partition);
+      }
       void assigned;
 
       const started = process.hrtime.bigint();
