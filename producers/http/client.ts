@@ -202,6 +202,40 @@ export class HttpClient {
   }
 
   /** Sends a request through budget, auth and the error policy; returns the successful response. */
+  private backoff(attempt: number): number {
+    return backoffDelay(attempt, {
+      baseMs: this.limits.backoffBaseMs,
+      maxMs: this.limits.backoffMaxMs,
+      random: this.opts.random,
+    });
+  }
+
+  /** Logs, counts and waits out the backoff before retrying a transient failure. */
+  private async pauseForRetry(
+    spec: RequestSpec,
+    attempt: number,
+    reason: string,
+    fields: Record<string, unknown>,
+    message: string,
+  ): Promise<void> {
+    const delay = this.backoff(attempt);
+    this.opts.log?.warn(
+      {
+        event: 'http.retry',
+        connection: this.connectionId,
+        endpoint: spec.endpoint,
+        page: spec.page,
+        attempt,
+        delayMs: delay,
+        ...fields,
+      },
+      message,
+    );
+    this.stats.retries++;
+    pollMetrics.retries.inc({ connection: this.connectionId, reason });
+    await this.sleep(delay, spec.signal);
+  }
+
   async send(spec: RequestSpec): Promise<HttpResponse> {
     let url = this.resolve(spec.url, spec.query);
     let method: HttpMethod = spec.method ?? 'GET';
@@ -250,28 +284,14 @@ export class HttpClient {
         const failure = transportFailure(err);
         const rule = classify({ failure }, this.policy);
         if (rule.action === 'retry' && attempt < this.limits.maxRetries) {
-          const delay = backoffDelay(attempt, {
-            baseMs: this.limits.backoffBaseMs,
-            maxMs: this.limits.backoffMaxMs,
-            random: this.opts.random,
-          });
-          this.opts.log?.warn(
-            {
-              event: 'http.retry',
-              connection: this.connectionId,
-              endpoint: spec.endpoint,
-              page: spec.page,
-              failure,
-              attempt,
-              delayMs: delay,
-              url: this.redact(url),
-            },
+          await this.pauseForRetry(
+            spec,
+            attempt,
+            failure,
+            { failure, url: this.redact(url) },
             `${failure} error, retrying`,
           );
           attempt++;
-          this.stats.retries++;
-          pollMetrics.retries.inc({ connection: this.connectionId, reason: failure });
-          await this.sleep(delay, spec.signal);
           continue;
         }
         throw this.fail(
@@ -378,13 +398,7 @@ export class HttpClient {
               { status, retriable: true },
             );
           }
-          const delay =
-            ra ??
-            backoffDelay(attempt, {
-              baseMs: this.limits.backoffBaseMs,
-              maxMs: this.limits.backoffMaxMs,
-              random: this.opts.random,
-            });
+          const delay = ra ?? this.backoff(attempt);
           if (rateWait + delay > this.limits.rateLimitMaxWaitMs) {
             throw this.fail(
               'POLL_HTTP_STATUS',
@@ -414,27 +428,14 @@ export class HttpClient {
         }
         case 'retry':
           if (attempt < this.limits.maxRetries) {
-            const delay = backoffDelay(attempt, {
-              baseMs: this.limits.backoffBaseMs,
-              maxMs: this.limits.backoffMaxMs,
-              random: this.opts.random,
-            });
-            this.opts.log?.warn(
-              {
-                event: 'http.retry',
-                connection: this.connectionId,
-                endpoint: spec.endpoint,
-                page: spec.page,
-                status,
-                attempt,
-                delayMs: delay,
-              },
+            await this.pauseForRetry(
+              spec,
+              attempt,
+              `status_${status}`,
+              { status },
               `status ${status}, retrying`,
             );
             attempt++;
-            this.stats.retries++;
-            pollMetrics.retries.inc({ connection: this.connectionId, reason: `status_${status}` });
-            await this.sleep(delay, spec.signal);
             continue;
           }
           throw this.fail(rule.code, `${statusText} after ${attempt} retries`, spec, url, {
