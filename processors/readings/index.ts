@@ -20,6 +20,8 @@ export interface LastReading {
   timestamp: number;
   value: number;
   estimated: boolean;
+  /** Time of the earliest reading ever applied: everything from it to `timestamp` is accounted for. */
+  first?: number;
 }
 
 export interface DifferenceOptions {
@@ -93,14 +95,15 @@ export function differenceReadings(
       continue;
     }
     if (!last) {
-      last = { timestamp: cur.timestamp, value: cur.value, estimated: cur.estimated };
+      last = { timestamp: cur.timestamp, value: cur.value, estimated: cur.estimated, first: cur.timestamp };
       continue;
     }
     if (cur.timestamp === last.timestamp && cur.value === last.value) continue; // exact duplicate (replay)
-    if (cur.timestamp < last.timestamp && cur.value <= last.value) {
-      // Older than the last applied reading and consistent with it: a re-delivery (a backfill or
-      // a re-poll). The consumption up to the last reading is already emitted; differencing it
-      // again would put a second, differently bounded interval over the same time.
+    const first = last.first ?? last.timestamp;
+    if (cur.timestamp < last.timestamp && cur.timestamp >= first) {
+      // Inside the span already differenced: a re-delivery (a backfill or a re-poll), also of
+      // readings from before a reset. That consumption is already emitted; differencing it again
+      // would put a second, differently bounded interval over the same time.
       covered++;
       continue;
     }
@@ -109,7 +112,9 @@ export function differenceReadings(
       events.push(
         event(
           'VAL_READING_OUT_OF_ORDER',
-          `reading ${cur.value} at ${iso(cur.timestamp)} is not after the last differenced reading ${last.value} at ${iso(last.timestamp)}`,
+          cur.timestamp < first
+            ? `reading ${cur.value} at ${iso(cur.timestamp)} is older than the first reading applied for this meter (${iso(first)}): history before it cannot be differenced onto the running baseline`
+            : `reading ${cur.value} at ${iso(cur.timestamp)} conflicts with the last differenced reading ${last.value} at the same time`,
           last,
           cur,
         ),
@@ -138,7 +143,7 @@ export function differenceReadings(
         );
       }
     }
-    last = { timestamp: cur.timestamp, value: cur.value, estimated: cur.estimated };
+    last = { timestamp: cur.timestamp, value: cur.value, estimated: cur.estimated, first };
   }
   return { intervals, last, events, covered };
 }

@@ -20,7 +20,7 @@ describe('differenceReadings', () => {
       [0, 1, 10, true, true, 'consumption'],
       [1, 2, 20, true, true, 'consumption'],
     ]);
-    expect(out.last).toEqual({ timestamp: 2 * D, value: 130, estimated: false });
+    expect(out.last).toEqual({ timestamp: 2 * D, value: 130, estimated: false, first: 0 });
   });
 
   it('continues from the stored last reading, which is plain JSON', () => {
@@ -53,15 +53,24 @@ describe('differenceReadings', () => {
     expect(out.intervals.map((i) => i.value)).toEqual([100]);
   });
 
-  it('counts older readings consistent with the baseline as already covered (a re-poll), not as new consumption', () => {
-    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false }, [
-      r(3, 300),
-      r(4, 400),
+  it('counts re-delivered readings inside the span already differenced as covered, also from before a reset', () => {
+    // Applied so far: day 0 to day 5, with a reset in between (values before it were higher).
+    const prev = { timestamp: 5 * D, value: 50, estimated: false, first: 0 };
+    const out = differenceReadings(prev, [r(1, 300), r(3, 900), r(4, 20), r(6, 80)]);
+    expect(out.events).toEqual([]);
+    expect(out.covered).toBe(3);
+    expect(out.intervals.map((i) => [i.start / D, i.end / D, i.value])).toEqual([[5, 6, 30]]);
+    expect(out.last).toMatchObject({ timestamp: 6 * D, first: 0 });
+  });
+
+  it('quarantines history older than the first reading ever applied: it cannot be differenced onto the baseline', () => {
+    const out = differenceReadings({ timestamp: 5 * D, value: 500, estimated: false, first: 4 * D }, [
+      r(2, 300),
       r(6, 650),
     ]);
-    expect(out.events).toEqual([]);
-    expect(out.covered).toBe(2);
-    expect(out.intervals.map((i) => [i.start / D, i.end / D, i.value])).toEqual([[5, 6, 150]]);
+    expect(out.events.map((e) => [e.code, e.recordIndex])).toEqual([['VAL_READING_OUT_OF_ORDER', 2]]);
+    expect(out.events[0]!.message).toMatch(/older than the first reading applied/);
+    expect(out.intervals.map((i) => i.value)).toEqual([150]);
   });
 
   it('treats a decrease without rollover value as a reset: no interval, one event, baseline restarts', () => {
