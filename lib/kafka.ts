@@ -211,7 +211,14 @@ export async function readToEnd(
       if (BigInt(o.high) > BigInt(o.low)) remaining.set(o.partition, BigInt(o.high));
     }
     if (remaining.size === 0) return 0;
-    consumer = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false });
+    // Short fetch waits: an empty fetch must come back quickly for the idle rule to mean
+    // "nothing more is committed", not "the broker is still holding a long poll".
+    consumer = kafka.consumer({
+      groupId,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 250,
+    });
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     let count = 0;

@@ -37,6 +37,8 @@ export class TopicTable<T> {
       groupId: this.groupId,
       readUncommitted: false,
       allowAutoTopicCreation: false,
+      // New meters should show up within a fraction of a second, not after a 5 s long poll.
+      maxWaitTimeInMs: 250,
     });
     this.consumer = consumer;
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
