@@ -82,9 +82,19 @@ async function clickhouseTotals(): Promise<Map<string, number>> {
   return new Map(rows.map((r) => [r.meter_external_id, Number(r.total)]));
 }
 
-function expectTotalsEqual(actual: Map<string, number>, expected: Map<string, number>) {
+/** Per meter: daily rows, their periods and interval counts, for a failure message. */
+async function dailyShape(): Promise<string> {
+  const db = ctx.config.clickhouse.database;
+  const rows = await query<Record<string, unknown>>(
+    `SELECT meter_external_id, count() AS days, min(period) AS first, max(period) AS last, sum(interval_count) AS intervals, groupUniqArray(time_zone) AS zones, max(length(period)) AS longest_period FROM ${db}.usage_daily_latest WHERE connection_id = 'e2e-arcadia' AND channel = 'consumption' GROUP BY meter_external_id`,
+  );
+  return JSON.stringify(rows);
+}
+
+async function expectTotalsEqual(actual: Map<string, number>, expected: Map<string, number>) {
   expect([...actual.keys()].sort()).toEqual([...expected.keys()].sort());
-  for (const [k, v] of expected) expect(actual.get(k)).toBeCloseTo(v, 6);
+  const shape = await dailyShape();
+  for (const [k, v] of expected) expect(actual.get(k), `${k}: ${shape}`).toBeCloseTo(v, 6);
 }
 
 beforeAll(async () => {
@@ -168,7 +178,7 @@ describe('meterflow CLI end to end', () => {
     );
     expect(loaded, procs.map((p) => p.output()).join('\n')).toBe(true);
     expect(await quiet()).toBe(true);
-    expectTotalsEqual(await clickhouseTotals(), expected);
+    await expectTotalsEqual(await clickhouseTotals(), expected);
     const meters = await query<{ n: string }>(
       `SELECT count() AS n FROM ${ctx.config.clickhouse.database}.meters_latest WHERE active = 1`,
     );
@@ -259,7 +269,7 @@ describe('meterflow CLI end to end', () => {
       await eventually(async () => (await readTopic(ctx, 'usage')).length > usageBefore, 120_000, 2_000),
     ).toBe(true);
     expect(await quiet()).toBe(true);
-    expectTotalsEqual(await clickhouseTotals(), before);
+    await expectTotalsEqual(await clickhouseTotals(), before);
 
     const status = await cliOk(['status', '--json']);
     const report = JSON.parse(status.stdout) as {
