@@ -139,9 +139,34 @@ export async function ensureCatalogueTopics(
   );
 }
 
+/**
+ * Offsets of every partition of a topic. Right after a topic is created, or after a leader
+ * moved, a broker can answer NOT_LEADER / UNKNOWN_TOPIC_OR_PARTITION once; kafkajs' admin does
+ * not retry that itself, so refresh the metadata and ask again (bounded).
+ */
+export async function topicOffsets(
+  admin: Admin,
+  topic: string,
+  attempts = 10,
+): ReturnType<Admin['fetchTopicOffsets']> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (err) {
+      const type = (err as { type?: string }).type ?? '';
+      const retriable =
+        /NOT_LEADER|UNKNOWN_TOPIC_OR_PARTITION|LEADER_NOT_AVAILABLE|REPLICA_NOT_AVAILABLE/.test(type) ||
+        /not the leader|does not host|leader not available/i.test(errorMessage(err));
+      if (!retriable || attempt >= attempts) throw err;
+      await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
 /** High watermarks of every partition of a topic. */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, string>> {
-  const offsets = await admin.fetchTopicOffsets(topic);
+  const offsets = await topicOffsets(admin, topic);
   return new Map(offsets.map((o) => [o.partition, o.high]));
 }
 
@@ -152,7 +177,7 @@ export async function groupLag(
   topic: string,
 ): Promise<{ partition: number; lag: number }[]> {
   const [high, committed] = await Promise.all([
-    admin.fetchTopicOffsets(topic),
+    topicOffsets(admin, topic),
     admin.fetchOffsets({ groupId, topics: [topic] }),
   ]);
   const committedBy = new Map<number, string>();
@@ -204,7 +229,7 @@ export async function readToEnd(
   const groupId = `meterflow-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   let consumer: Consumer | undefined;
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await topicOffsets(admin, topic);
     const remaining = new Map<number, bigint>();
     for (const o of offsets) {
       if (options.partitions && !options.partitions.includes(o.partition)) continue;

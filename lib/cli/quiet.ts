@@ -6,6 +6,7 @@
  */
 import type { Admin } from 'kafkajs';
 import { MeterflowError } from '../errors.js';
+import { topicOffsets } from '../kafka.js';
 
 export async function prefixLag(admin: Admin, prefix: string): Promise<{ total: number; quiet: boolean }> {
   const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
@@ -16,7 +17,7 @@ export async function prefixLag(admin: Admin, prefix: string): Promise<{ total: 
     for (const t of await admin.fetchOffsets({ groupId })) {
       let high = highs.get(t.topic);
       if (!high) {
-        high = new Map((await admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, Number(o.high)]));
+        high = new Map((await topicOffsets(admin, t.topic)).map((o) => [o.partition, Number(o.high)]));
         highs.set(t.topic, high);
       }
       for (const [partition, hi] of high) {

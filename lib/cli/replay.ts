@@ -5,7 +5,7 @@
  */
 import type { Admin } from 'kafkajs';
 import { MeterflowError } from '../errors.js';
-import { createKafka, ensureTopics, readToEnd } from '../kafka.js';
+import { createKafka, ensureTopics, readToEnd, topicOffsets } from '../kafka.js';
 import { loadConfig } from '../config.js';
 import { TOPICS, topicName, type TopicId } from '../../schemas/topics.js';
 import { parse, type Command } from './args.js';
@@ -54,7 +54,7 @@ export async function offsetsFor(
   topic: string,
   from: From,
 ): Promise<{ partition: number; offset: string }[]> {
-  const offsets = await admin.fetchTopicOffsets(topic);
+  const offsets = await topicOffsets(admin, topic);
   switch (from.kind) {
     case 'earliest':
       return offsets.map((o) => ({ partition: o.partition, offset: o.low }));

@@ -3,7 +3,7 @@
  * the lag; quarantine counts by reason.
  */
 import { loadConfig } from '../config.js';
-import { createKafka, readToEnd } from '../kafka.js';
+import { createKafka, readToEnd, topicOffsets } from '../kafka.js';
 import { AvroRegistry } from '../registry.js';
 import { QUARANTINE_HEADERS, topicName } from '../../schemas/topics.js';
 import type { SyncRun, SyncState } from '../../schemas/records.js';
@@ -86,7 +86,7 @@ export async function collectStatus(): Promise<StatusReport> {
       const offsets = await admin.fetchOffsets({ groupId: g.groupId });
       for (const t of offsets) {
         if (!topics.has(t.topic)) continue;
-        const high = await admin.fetchTopicOffsets(t.topic);
+        const high = await topicOffsets(admin, t.topic);
         let lag = 0;
         for (const h of high) {
           const c = Number(t.partitions.find((p) => p.partition === h.partition)?.offset ?? -1);

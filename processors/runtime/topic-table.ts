@@ -6,6 +6,7 @@
  */
 import type { Consumer, Kafka } from 'kafkajs';
 import { MeterflowError } from '../../lib/errors.js';
+import { topicOffsets } from '../../lib/kafka.js';
 
 export class TopicTable<T> {
   private readonly rows = new Map<string, T>();
@@ -73,7 +74,7 @@ export class TopicTable<T> {
     await admin.connect();
     let targets: { partition: number; high: bigint; low: bigint }[];
     try {
-      targets = (await admin.fetchTopicOffsets(this.topic)).map((o) => ({
+      targets = (await topicOffsets(admin, this.topic)).map((o) => ({
         partition: o.partition,
         high: BigInt(o.high),
         low: BigInt(o.low),

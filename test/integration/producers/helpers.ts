@@ -1,6 +1,6 @@
 /** Shared helpers of the producer integration tests: contexts, topic reading, connection builders. */
 import type { TestContext } from '../../support/context.js';
-import { readToEnd } from '../../../lib/kafka.js';
+import { readToEnd, topicOffsets } from '../../../lib/kafka.js';
 import { readerType } from '../../../lib/registry.js';
 import {
   connectionSchema,
@@ -31,7 +31,7 @@ export async function settled(ctx: TestContext, topic: string): Promise<void> {
   try {
     let last = '';
     for (let i = 0; i < 40; i++) {
-      const now = JSON.stringify(await admin.fetchTopicOffsets(topic));
+      const now = JSON.stringify(await topicOffsets(admin, topic));
       if (now === last) return;
       last = now;
       await new Promise((r) => setTimeout(r, 150));
