@@ -11,7 +11,7 @@
  * kafkajs has no per-partition rebalance hooks; assignment changes are taken from GROUP_JOIN
  * events and applied lazily: the first batch of a newly owned partition restores its state.
  */
-import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
 import { errorMessage, isRetriable, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION, ensureTopics, readToEnd } from '../../lib/kafka.js';
@@ -268,13 +268,28 @@ export async function runStage(
     restored.add(partition);
   }
 
+  /**
+   * kafkajs can hand out a new batch of a partition while a stale one (from before a rebalance)
+   * is still running; two batches of one partition must never touch its state at once.
+   */
+  const running = new Map<number, Promise<void>>();
+  function oneAtATime(partition: number, work: () => Promise<void>): Promise<void> {
+    const next = (running.get(partition) ?? Promise.resolve()).catch(() => undefined).then(work);
+    running.set(partition, next);
+    return next;
+  }
+
   await consumer.subscribe({ topic: stage.inputTopic, fromBeginning: true });
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
     // Partitions are independent (own state, own transactional producer): commits overlap.
     partitionsConsumedConcurrently: opts.concurrentPartitions,
-    eachBatch: async (payload) => {
+    eachBatch: (payload) => oneAtATime(payload.batch.partition, () => processBatch(payload)),
+  });
+
+  async function processBatch(payload: EachBatchPayload): Promise<void> {
+    {
       const { batch } = payload;
       if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
       const partition = batch.partition;
@@ -355,8 +370,8 @@ export async function runStage(
         { group: stage.groupId, topic: batch.topic, partition: String(partition) },
         Number(batch.offsetLag()),
       );
-    },
-  });
+    }
+  }
 
   let stopped = false;
   return {
