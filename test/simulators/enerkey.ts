@@ -547,6 +547,54 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     };
   };
 
+  /** The hourly and monthly values endpoints differ only in their range limit, resolution and series. */
+  const valuesRoute = (
+    path: string,
+    endpoint: string,
+    maxMs: number,
+    resolution: string,
+    series: (
+      m: EnerKeyMeterTruth,
+      a: number,
+      b: number,
+    ) => { start: number; value: number; estimated: boolean }[],
+  ) => ({
+    method: 'GET' as const,
+    path,
+    endpoint,
+    handler: (req: SimRequest) => {
+      const g = guard(req);
+      if ('status' in g) return g;
+      const v = valuesRequest(req, maxMs);
+      if ('status' in v) return withHeaders(v, g.headers);
+      const fmt = (ms: number): string => formatWithOffset(ms, v.offsetMin, { zulu: v.zulu });
+      return json(
+        200,
+        {
+          from: fmt(v.a),
+          to: fmt(v.b),
+          resolution,
+          meters: v.ms.map((m) => ({
+            meterId: m.id,
+            quantityId: m.quantityId,
+            unit: m.unit,
+            values: applyRecordFaults(
+              series(m, v.a, v.b).map((x) => ({
+                timestamp: fmt(x.start),
+                value: x.value,
+                flag: x.estimated ? 'Estimated' : 'Measured',
+              })),
+              faults,
+              req.endpoint,
+              EK_CORRUPT,
+            ),
+          })),
+        },
+        g.headers,
+      );
+    },
+  });
+
   const server = await startSimServer<EnerKeyFaults>({
     stats,
     faults,
@@ -615,80 +663,10 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           return json(200, meters.filter((m) => set.has(m.facilityId)).map(meterJson), g.headers);
         },
       },
-      {
-        method: 'GET',
-        path: '/api/v1/values/hourly',
-        endpoint: 'values.hourly',
-        handler: (req) => {
-          const g = guard(req);
-          if ('status' in g) return g;
-          const v = valuesRequest(req, maxHourlyMs);
-          if ('status' in v) return withHeaders(v, g.headers);
-          const fmt = (ms: number): string => formatWithOffset(ms, v.offsetMin, { zulu: v.zulu });
-          return json(
-            200,
-            {
-              from: fmt(v.a),
-              to: fmt(v.b),
-              resolution: 'PT1H',
-              meters: v.ms.map((m) => ({
-                meterId: m.id,
-                quantityId: m.quantityId,
-                unit: m.unit,
-                values: applyRecordFaults(
-                  [...hourly(m, v.a, v.b)]
-                    .filter((h) => !h.missing)
-                    .map((h) => ({
-                      timestamp: fmt(h.start),
-                      value: h.value,
-                      flag: h.estimated ? 'Estimated' : 'Measured',
-                    })),
-                  faults,
-                  req.endpoint,
-                  EK_CORRUPT,
-                ),
-              })),
-            },
-            g.headers,
-          );
-        },
-      },
-      {
-        method: 'GET',
-        path: '/api/v1/values/monthly',
-        endpoint: 'values.monthly',
-        handler: (req) => {
-          const g = guard(req);
-          if ('status' in g) return g;
-          const v = valuesRequest(req, maxMonthlyMs);
-          if ('status' in v) return withHeaders(v, g.headers);
-          const fmt = (ms: number): string => formatWithOffset(ms, v.offsetMin, { zulu: v.zulu });
-          return json(
-            200,
-            {
-              from: fmt(v.a),
-              to: fmt(v.b),
-              resolution: 'P1M',
-              meters: v.ms.map((m) => ({
-                meterId: m.id,
-                quantityId: m.quantityId,
-                unit: m.unit,
-                values: applyRecordFaults(
-                  monthly(m, v.a, v.b).map((x) => ({
-                    timestamp: fmt(x.start),
-                    value: x.value,
-                    flag: x.estimated ? 'Estimated' : 'Measured',
-                  })),
-                  faults,
-                  req.endpoint,
-                  EK_CORRUPT,
-                ),
-              })),
-            },
-            g.headers,
-          );
-        },
-      },
+      valuesRoute('/api/v1/values/hourly', 'values.hourly', maxHourlyMs, 'PT1H', (m, a, b) =>
+        [...hourly(m, a, b)].filter((h) => !h.missing),
+      ),
+      valuesRoute('/api/v1/values/monthly', 'values.monthly', maxMonthlyMs, 'P1M', monthly),
     ],
   });
 
