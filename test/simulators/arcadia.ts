@@ -733,6 +733,19 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
     return st;
   };
 
+  /** What both interval endpoints check first: the token, the meter's state, the range. */
+  const intervalRequest = (
+    req: SimRequest,
+  ): { w: World; t: ArcadiaMeterTruth; rg: { a: number; b: number } } | SimResponse => {
+    const w = guard(req);
+    if (!(w instanceof World)) return w;
+    const st = intervalMeter(w, req.params.id ?? '');
+    if (!('truth' in st)) return st;
+    const rg = range(req, st.truth);
+    if ('status' in rg) return rg;
+    return { w, t: st.truth, rg };
+  };
+
   const header0 = (w: World, t: ArcadiaMeterTruth): Record<string, unknown> => {
     const cred = w.credentials.find((c) => c.id === t.credentialId) as ArcadiaCredentialTruth;
     return {
@@ -906,13 +919,9 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
         path: '/plug/intervals/meters/:id',
         endpoint: 'intervals',
         handler: (req) => {
-          const w = guard(req);
-          if (!(w instanceof World)) return w;
-          const st = intervalMeter(w, req.params.id ?? '');
-          if (!('truth' in st)) return st;
-          const t = st.truth;
-          const rg = range(req, t);
-          if ('status' in rg) return rg;
+          const c = intervalRequest(req);
+          if ('status' in c) return c;
+          const { w, t, rg } = c;
           const readings: Array<Record<string, unknown>> = [];
           const step = t.sourceIntervalMinutes * 60_000;
           const hours = step / HOUR_MS;
@@ -965,13 +974,9 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
         path: '/plug/normalizedIntervals/meters/:id',
         endpoint: 'normalizedIntervals',
         handler: (req) => {
-          const w = guard(req);
-          if (!(w instanceof World)) return w;
-          const st = intervalMeter(w, req.params.id ?? '');
-          if (!('truth' in st)) return st;
-          const t = st.truth;
-          const rg = range(req, t);
-          if ('status' in rg) return rg;
+          const c = intervalRequest(req);
+          if ('status' in c) return c;
+          const { w, t, rg } = c;
           const mult: number[] = [];
           const imp: Array<number | null> = [];
           const exp: Array<number | null> = [];
