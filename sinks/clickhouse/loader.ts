@@ -16,13 +16,14 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { errorMessage, isMeterflowError, isRetriable, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { readerType, type AvroRegistry } from '../../lib/registry.js';
+import { groupLag } from '../../lib/kafka.js';
 import type avro from 'avsc';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { topicName } from '../../schemas/topics.js';
 import { ident } from './client.js';
 import { SINK_EVENTS } from './events.js';
 import type { TopicBinding } from './families.js';
-import { insertWithBisect, type InsertFn, type Retry, type RowRef } from './insert.js';
+import { insertWithBisect, splitLines, type InsertFn, type Retry, type RowBatch } from './insert.js';
 import type { FamilyName, SinkOptions } from './options.js';
 import { buildQuarantineRecord, connectionFromKey, type QuarantineInput } from './quarantine.js';
 import { backoffDelay, sleep } from './retry.js';
@@ -69,8 +70,11 @@ interface Entry {
   key: Buffer | null;
   value: Buffer | null;
   table: string;
-  /** JSONEachRow lines and the index of each row in its record. */
-  rows: { line: string; index: number }[];
+  /** Its storable rows as JSONEachRow text, each line ending in a newline; null when none. */
+  text: Buffer | null;
+  rowCount: number;
+  /** The index in its record of each row, when some rows were refused (else row i is index i). */
+  indexes: number[] | null;
   problems: Omit<QuarantineInput, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'connectionId'>[];
   connectionId: string | null;
 }
@@ -103,6 +107,26 @@ function isTransientRegistryError(err: unknown): boolean {
   );
 }
 
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** The rows of some records of one table, as one insert. */
+function rowBatch(entries: Entry[]): RowBatch<RowOwner> {
+  const body: Buffer[] = [];
+  let count = 0;
+  for (const e of entries) {
+    body.push(e.text!);
+    count += e.rowCount;
+  }
+  return {
+    body,
+    count,
+    refs: () =>
+      entries.flatMap((entry) =>
+        splitLines(entry.text!).map((line, i) => ({ line, ref: { entry, index: entry.indexes?.[i] ?? i } })),
+      ),
+  };
+}
+
 export class FamilyLoader {
   private readonly consumer: Consumer;
   private readonly topics: string[];
@@ -119,6 +143,9 @@ export class FamilyLoader {
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Per topic-partition, the lag after the last batch read to its end (control records count). */
+  private readonly lagAfterBatch = new Map<string, string>();
+  private caughtUpFlushAt = 0;
   private batchInProgress: Promise<void> | null = null;
   private readonly pauses = new Set<PauseReason>();
   private assignment = new Map<string, Set<number>>();
@@ -169,6 +196,13 @@ export class FamilyLoader {
       this.assignment = new Map(
         Object.entries(e.payload.memberAssignment).map(([t, ps]) => [t, new Set(ps)]),
       );
+      this.lagAfterBatch.clear();
+      void this.learnLags(e.payload.memberAssignment);
+    });
+    // A batch of only transaction markers never reaches eachBatch, but it is read to its end.
+    c.on(c.events.END_BATCH_PROCESS, (e) => {
+      if (e.payload.batchSize === 0)
+        this.lagAfterBatch.set(partitionKey(e.payload.topic, e.payload.partition), e.payload.offsetLag);
     });
     c.on(c.events.CRASH, (e) => {
       this.stats.crashes++;
@@ -188,8 +222,9 @@ export class FamilyLoader {
     });
     const tick = Math.max(10, Math.min(250, Math.floor(this.deps.options.batchMaxMs / 4)));
     this.timer = setInterval(() => {
-      if (this.bufferedRows > 0 || this.buffer.length > 0) {
-        if (Date.now() - this.oldestAt >= this.deps.options.batchMaxMs) this.requestFlush();
+      if (this.buffer.length > 0 && !this.flushing) {
+        if (Date.now() - this.oldestAt >= this.deps.options.batchMaxMs || this.caughtUp())
+          this.requestFlush();
       }
     }, tick);
     this.timer.unref();
@@ -260,8 +295,10 @@ export class FamilyLoader {
     const binding = this.byTopic.get(batch.topic);
     if (!binding) return;
     let sinceYield = 0;
+    let consumed = 0;
     for (const m of batch.messages) {
       if (this.stopping || !payload.isRunning() || payload.isStale() || this.pauses.size > 0) break;
+      consumed++;
       const entry = await this.toEntry(batch.topic, batch.partition, m, binding);
       if (entry === 'later') {
         this.pauseFor('registry', this.deps.options.retryInitialMs * 5);
@@ -269,10 +306,10 @@ export class FamilyLoader {
       }
       if (this.buffer.length === 0) this.oldestAt = Date.now();
       this.buffer.push(entry);
-      this.bufferedRows += Math.max(1, entry.rows.length);
+      this.bufferedRows += Math.max(1, entry.rowCount);
       this.stats.recordsConsumed++;
       payload.resolveOffset(m.offset);
-      sinceYield += entry.rows.length + 1;
+      sinceYield += entry.rowCount + 1;
       if (sinceYield >= YIELD_EVERY_ROWS) {
         // Decoding and mapping are CPU-bound and never wait on I/O by themselves: let the event
         // loop stream the running insert to ClickHouse meanwhile, so both proceed in parallel.
@@ -281,9 +318,55 @@ export class FamilyLoader {
         if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
       }
     }
+    if (consumed === batch.messages.length) {
+      this.lagAfterBatch.set(partitionKey(batch.topic, batch.partition), batch.offsetLag());
+    }
     await payload.heartbeat().catch(() => undefined);
     if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
+    else if (this.caughtUp()) this.requestFlush();
     if (this.bufferedRows >= this.maxBuffered) this.pauseAll('buffer');
+  }
+
+  /**
+   * Whether to flush a partial batch now instead of when its oldest row is batchMaxMs old: every
+   * partition this member has read from was read to its end, so waiting would only add latency
+   * (the end of a backfill, a quiet stream). At most once per batchMaxMs, so that a trickle of
+   * records still makes no more than one small insert per batchMaxMs, as the age rule does.
+   */
+  /**
+   * Partitions that have nothing to read never deliver a batch: their lag at the group join says
+   * so. A lag of one is taken as nothing, too: after a restart, the record behind the committed
+   * offset of a transactional topic is usually the commit marker (at worst a flush comes early).
+   */
+  private async learnLags(assignment: Record<string, number[]>): Promise<void> {
+    const admin = this.deps.kafka.admin();
+    try {
+      await admin.connect();
+      for (const [topic, partitions] of Object.entries(assignment)) {
+        const lags = await groupLag(admin, this.deps.groupId, topic);
+        for (const { partition, lag } of lags) {
+          const k = partitionKey(topic, partition);
+          if (partitions.includes(partition) && !this.lagAfterBatch.has(k))
+            this.lagAfterBatch.set(k, lag <= 1 ? '0' : String(lag));
+        }
+      }
+    } catch (err) {
+      // Only latency is at stake: partial batches then wait for batchMaxMs.
+      this.log.debug({ event: SINK_EVENTS.unexpected, err: errorMessage(err) }, 'could not read group lag');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  private caughtUp(): boolean {
+    if (this.buffer.length === 0 || !this.deps.options.flushWhenCaughtUp) return false;
+    const now = Date.now();
+    if (now - this.caughtUpFlushAt < this.deps.options.batchMaxMs) return false;
+    for (const [t, ps] of this.assignment) {
+      for (const p of ps) if (this.lagAfterBatch.get(partitionKey(t, p)) !== '0') return false;
+    }
+    this.caughtUpFlushAt = now;
+    return true;
   }
 
   /** Decodes and maps one record; 'later' when the registry is unreachable. */
@@ -300,7 +383,9 @@ export class FamilyLoader {
       key: m.key,
       value: m.value,
       table: binding.table,
-      rows: [],
+      text: null,
+      rowCount: 0,
+      indexes: null,
       problems: [],
       connectionId: connectionFromKey(m.key),
     };
@@ -341,16 +426,23 @@ export class FamilyLoader {
       return entry;
     }
     const perInterval = binding.table === 'usage_intervals';
+    let text = '';
     mapped.forEach((r, index) => {
-      if (r.ok) entry.rows.push({ line: r.line, index });
-      else
-        entry.problems.push({
-          reason: 'SINK_INSERT_REJECTED',
-          message: `not stored: ${r.reason}`,
-          recordIndex: perInterval ? index : null,
-          detail: r.detail,
-        });
+      if (r.ok) {
+        text += r.line + '\n';
+        entry.indexes?.push(index);
+        entry.rowCount++;
+        return;
+      }
+      entry.indexes ??= Array.from({ length: entry.rowCount }, (_, i) => i);
+      entry.problems.push({
+        reason: 'SINK_INSERT_REJECTED',
+        message: `not stored: ${r.reason}`,
+        recordIndex: perInterval ? index : null,
+        detail: r.detail,
+      });
     });
+    if (entry.rowCount > 0) entry.text = Buffer.from(text);
     return entry;
   }
 
@@ -393,6 +485,8 @@ export class FamilyLoader {
       })
       .finally(() => {
         this.flushing = null;
+        // The records read while this flush ran may be the last ones for now.
+        if (!this.stopping && this.caughtUp()) this.requestFlush();
       });
   }
 
@@ -433,13 +527,13 @@ export class FamilyLoader {
     let n = 0;
     while (
       n < this.buffer.length &&
-      (n === 0 || rows + this.buffer[n]!.rows.length <= this.deps.options.batchMaxRows)
+      (n === 0 || rows + this.buffer[n]!.rowCount <= this.deps.options.batchMaxRows)
     ) {
-      rows += this.buffer[n]!.rows.length;
+      rows += this.buffer[n]!.rowCount;
       n++;
     }
     const taken = this.buffer.splice(0, n);
-    this.bufferedRows = this.buffer.reduce((s, e) => s + Math.max(1, e.rows.length), 0);
+    this.bufferedRows = this.buffer.reduce((s, e) => s + Math.max(1, e.rowCount), 0);
     if (this.buffer.length > 0) this.oldestAt = Date.now();
     if (this.bufferedRows < this.maxBuffered / 2) this.resume('buffer');
     return taken;
@@ -494,12 +588,13 @@ export class FamilyLoader {
     const started = Date.now();
     const db = ident(this.deps.database);
 
-    // Rows per table, in arrival order.
-    const byTable = new Map<string, RowRef<RowOwner>[]>();
+    // Records per table, in arrival order.
+    const byTable = new Map<string, Entry[]>();
     for (const entry of entries) {
-      let list = byTable.get(entry.table);
-      if (!list) byTable.set(entry.table, (list = []));
-      for (const r of entry.rows) list.push({ line: r.line, ref: { entry, index: r.index } });
+      if (!entry.text) continue;
+      const list = byTable.get(entry.table);
+      if (list) list.push(entry);
+      else byTable.set(entry.table, [entry]);
     }
 
     const quarantine: QuarantineRecord[] = [];
@@ -507,33 +602,32 @@ export class FamilyLoader {
       for (const p of entry.problems) quarantine.push(this.quarantineRecord(entry, p));
     }
     let rows = 0;
-    for (const [table, refs] of byTable) {
-      if (refs.length === 0) continue;
+    for (const [table, members] of byTable) {
+      const batch = rowBatch(members);
       const insertStarted = process.hrtime.bigint();
       const outcome = await insertWithBisect(
         this.deps.insert,
         `${db}.${table}`,
-        refs,
+        batch,
         this.retry,
         (size, message) =>
-          this.log[size === refs.length ? 'warn' : 'debug'](
+          this.log[size === batch.count ? 'warn' : 'debug'](
             { event: SINK_EVENTS.bisect, table, size, err: message },
             'ClickHouse refused a batch for its content; bisecting',
           ),
       );
       this.stats.inserts += outcome.inserts;
-      rows += refs.length - outcome.rejected.length;
-      sinkMetrics.rowsInserted.inc({ table }, refs.length - outcome.rejected.length);
+      rows += batch.count - outcome.rejected.length;
+      sinkMetrics.rowsInserted.inc({ table }, batch.count - outcome.rejected.length);
       sinkMetrics.insertSeconds.observe({ table }, Number(process.hrtime.bigint() - insertStarted) / 1e9);
       const perInterval = table === 'usage_intervals';
       for (const r of outcome.rejected) {
-        const line = r.ref.entry.rows.find((x) => x.index === r.ref.index)?.line;
         quarantine.push(
           this.quarantineRecord(r.ref.entry, {
             reason: 'SINK_INSERT_REJECTED',
             message: r.message,
             recordIndex: perInterval ? r.ref.index : null,
-            detail: line === undefined ? undefined : (JSON.parse(line) as unknown),
+            detail: JSON.parse(r.line) as unknown,
           }),
         );
       }
@@ -587,7 +681,7 @@ export class FamilyLoader {
   private async commit(entries: Entry[]): Promise<void> {
     const next = new Map<string, { topic: string; partition: number; offset: bigint }>();
     for (const e of entries) {
-      const k = `${e.topic}\u0000${e.partition}`;
+      const k = partitionKey(e.topic, e.partition);
       const o = BigInt(e.offset) + 1n;
       const cur = next.get(k);
       if (!cur || o > cur.offset) next.set(k, { topic: e.topic, partition: e.partition, offset: o });

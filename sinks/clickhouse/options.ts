@@ -37,6 +37,12 @@ export const sinkOptionsSchema = z
       .min(1)
       .default(1_000)
       .describe('ms: flush when the oldest buffered row is this old'),
+    flushWhenCaughtUp: z
+      .boolean()
+      .default(true)
+      .describe(
+        'flush a partial batch as soon as every assigned partition is read to its end, at most once per batchMaxMs (false: wait for batchMaxMs)',
+      ),
     maxBufferedRows: z
       .number()
       .int()

@@ -160,8 +160,8 @@ describe('ClickHouse faults', () => {
       batchMaxRows: 100_000,
       batchMaxMs: 300,
       drainTimeoutMs: 500,
-      insert: async (table, lines) => {
-        await real(table, lines);
+      insert: async (table, body) => {
+        await real(table, body);
         hung++;
         await new Promise(() => undefined);
       },

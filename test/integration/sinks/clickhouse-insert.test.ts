@@ -8,7 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeterflowError } from '../../../lib/errors.js';
 import type { UsageBatch } from '../../../schemas/records.js';
 import { classifyChError, createChClient } from '../../../sinks/clickhouse/client.js';
-import { insertWithBisect, jsonEachRowInsert, type Retry } from '../../../sinks/clickhouse/insert.js';
+import {
+  insertWithBisect,
+  jsonEachRowInsert,
+  linesBody,
+  type Retry,
+} from '../../../sinks/clickhouse/insert.js';
 import { migrate } from '../../../sinks/clickhouse/migrate.js';
 import { backoffDelay } from '../../../sinks/clickhouse/retry.js';
 import { ingestVersion, ingestVersionBase, usageRows } from '../../../sinks/clickhouse/rows.js';
@@ -71,21 +76,23 @@ describe('classifying ClickHouse errors', () => {
         (e: unknown) => e,
       );
 
-    const badEnum = await errorOf(insert(`${db}.usage_intervals`, [JSON.stringify({ channel: 'steam' })]));
+    const badEnum = await errorOf(
+      insert(`${db}.usage_intervals`, linesBody([JSON.stringify({ channel: 'steam' })])),
+    );
     expect(classifyChError(badEnum).kind).toBe('data');
-    const badNumber = await errorOf(insert(`${db}.usage_intervals`, ['{"value":"abc"}']));
+    const badNumber = await errorOf(insert(`${db}.usage_intervals`, linesBody(['{"value":"abc"}'])));
     expect(classifyChError(badNumber).kind).toBe('data');
     // A column the table does not have means a missing migration, not a bad row: never bisected.
-    const unknownField = await errorOf(insert(`${db}.usage_intervals`, ['{"no_such_column":1}']));
+    const unknownField = await errorOf(insert(`${db}.usage_intervals`, linesBody(['{"no_such_column":1}'])));
     expect(classifyChError(unknownField)).toMatchObject({ kind: 'server' });
-    const noTable = await errorOf(insert(`${db}.no_such_table`, ['{}']));
+    const noTable = await errorOf(insert(`${db}.no_such_table`, linesBody(['{}'])));
     expect(classifyChError(noTable)).toMatchObject({ kind: 'server', code: 60 });
 
     const down = createChClient(
       { ...ctx.config.clickhouse, url: 'http://127.0.0.1:9' },
       { requestTimeoutMs: 2_000 },
     );
-    const refused = await errorOf(jsonEachRowInsert(down)(`${db}.usage_intervals`, ['{}']));
+    const refused = await errorOf(jsonEachRowInsert(down)(`${db}.usage_intervals`, linesBody(['{}'])));
     await down.close();
     expect(classifyChError(refused).kind).toBe('unreachable');
   });
@@ -139,11 +146,11 @@ describe('bisecting a refused batch', () => {
   it('hands errors that are not about the rows to the retry policy, keeping its progress', async () => {
     let calls = 0;
     const flaky = jsonEachRowInsert(sinkClient);
-    const insert = async (table: string, lines: string[]) => {
+    const insert = async (table: string, body: Buffer[]) => {
       calls++;
       if (calls === 2)
         throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' });
-      await flaky(table, lines);
+      await flaky(table, body);
     };
     const seen: string[] = [];
     const retry: Retry = async (what, attempt) => {

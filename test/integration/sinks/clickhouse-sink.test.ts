@@ -312,6 +312,7 @@ describe('loading the topics', () => {
       // Never flushes by itself within the test: only stop() can get the rows in.
       batchMaxRows: 1_000_000,
       batchMaxMs: 600_000,
+      flushWhenCaughtUp: false,
     });
     await sink.start();
     const records = (await readDecoded('usage')).length + 1; // + the undecodable one
@@ -329,5 +330,38 @@ describe('loading the topics', () => {
       topicName(ctx.config.kafka.topicPrefix, 'usage'),
     ).finally(() => admin.disconnect());
     expect(lag.reduce((s, r) => s + r.lag, 0)).toBe(0);
+  });
+
+  it('flushes a partial batch once it has read every partition to its end, without waiting for batchMaxMs', async () => {
+    const group = `${ctx.config.kafka.topicPrefix}caughtup.`;
+    const database = `${db}_caughtup`;
+    const config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
+    const sink = createClickHouseSink(config, {
+      log: ctx.log,
+      kafka: ctx.kafka,
+      registry: ctx.registry,
+      groupIdPrefix: group,
+      families: ['usage'],
+      batchMaxRows: 1_000_000,
+      batchMaxMs: 600_000,
+    });
+    sinks.push(sink);
+    try {
+      await sink.start();
+      // What the earlier tests loaded from the same topic.
+      const rows = await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`);
+      expect(rows).toBeGreaterThan(0);
+      expect(
+        await eventually(
+          async () => (await scalar(ch, `SELECT count() FROM ${database}.usage_intervals_latest`)) === rows,
+          60_000,
+          200,
+        ),
+      ).toBe(true);
+      expect(sink.stats()[0]!.flushes).toBeGreaterThan(0);
+    } finally {
+      await sink.stop();
+      await ch.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    }
   });
 });
