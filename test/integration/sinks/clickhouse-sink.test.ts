@@ -5,6 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../../lib/config.js';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import type { QuarantineRecord } from '../../../schemas/records.js';
 import { QUARANTINE_HEADERS, topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
@@ -83,6 +84,24 @@ async function runSinkUntilCaughtUp(
   expect(ok).toBe(true);
   ctx.log.info({ ms: Date.now() - t0 }, 'sink caught up');
   return sink;
+}
+
+/** A usage-only sink whose batches never fill and never age within a test. */
+function usageSinkWithoutTimer(
+  config: Config,
+  groupIdPrefix: string,
+  extra: Record<string, unknown> = {},
+): ClickHouseSink {
+  return createClickHouseSink(config, {
+    log: ctx.log,
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    groupIdPrefix,
+    families: ['usage'],
+    batchMaxRows: 1_000_000,
+    batchMaxMs: 600_000,
+    ...extra,
+  });
 }
 
 beforeAll(async () => {
@@ -303,17 +322,8 @@ describe('loading the topics', () => {
 
   it('drains on stop: buffered rows are inserted and their offsets committed', async () => {
     const group = `${ctx.config.kafka.topicPrefix}drain.`;
-    const sink = createClickHouseSink(ctx.config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      // Never flushes by itself within the test: only stop() can get the rows in.
-      batchMaxRows: 1_000_000,
-      batchMaxMs: 600_000,
-      flushWhenCaughtUp: false,
-    });
+    // Never flushes by itself within the test: only stop() can get the rows in.
+    const sink = usageSinkWithoutTimer(ctx.config, group, { flushWhenCaughtUp: false });
     await sink.start();
     const records = (await readDecoded('usage')).length + 1; // + the undecodable one
     expect(
@@ -336,15 +346,7 @@ describe('loading the topics', () => {
     const group = `${ctx.config.kafka.topicPrefix}caughtup.`;
     const database = `${db}_caughtup`;
     const config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
-    const sink = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      batchMaxRows: 1_000_000,
-      batchMaxMs: 600_000,
-    });
+    const sink = usageSinkWithoutTimer(config, group);
     sinks.push(sink);
     try {
       await sink.start();
