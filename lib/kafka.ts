@@ -2,7 +2,9 @@
  * Kafka client setup from configuration, topic provisioning from the catalogue, and small
  * helpers that kafkajs lacks (reading a topic to its end, group lag).
  */
-import {
+import { promisify } from 'node:util';
+import { gzip, unzip } from 'node:zlib';
+import kafkajs, {
   CompressionTypes,
   Kafka,
   logLevel,
@@ -37,6 +39,19 @@ export function createKafka(config: Config, clientIdSuffix = '', retries = 8): K
 
 /** Default codec for produced batches. GZIP is built into kafkajs; no native addon needed. */
 export const COMPRESSION = CompressionTypes.GZIP;
+
+const gzipAsync = promisify(gzip);
+const unzipAsync = promisify(unzip);
+/**
+ * kafkajs compresses at zlib's default level 6. Level 1 costs a fraction of the CPU for record
+ * batches of JSON and Avro (measured in test/bench/processors.ts) and any consumer reads it.
+ */
+export const GZIP_LEVEL = 1;
+// kafkajs is CommonJS and Node's ESM loader does not see this export by name.
+kafkajs.CompressionCodecs[CompressionTypes.GZIP] = () => ({
+  compress: (encoder: { buffer: Buffer }) => gzipAsync(encoder.buffer, { level: GZIP_LEVEL }),
+  decompress: (buffer: Buffer) => unzipAsync(buffer),
+});
 
 export interface TopicRequest {
   name: string;

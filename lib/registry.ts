@@ -18,6 +18,28 @@ export interface Serde<T> {
   encode(value: T): Buffer;
 }
 
+/**
+ * Scratch space for encoding, grown to the largest record seen. avsc's toBuffer encodes into a
+ * shared 1 KiB buffer and, for anything larger (a usage batch is several KiB), encodes the whole
+ * record a second time into a fresh buffer; encoding once here and copying out halves the work.
+ */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** Confluent wire format: magic byte, schema id, Avro body. */
+function encodeFramed(type: avro.Type, schemaId: number, value: unknown): Buffer {
+  let end = type.encode(value, scratch, 5);
+  if (end < 0) {
+    // encode() returns minus the missing bytes when the record does not fit.
+    scratch = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, scratch.length - end));
+    end = type.encode(value, scratch, 5);
+  }
+  const out = Buffer.allocUnsafe(end);
+  scratch.copy(out, 0, 0, end);
+  out[0] = MAGIC;
+  out.writeInt32BE(schemaId, 1);
+  return out;
+}
+
 export class AvroRegistry {
   readonly client: SchemaRegistry;
   private readonly typesById = new Map<number, avro.Type>();
@@ -94,14 +116,7 @@ export class AvroRegistry {
     this.typesById.set(id, type);
     return {
       schemaId: id,
-      encode: (value: T): Buffer => {
-        const body = type.toBuffer(value);
-        const out = Buffer.allocUnsafe(5 + body.length);
-        out[0] = MAGIC;
-        out.writeInt32BE(id, 1);
-        body.copy(out, 5);
-        return out;
-      },
+      encode: (value: T): Buffer => encodeFramed(type, id, value),
     };
   }
 

@@ -40,6 +40,9 @@ export interface UsageStageDeps {
   connections: Map<string, ConnectionConfig>;
 }
 
+/** Distinct attached meter payloads remembered; the cache starts afresh when full. */
+const ATTACHED_METERS_CACHED = 10_000;
+
 export class UsageStage implements Stage {
   readonly name = 'usage';
   readonly groupId: string;
@@ -50,6 +53,8 @@ export class UsageStage implements Stage {
   private usageSerde!: Serde<UsageBatch>;
   private meters!: TopicTable<Meter>;
   private readonly readings = new PartitionStore<ReadingState>();
+  /** Meters normalised from the payload attached to usage chunks, by connection and payload. */
+  private readonly attachedMeters = new Map<string, Meter | undefined>();
 
   constructor(private readonly deps: UsageStageDeps) {
     const prefix = deps.config.kafka.topicPrefix;
@@ -86,9 +91,15 @@ export class UsageStage implements Stage {
     const format = env.meta.meter_format;
     const payload = env.meta.meter_payload;
     if (!format || !payload) return undefined;
+    // Every chunk of a meter carries the same payload: normalise it once (a pure function of it).
+    const cacheKey = `${env.connection_id}\u0000${format}\u0000${payload}`;
+    if (this.attachedMeters.has(cacheKey)) return this.attachedMeters.get(cacheKey);
     const result = normalise({ ...env, entity_kind: 'meter', format, payload }, { connection });
     const meter = result.meters[0];
-    return meter && validateMeter(meter).length === 0 ? meter : undefined;
+    const valid = meter && validateMeter(meter).length === 0 ? meter : undefined;
+    if (this.attachedMeters.size >= ATTACHED_METERS_CACHED) this.attachedMeters.clear();
+    this.attachedMeters.set(cacheKey, valid);
+    return valid;
   }
 
   private async findMeter(

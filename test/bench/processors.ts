@@ -5,11 +5,12 @@
  *
  *   npx tsx test/bench/processors.ts [--meters 200] [--days 365] [--partitions 6] [--mode in-process|processes]
  *                                    [--stages usage,aggregate]   (usage alone: normalise + validate)
+ *                                    [--input-compression gzip|none]  (gzip: as the pollers write raw.usage)
  *
  * Prints figures; asserts nothing. Uses a fresh topic prefix and deletes it afterwards.
  */
 import { parseArgs } from 'node:util';
-import { groupLag } from '../../lib/kafka.js';
+import { COMPRESSION, CompressionTypes, groupLag } from '../../lib/kafka.js';
 import { topicName } from '../../schemas/topics.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import { startProcessors } from '../../processors/index.js';
@@ -24,6 +25,8 @@ const { values } = parseArgs({
     // in-process: both stages in this process (one core); processes: one CLI process per stage.
     mode: { type: 'string', default: 'in-process' },
     stages: { type: 'string', default: 'usage,aggregate' },
+    // gzip: raw.usage as the pollers write it (producers/sync/writer.ts); none: uncompressed.
+    'input-compression': { type: 'string', default: 'gzip' },
   },
 });
 const STAGES = values.stages.split(',').map((s) => s.trim());
@@ -31,6 +34,8 @@ if (STAGES.some((s) => s !== 'usage' && s !== 'aggregate') || !STAGES.includes('
   throw new Error(`--stages: usage or usage,aggregate, not ${values.stages}`);
 }
 const WITH_AGGREGATE = STAGES.includes('aggregate');
+const INPUT_COMPRESSION = { gzip: COMPRESSION, none: CompressionTypes.None }[values['input-compression']];
+if (INPUT_COMPRESSION === undefined) throw new Error('--input-compression: gzip or none');
 const METERS = Number(values.meters);
 const DAYS = Number(values.days);
 const QUARTER = 15 * 60_000;
@@ -95,13 +100,13 @@ try {
     const batch = [];
     for (let m = 0; m < METERS; m++)
       batch.push({ key: `bench/mtr_${m}`, value: serde.encode(chunk(m, day)) });
-    await producer.send({ topic: rawUsage, messages: batch });
+    await producer.send({ topic: rawUsage, messages: batch, compression: INPUT_COMPRESSION });
     messages += batch.length;
   }
   await producer.disconnect();
   const intervals = messages * 96;
   console.log(
-    `input: ${messages} messages, ${intervals} intervals (${METERS} meters x ${DAYS} days), loaded in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    `input: ${messages} messages, ${intervals} intervals (${METERS} meters x ${DAYS} days), ${values['input-compression']}, loaded in ${((Date.now() - t) / 1000).toFixed(1)} s`,
   );
 
   // 2. Ceiling: a bare kafkajs consumer reading the same topic, decoding nothing. A second
