@@ -164,6 +164,7 @@ try {
     : STAGES.map((stage) => spawnCli(ctx, ['run', 'processors', '--stages', stage]));
   await running?.ready;
   const readyAt = Date.now();
+  const eluStart = performance.eventLoopUtilization();
   const admin = ctx.kafka.admin();
   await admin.connect();
   const usageTopic = topicName(prefix, 'usage');
@@ -178,6 +179,7 @@ try {
     if (raw.every((p) => p.lag === 0) && usageHigh > 0 && agg.every((p) => p.lag <= 1)) break;
   }
   const pipeSeconds = (Date.now() - t) / 1000;
+  const elu = performance.eventLoopUtilization(eluStart).utilization;
   const steadySeconds = (Date.now() - readyAt) / 1000;
   await admin.disconnect();
   await running?.stop();
@@ -196,6 +198,9 @@ try {
     `  the usage stage (normalise, validate) had read all of raw.usage after ${((usageDoneAt - t) / 1000).toFixed(2)} s`,
   );
   if (inProcess) {
+    console.log(
+      `  event loop busy ${(elu * 100).toFixed(0)}% of the time (the rest waits on Kafka: fetches, transaction round trips)`,
+    );
     console.log(
       `  after both stages joined their groups: ${steadySeconds.toFixed(2)} s, ${Math.round(intervals / steadySeconds)} intervals/s`,
     );
