@@ -1,8 +1,8 @@
 /**
  * Arcadia Plug intervals connector (shared/seeds/003_392a35f81f933490.txt): OAuth2 client
  * credentials (connection.auth), credentials by correlationId, meters by credential ids with
- * page/size pagination, sites as assets, intervals activation with bounded polling, raw and/or
- * normalized intervals per meter and date chunk.
+ * page/size pagination, sites as assets, intervals activation with bounded polling, raw or
+ * normalized intervals (one of them: they cover the same consumption) per meter and date chunk.
  */
 import { MeterflowError } from '../../../lib/errors.js';
 import { defaultSleep } from '../../http/budget.js';
@@ -275,15 +275,14 @@ export class ArcadiaConnector implements Connector {
   }
 
   usageStreams(): UsageStream[] {
-    const kinds: { path: string; format: string; endpoint: string }[] = [];
-    if (this.options.intervals !== 'normalized')
-      kinds.push({ path: 'intervals', format: 'arcadia.intervals', endpoint: 'intervals' });
-    if (this.options.intervals !== 'raw')
-      kinds.push({
-        path: 'normalizedIntervals',
-        format: 'arcadia.normalizedIntervals',
-        endpoint: 'normalizedIntervals',
-      });
+    const k =
+      this.options.intervals === 'raw'
+        ? { path: 'intervals', format: 'arcadia.intervals', endpoint: 'intervals' }
+        : {
+            path: 'normalizedIntervals',
+            format: 'arcadia.normalizedIntervals',
+            endpoint: 'normalizedIntervals',
+          };
     return [
       {
         id: 'intervals',
@@ -300,26 +299,24 @@ export class ArcadiaConnector implements Connector {
           const out: RawEnvelope[] = [];
           let items = 0;
           for (const m of meters) {
-            for (const k of kinds) {
-              const { res, body } = await ctx.http.fetch({
-                url: `/plug/${k.path}/meters/${encodeURIComponent(m.externalId)}`,
-                query: { startAt: isoInstant(range.from), endAt: isoInstant(range.to) },
-                endpoint: k.endpoint,
-                page: String(chunk),
-                signal: ctx.signal,
-              });
-              items += countReadings(body, k.endpoint);
-              out.push(
-                envelope(ctx, {
-                  kind: 'usage',
-                  format: k.format,
-                  externalId: m.externalId,
-                  res,
-                  payload: res.text,
-                  meta: rangeMeta(range, chunk, m.externalId),
-                }),
-              );
-            }
+            const { res, body } = await ctx.http.fetch({
+              url: `/plug/${k.path}/meters/${encodeURIComponent(m.externalId)}`,
+              query: { startAt: isoInstant(range.from), endAt: isoInstant(range.to) },
+              endpoint: k.endpoint,
+              page: String(chunk),
+              signal: ctx.signal,
+            });
+            items += countReadings(body, k.endpoint);
+            out.push(
+              envelope(ctx, {
+                kind: 'usage',
+                format: k.format,
+                externalId: m.externalId,
+                res,
+                payload: res.text,
+                meta: rangeMeta(range, chunk, m.externalId),
+              }),
+            );
           }
           return usageChunk(out, items);
         },

@@ -14,9 +14,15 @@ export const arcadiaOptionsSchema = z
       .describe('Arc-Version header'),
     sandbox: z.boolean().default(false).describe('X-Sandbox-Mode header'),
     intervals: z
-      .enum(['raw', 'normalized', 'both'])
+      .enum(['raw', 'normalized'], {
+        // Both endpoints describe the same consumption (normalized is the raw data cut into
+        // quarter-hours): feeding both into the pipeline would count it twice.
+        message: 'intervals must be "raw" or "normalized" (not both: they cover the same consumption)',
+      })
       .default('normalized')
-      .describe('which interval endpoint(s) to read'),
+      .describe(
+        'which interval endpoint feeds the pipeline: normalized (15-minute) or raw (the utility resolution); one only, both would count the same consumption twice',
+      ),
     maxRangeDays: z.number().int().positive().default(31).describe('longest range of one intervals request'),
     pageSize: z
       .number()

@@ -22,7 +22,7 @@ function arcadiaConnection(sim: ArcadiaSimulator, options: Record<string, unknow
     },
     usageStart: '2024-01-01',
     options: {
-      intervals: 'both',
+      intervals: 'normalized',
       activationPollMs: 0,
       correlationId: ['customer-001', 'customer-002', 'customer-003'],
       ...options,
@@ -98,7 +98,7 @@ describe('arcadia connector against the simulator', () => {
     expect(JSON.parse(markers[0]!.value.payload)).toEqual({ kinds: ['asset', 'meter'] });
 
     const usage = await readEnvelopes(ctx, 'rawUsage');
-    expect(usage.some((u) => u.value.format === 'arcadia.intervals')).toBe(true);
+    expect(usage.every((u) => u.value.format === 'arcadia.normalizedIntervals')).toBe(true);
     const totals = normalizedTotals(usage);
     for (const m of truth.meters) {
       let n = 0;
@@ -140,7 +140,8 @@ describe('arcadia connector against the simulator', () => {
     try {
       const conn = arcadiaConnection(faulty, {
         pageSize: 10,
-        intervals: 'normalized',
+        // The other interval endpoint than the first test's.
+        intervals: 'raw',
         correlationId: ['customer-001', 'customer-002'],
       });
       let chunks = 0;
@@ -168,6 +169,7 @@ describe('arcadia connector against the simulator', () => {
         (e) => e.value.connection_id === 'arc-faults',
       );
       expect(new Set(usage.map((u) => u.value.external_id))).toEqual(meterIds);
+      expect(usage.every((u) => u.value.format === 'arcadia.intervals')).toBe(true);
       expect(faulty.stats().byStatus['401']).toBeGreaterThanOrEqual(1);
       expect(faulty.stats().faults).toMatchObject({
         rateLimit: 4,

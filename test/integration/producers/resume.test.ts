@@ -127,7 +127,7 @@ describe('resume after a crash', () => {
           usageStart: '2024-01-01',
           sync: { concurrency: 3 },
           http: HTTP,
-          options: { intervals: 'both' },
+          options: { intervals: 'raw' },
         }),
       { ARC_ID: arc.options.clientId, ARC_SECRET: arc.options.clientSecret },
       5,

@@ -95,4 +95,18 @@ describe('connection files', () => {
     expect(err.code).toBe('CFG_INVALID');
     expect(err.message).toContain('options.intervals');
   });
+
+  it('an Arcadia connection reads one interval endpoint, never both (they would count the same consumption twice)', async () => {
+    const d = await dirWith({
+      'a.json': JSON.stringify({
+        id: 'a',
+        provider: 'arcadia',
+        baseUrls: { production: 'http://x' },
+        auth: { type: 'none' },
+        options: { intervals: 'both' },
+      }),
+    });
+    const [c] = await loadConnections(d);
+    expect(() => createConnector(c!)).toThrow(/options\.intervals.*not both/);
+  });
 });
