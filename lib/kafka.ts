@@ -205,6 +205,9 @@ export async function groupLag(
   });
 }
 
+/** Consecutive answered fetches without data before the idle rule of readToEnd may apply. */
+const IDLE_FETCHES = 3;
+
 export interface ReadToEndOptions {
   /** Only these partitions (default all). */
   partitions?: number[];
@@ -228,8 +231,10 @@ export interface ReadMessage {
  * read_committed isolation, calling `onMessage` for each record in partition order. kafkajs has
  * no manual assignment, so this uses a throw-away consumer group that commits nothing and is
  * deleted afterwards. Used to restore state from compacted topics and to inspect topics.
- * With transactions the last offsets of a partition can be commit markers, which are never
- * delivered: a partition is also done once it has been idle for `idleMs` after a fetch.
+ * A partition whose remaining offsets belong to a transaction still open (or markers kafkajs does
+ * not report) cannot be read to its watermark: it is also done once the broker has answered
+ * several fetches in a row with nothing new and `idleMs` has passed. Counting answered fetches,
+ * not only time, keeps a slow broker or a starved process from ending a state restore early.
  */
 export async function readToEnd(
   kafka: Kafka,
@@ -263,17 +268,25 @@ export async function readToEnd(
     await consumer.subscribe({ topic, fromBeginning: true });
     let count = 0;
     let lastActivity = Date.now();
+    /** Fetches answered since anything arrived. */
+    let emptyFetches = 0;
     const started = Date.now();
     let failure: unknown;
     let joined = false;
     consumer.on(consumer.events.GROUP_JOIN, () => {
       joined = true;
       lastActivity = Date.now();
+      emptyFetches = 0;
+    });
+    // Emitted when a fetch is answered, before its batches (if any) are handed out.
+    consumer.on(consumer.events.FETCH, () => {
+      emptyFetches++;
     });
     // Also fired for batches holding only transaction markers, which eachBatch never sees.
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       const stop = remaining.get(e.payload.partition);
       lastActivity = Date.now();
+      emptyFetches = 0;
       if (stop !== undefined && BigInt(e.payload.lastOffset) + 1n >= stop)
         remaining.delete(e.payload.partition);
     });
@@ -285,6 +298,7 @@ export async function readToEnd(
           const stop = remaining.get(batch.partition);
           if (stop === undefined) return;
           lastActivity = Date.now();
+          emptyFetches = 0;
           for (const m of batch.messages) {
             if (BigInt(m.offset) >= stop) break;
             const headers: Record<string, string> = {};
@@ -315,7 +329,7 @@ export async function readToEnd(
           { context: { topic } },
         );
       }
-      if (joined && now - lastActivity > idleMs) break;
+      if (joined && emptyFetches >= IDLE_FETCHES && now - lastActivity > idleMs) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     if (failure !== undefined) throw failure instanceof Error ? failure : new Error(errorMessage(failure));
