@@ -210,7 +210,8 @@ try {
   );
   if (inProcess) {
     console.log(
-      `RSS of this process: before the stages ${mb(rssBefore)} MB, peak ${mb(peakRss)} MB (target < 400 MB for 1,000 meters x 1 year)`,
+      `RSS of this process (which also ran the two reference consumers): before the stages ${mb(rssBefore)} MB, peak ${mb(peakRss)} MB; ` +
+        'the 400 MB target for 1,000 meters x 1 year: npx tsx test/bench/aggregate-memory.ts',
     );
   }
 } finally {
