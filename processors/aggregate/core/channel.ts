@@ -550,6 +550,37 @@ export class ChannelState {
     });
   }
 
+  /**
+   * Take over the periods a channel in another zone emitted (zone rebuild): each is emitted again
+   * at the next collect, as zero where this zone puts no data there, so that no aggregate of the
+   * old zone stays the latest of its key.
+   */
+  supersede(old: ChannelState): void {
+    if (!Number.isNaN(old.days.first)) {
+      for (let d = old.days.first; d <= old.days.last; d++) {
+        const j = old.days.find(d);
+        if (j < 0 || old.days.version[j] === 0) continue;
+        const i = this.days.slot(d);
+        this.days.flags[i] = FLAG_EMITTED;
+        this.days.emittedValue[i] = Number.NaN; // never equal: emitted again
+        this.touched.add(d);
+      }
+    }
+    for (const [m, rec] of old.months) {
+      if (rec.version === 0) continue;
+      this.months.set(m, {
+        version: 0,
+        emitted: true,
+        value: Number.NaN,
+        count: 0,
+        estimated: 0,
+        expected: 0,
+        prorated: false,
+      });
+      this.touched.add(firstDayOfMonth(m));
+    }
+  }
+
   /** Every slot, for rebuilding the channel in another zone. */
   forEachSlot(fn: (start: number, end: number, value: number, estimated: boolean) => void): void {
     const grid = this.grid;

@@ -95,13 +95,15 @@ export class AggregateState {
 
   /**
    * The meter's zone changed: local days move, so rebuild the channel from its slots in the new
-   * zone. Every day is emitted again with versions above all old ones; day keys that no longer
-   * hold data are deleted from the changelog.
+   * zone. Every day and month is emitted again with versions above all old ones, as zero where
+   * the new zone puts no data (else the old zone's aggregate would stay the latest of its key);
+   * old day keys the new zone does not rewrite are deleted from the changelog.
    */
   private rebuildInZone(old: ChannelState, zone: string): ChannelState {
     const fresh = new ChannelState(old.id, zone, old.unit);
     fresh.versionFloor = old.maxVersion();
     old.forEachSlot((start, end, value, estimated) => fresh.write(start, end, value, estimated));
+    fresh.supersede(old);
     if (!Number.isNaN(old.days.first)) {
       for (let d = old.days.first; d <= old.days.last; d++) this.tombstones.add(old.dayKey(d));
     }

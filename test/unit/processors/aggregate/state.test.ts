@@ -315,6 +315,147 @@ describe('AggregateState: zone change', () => {
   });
 });
 
+/** What ClickHouse shows: the highest version per (meter, granularity, channel, period). */
+function latest(view: Map<string, UsageAggregate>, aggs: UsageAggregate[]): Map<string, UsageAggregate> {
+  for (const a of aggs) {
+    const k = `${a.granularity}|${a.channel}|${a.period}`;
+    const old = view.get(k);
+    if (!old || a.version > old.version) view.set(k, a);
+  }
+  return view;
+}
+const total = (view: Map<string, UsageAggregate>, granularity: 'day' | 'month') =>
+  [...view.values()].filter((a) => a.granularity === granularity).reduce((s, a) => s + a.value, 0);
+
+function restoredFrom(log: ChangelogEntry[]): AggregateState {
+  const s = new AggregateState();
+  for (const e of log) s.restore(e);
+  return s;
+}
+
+describe('AggregateState: restore and re-delivery never count an interval twice', () => {
+  /** Quarter-hours of [from, to) with distinct short-decimal values. */
+  function span(from: number, to: number): UsageInterval[] {
+    const out: UsageInterval[] = [];
+    for (let t = from; t < to; t += Q) out.push(interval(t, t + Q, ((t / Q) % 97) / 100 + 0.01));
+    return out;
+  }
+  const sum = (ivs: UsageInterval[]) => ivs.reduce((s, iv) => s + iv.value, 0);
+
+  it.each([
+    ['America/New_York', '2024-03-10', 92],
+    ['Europe/Helsinki', '2024-03-31', 92],
+  ])('a %s DST day round-trips the changelog; re-delivery after restore is a no-op', (zone, date, n) => {
+    const live = new AggregateState();
+    const ivs = quarterHours(zone, date, 0.25);
+    const first = live.apply(batch(ivs, { time_zone: zone }), NOW).aggregates;
+    expect(day(first, date)).toMatchObject({ value: n * 0.25, interval_count: n, expected_count: n });
+    const restored = restoredFrom(live.snapshotDirty());
+    expect(restored.apply(batch(ivs, { time_zone: zone }), NOW + 1).aggregates).toEqual([]);
+    // A correction after the restore: day and month move together.
+    const fixed = restored.apply(
+      batch([{ ...ivs[40]!, value: 1.25 }], { time_zone: zone }),
+      NOW + 2,
+    ).aggregates;
+    expect(day(fixed, date)).toMatchObject({ value: n * 0.25 + 1, interval_count: n });
+    expect(month(fixed, date.slice(0, 7))).toMatchObject({ value: n * 0.25 + 1, interval_count: n });
+  });
+
+  it('chunks cut at the connection zone midnight, restarts between chunks and replays of every chunk', () => {
+    // A New York meter of a Helsinki connection: chunks end at Helsinki midnights, mid-day in
+    // New York, across New York's DST change (10 March).
+    const hel = calendarFor('Europe/Helsinki');
+    const cuts = ['2024-03-01', '2024-03-04', '2024-03-09', '2024-03-11', '2024-03-20', '2024-04-01'].map(
+      (d) => hel.dayStart(dateToDayNo(d)),
+    );
+    const chunks = cuts.slice(1).map((to, k) => span(cuts[k]!, to));
+    const zone = 'America/New_York';
+    const view = new Map<string, UsageAggregate>();
+    const log: ChangelogEntry[] = [];
+    let s = new AggregateState();
+    let now = NOW;
+    for (const [k, chunk] of chunks.entries()) {
+      latest(view, s.apply(batch(chunk, { time_zone: zone }), now++).aggregates);
+      log.push(...s.snapshotDirty());
+      // Restart: state from the changelog, then the previous and the current chunk again.
+      s = restoredFrom(log);
+      for (const again of chunks.slice(Math.max(0, k - 1), k + 1))
+        expect(s.apply(batch(again, { time_zone: zone }), now++).aggregates).toEqual([]);
+      log.push(...s.snapshotDirty());
+    }
+    const truth = sum(chunks.flat());
+    expect(total(view, 'day')).toBeCloseTo(truth, 9);
+    expect(total(view, 'month')).toBeCloseTo(truth, 9);
+    expect(view.get('day|consumption|2024-03-10')).toMatchObject({ interval_count: 92, expected_count: 92 });
+  });
+
+  it('an hourly grid with quarter-hours in the irregular slots survives restore and replays', () => {
+    const zone = 'UTC';
+    const live = new AggregateState();
+    const log: ChangelogEntry[] = [];
+    // An hourly interval first makes the grid hourly; the quarter-hours then go to the irregular
+    // slots, except the one sharing the hour's start, which replaces it.
+    const hour = interval(iso('2024-03-05T10:00:00Z'), iso('2024-03-05T11:00:00Z'), 4);
+    const quarters = span(iso('2024-03-05T00:00:00Z'), iso('2024-03-06T00:00:00Z'));
+    const view = new Map<string, UsageAggregate>();
+    latest(view, live.apply(batch([hour], { time_zone: zone }), NOW).aggregates);
+    latest(view, live.apply(batch(quarters, { time_zone: zone }), NOW + 1).aggregates);
+    log.push(...live.snapshotDirty());
+    expect(view.get('day|consumption|2024-03-05')!.value).toBeCloseTo(sum(quarters), 9);
+    const restored = restoredFrom(log);
+    expect(restored.apply(batch(quarters, { time_zone: zone }), NOW + 2).aggregates).toEqual([]);
+    latest(view, restored.apply(batch([hour], { time_zone: zone }), NOW + 3).aggregates);
+    latest(view, restored.apply(batch(quarters, { time_zone: zone }), NOW + 4).aggregates);
+    expect(view.get('day|consumption|2024-03-05')!.value).toBeCloseTo(sum(quarters), 9);
+    expect(view.get('month|consumption|2024-03')!.value).toBeCloseTo(sum(quarters), 9);
+  });
+});
+
+describe('AggregateState: zone change leaves no stale periods', () => {
+  it('zeroes the days and months of the old zone that hold no data in the new one', () => {
+    const s = new AggregateState();
+    const view = new Map<string, UsageAggregate>();
+    const log: ChangelogEntry[] = [];
+    // One UTC day of quarter-hours: in New York 20 fall on 29 February, 76 on 1 March.
+    const ivs = quarterHours('UTC', '2024-03-01', 1);
+    latest(view, s.apply(batch(ivs, { time_zone: 'America/New_York' }), NOW).aggregates);
+    log.push(...s.snapshotDirty());
+    expect(view.get('day|consumption|2024-02-29')!.value).toBe(20);
+    expect(view.get('month|consumption|2024-02')!.value).toBe(20);
+
+    // The meter turns out to be in Helsinki: 88 on 1 March, 8 on 2 March, nothing in February.
+    latest(view, s.apply(batch(ivs, { time_zone: 'Europe/Helsinki' }), NOW + 1).aggregates);
+    log.push(...s.snapshotDirty());
+    expect(view.get('day|consumption|2024-03-01')).toMatchObject({ value: 88, time_zone: 'Europe/Helsinki' });
+    expect(view.get('day|consumption|2024-03-02')).toMatchObject({ value: 8 });
+    expect(view.get('day|consumption|2024-02-29')).toMatchObject({
+      value: 0,
+      interval_count: 0,
+      completeness: 0,
+      time_zone: 'Europe/Helsinki',
+    });
+    expect(view.get('month|consumption|2024-02')).toMatchObject({ value: 0, interval_count: 0 });
+    expect(total(view, 'day')).toBe(96);
+    expect(total(view, 'month')).toBe(96);
+
+    // The changelog keeps the zeroed periods' versions: a restored state replays as a no-op and
+    // keeps versions increasing.
+    const restored = restoredFrom(log);
+    expect(restored.apply(batch(ivs, { time_zone: 'Europe/Helsinki' }), NOW + 2).aggregates).toEqual([]);
+    const late = restored.apply(
+      batch([interval(iso('2024-02-29T12:00:00Z'), iso('2024-02-29T12:15:00Z'), 3)], {
+        time_zone: 'Europe/Helsinki',
+      }),
+      NOW - 1000,
+    ).aggregates;
+    const zeroed = view.get('day|consumption|2024-02-29')!.version;
+    latest(view, late);
+    expect(day(late, '2024-02-29')).toMatchObject({ value: 3, version: zeroed + 1 });
+    expect(total(view, 'day')).toBe(99);
+    expect(total(view, 'month')).toBe(99);
+  });
+});
+
 describe('AggregateState: rejects', () => {
   it('refuses what validate should have removed, one reject per interval', () => {
     const s = new AggregateState();
