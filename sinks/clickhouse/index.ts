@@ -1,7 +1,7 @@
 /**
  * The ClickHouse sink: canonical topics into ClickHouse tables (DESIGN section 6).
  *
- *   const sink = createClickHouseSink(config, { batchMaxRows: 50_000, batchMaxMs: 1_000 });
+ *   const sink = createClickHouseSink(config, { batchMaxRows: 100_000, batchMaxMs: 1_000 });
  *   await sink.start();   // migrates, then one consumer group per table family
  *   ...
  *   await sink.stop();    // flush, commit, disconnect (`meterflow run sinks` calls it on SIGTERM)

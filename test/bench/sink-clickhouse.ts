@@ -27,12 +27,15 @@ import { entityKey, topicName } from '../../schemas/topics.js';
 import { createChClient } from '../../sinks/clickhouse/client.js';
 import { createClickHouseSink } from '../../sinks/clickhouse/index.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { sinkOptionsSchema } from '../../sinks/clickhouse/options.js';
 import { usageRows } from '../../sinks/clickhouse/rows.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 const PER_MESSAGE = Number(process.argv[3] ?? 96);
 const METERS = 500;
-const BATCH_ROWS = 50_000;
+/** The sink runs with its defaults (batch rows, batch age); the batched ceiling uses the same size. */
+const DEFAULTS = sinkOptionsSchema.parse({});
+const BATCH_ROWS = DEFAULTS.batchMaxRows;
 const QH = 900_000;
 const T0 = Date.UTC(2024, 0, 1);
 
@@ -128,8 +131,6 @@ async function main(): Promise<void> {
       registry,
       families: ['usage'],
       migrate: false,
-      batchMaxRows: BATCH_ROWS,
-      batchMaxMs: 1_000,
     });
     t = Date.now();
     await sink.start();
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
     const sinkRate = rowsTotal / sinkSeconds;
     console.log(
       `sink:   ${fmt(rowsTotal)} rows in ${sinkSeconds.toFixed(2)} s from the first record (${((done - t) / 1000).toFixed(2)} s with start-up and group join) = ${fmt(sinkRate)} rows/s; ` +
-        `${stats.inserts} inserts, peak RSS ${fmt(peakRss / 1024 / 1024)} MiB`,
+        `${stats.inserts} inserts (defaults: ${fmt(BATCH_ROWS)} rows or ${DEFAULTS.batchMaxMs} ms per batch), peak RSS ${fmt(peakRss / 1024 / 1024)} MiB`,
     );
     if (prevRowsAt > firstRowAt) {
       console.log(
