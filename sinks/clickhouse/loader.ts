@@ -328,12 +328,6 @@ export class FamilyLoader {
   }
 
   /**
-   * Whether to flush a partial batch now instead of when its oldest row is batchMaxMs old: every
-   * partition this member has read from was read to its end, so waiting would only add latency
-   * (the end of a backfill, a quiet stream). At most once per batchMaxMs, so that a trickle of
-   * records still makes no more than one small insert per batchMaxMs, as the age rule does.
-   */
-  /**
    * Partitions that have nothing to read never deliver a batch: their lag at the group join says
    * so. A lag of one is taken as nothing, too: after a restart, the record behind the committed
    * offset of a transactional topic is usually the commit marker (at worst a flush comes early).
@@ -358,6 +352,12 @@ export class FamilyLoader {
     }
   }
 
+  /**
+   * Whether to flush a partial batch now instead of when its oldest row is batchMaxMs old: every
+   * partition assigned to this member was read to its end, so waiting would only add latency
+   * (the end of a backfill, a quiet stream). At most once per batchMaxMs, so that a trickle of
+   * records still makes no more than one small insert per batchMaxMs, as the age rule does.
+   */
   private caughtUp(): boolean {
     if (this.buffer.length === 0 || !this.deps.options.flushWhenCaughtUp) return false;
     const now = Date.now();
