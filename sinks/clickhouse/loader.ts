@@ -145,7 +145,8 @@ export class FamilyLoader {
   private timer: NodeJS.Timeout | undefined;
   /** Per topic-partition, the lag after the last batch read to its end (control records count). */
   private readonly lagAfterBatch = new Map<string, string>();
-  private caughtUpFlushAt = 0;
+  /** When the last partial batch was flushed (by age or because the member caught up). */
+  private partialFlushAt = 0;
   private batchInProgress: Promise<void> | null = null;
   private readonly pauses = new Set<PauseReason>();
   private assignment = new Map<string, Set<number>>();
@@ -223,8 +224,11 @@ export class FamilyLoader {
     const tick = Math.max(10, Math.min(250, Math.floor(this.deps.options.batchMaxMs / 4)));
     this.timer = setInterval(() => {
       if (this.buffer.length > 0 && !this.flushing) {
-        if (Date.now() - this.oldestAt >= this.deps.options.batchMaxMs || this.caughtUp())
+        const now = Date.now();
+        if (now - this.oldestAt >= this.deps.options.batchMaxMs) {
+          this.partialFlushAt = now;
           this.requestFlush();
+        } else if (this.caughtUp()) this.requestFlush();
       }
     }, tick);
     this.timer.unref();
@@ -355,17 +359,18 @@ export class FamilyLoader {
   /**
    * Whether to flush a partial batch now instead of when its oldest row is batchMaxMs old: every
    * partition assigned to this member was read to its end, so waiting would only add latency
-   * (the end of a backfill, a quiet stream). At most once per batchMaxMs, so that a trickle of
-   * records still makes no more than one small insert per batchMaxMs, as the age rule does.
+   * (the end of a backfill, a quiet stream). Not within batchMaxMs of the last partial flush, so
+   * that a trickle of records still makes about one small insert per batchMaxMs, as the age rule
+   * alone does.
    */
   private caughtUp(): boolean {
     if (this.buffer.length === 0 || !this.deps.options.flushWhenCaughtUp) return false;
     const now = Date.now();
-    if (now - this.caughtUpFlushAt < this.deps.options.batchMaxMs) return false;
+    if (now - this.partialFlushAt < this.deps.options.batchMaxMs) return false;
     for (const [t, ps] of this.assignment) {
       for (const p of ps) if (this.lagAfterBatch.get(partitionKey(t, p)) !== '0') return false;
     }
-    this.caughtUpFlushAt = now;
+    this.partialFlushAt = now;
     return true;
   }
 
