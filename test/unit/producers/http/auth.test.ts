@@ -177,9 +177,12 @@ describe('OAuth2', () => {
   }
   let s0: TestServer;
 
-  it('client credentials: one token for many requests, form-encoded, secrets not in errors', async () => {
-    const s = await tokenServer({ lifetime: 3600 });
-    const http = new HttpClient({
+  /** An OAuth2 client-credentials client of `s` (client id "ci"; the secret the server accepts is "cs"). */
+  function clientCredentials(
+    s: TestServer,
+    opts: { auth?: Record<string, unknown>; secret?: string; now?: () => number } = {},
+  ): HttpClient {
+    return new HttpClient({
       connection: conn({
         baseUrl: s.url,
         auth: {
@@ -187,11 +190,17 @@ describe('OAuth2', () => {
           tokenUrl: '/oauth2/token',
           clientIdEnv: 'CI',
           clientSecretEnv: 'CS',
-          scope: 'read',
+          ...opts.auth,
         },
       }),
-      env: { CI: 'ci', CS: 'cs' },
+      env: { CI: 'ci', CS: opts.secret ?? 'cs' },
+      ...(opts.now ? { now: opts.now } : {}),
     });
+  }
+
+  it('client credentials: one token for many requests, form-encoded, secrets not in errors', async () => {
+    const s = await tokenServer({ lifetime: 3600 });
+    const http = clientCredentials(s, { auth: { scope: 'read' } });
     await http.send({ url: '/a', endpoint: 'a' });
     await http.send({ url: '/b', endpoint: 'b' });
     const tokenReqs = s.seen.filter((r) => r.url.pathname === '/oauth2/token');
@@ -212,20 +221,7 @@ describe('OAuth2', () => {
   it('refreshes the token before it expires', async () => {
     const s = await tokenServer({ lifetime: 300 });
     let now = 1_000_000;
-    const http = new HttpClient({
-      connection: conn({
-        baseUrl: s.url,
-        auth: {
-          type: 'oauth2ClientCredentials',
-          tokenUrl: '/oauth2/token',
-          clientIdEnv: 'CI',
-          clientSecretEnv: 'CS',
-          refreshSkewSeconds: 30,
-        },
-      }),
-      env: { CI: 'ci', CS: 'cs' },
-      now: () => now,
-    });
+    const http = clientCredentials(s, { auth: { refreshSkewSeconds: 30 }, now: () => now });
     await http.send({ url: '/a', endpoint: 'a' });
     now += 250_000; // 50 s left: still outside the 30 s skew
     await http.send({ url: '/a', endpoint: 'a' });
@@ -239,18 +235,7 @@ describe('OAuth2', () => {
   it('gets a new token once after a 401, then fails with POLL_AUTH if that is rejected too', async () => {
     let rejectAll = false;
     const s = await tokenServer({ lifetime: 3600, reject: () => rejectAll });
-    const http = new HttpClient({
-      connection: conn({
-        baseUrl: s.url,
-        auth: {
-          type: 'oauth2ClientCredentials',
-          tokenUrl: '/oauth2/token',
-          clientIdEnv: 'CI',
-          clientSecretEnv: 'CS',
-        },
-      }),
-      env: { CI: 'ci', CS: 'cs' },
-    });
+    const http = clientCredentials(s);
     await http.send({ url: '/a', endpoint: 'a' });
     rejectAll = true;
     const err = await rejection(http.send({ url: '/a', endpoint: 'a' }));
@@ -266,18 +251,7 @@ describe('OAuth2', () => {
       lifetime: 3600,
       reject: () => (expireFirst ? ((expireFirst = false), true) : false),
     });
-    const http = new HttpClient({
-      connection: conn({
-        baseUrl: s.url,
-        auth: {
-          type: 'oauth2ClientCredentials',
-          tokenUrl: '/oauth2/token',
-          clientIdEnv: 'CI',
-          clientSecretEnv: 'CS',
-        },
-      }),
-      env: { CI: 'ci', CS: 'cs' },
-    });
+    const http = clientCredentials(s);
     const res = await http.send({ url: '/a', endpoint: 'a' });
     expect(JSON.parse(res.text)).toEqual({ ok: 't2' });
     await http.close();
@@ -285,18 +259,7 @@ describe('OAuth2', () => {
 
   it('surfaces {error, error_description} of a failed token request', async () => {
     const s = await tokenServer({ lifetime: 3600 });
-    const http = new HttpClient({
-      connection: conn({
-        baseUrl: s.url,
-        auth: {
-          type: 'oauth2ClientCredentials',
-          tokenUrl: '/oauth2/token',
-          clientIdEnv: 'CI',
-          clientSecretEnv: 'CS',
-        },
-      }),
-      env: { CI: 'ci', CS: 'wrong-secret' },
-    });
+    const http = clientCredentials(s, { secret: 'wrong-secret' });
     const err = await rejection(http.send({ url: '/a', endpoint: 'a' }));
     expect(err.code).toBe('POLL_AUTH');
     expect(err.message).toContain('invalid_client: Invalid client credentials');
