@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   POLL_XML_UNSAFE: 'an XML body carried a DOCTYPE or an entity declaration',
   POLL_ACTIVATION_TIMEOUT: 'a meter did not reach the expected state in time',
   POLL_RUN_OVERLAP: 'a sync of this connection is already running',
+  POLL_RUN_DEADLINE: 'a sync run exceeded its deadline (http.runDeadlineMs) and was aborted',
+  POLL_SNAPSHOT_EMPTY:
+    'a snapshot found no meters or assets although the previous complete one had some; nothing is deactivated',
 
   // Normalise (quarantine reasons)
   NORM_ENVELOPE_MALFORMED: 'the raw envelope is not a valid envelope',

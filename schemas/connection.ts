@@ -270,6 +270,12 @@ export const connectionSchema = z
         maxRetries: z.number().int().min(0).default(6),
         backoffBaseMs: z.number().int().positive().default(500),
         backoffMaxMs: z.number().int().positive().default(60_000),
+        runDeadlineMs: z
+          .number()
+          .int()
+          .positive()
+          .default(6 * 3_600_000)
+          .describe('a sync run still going after this long is aborted and recorded as POLL_RUN_DEADLINE'),
       })
       .strict()
       .default({
@@ -278,6 +284,7 @@ export const connectionSchema = z
         maxRetries: 6,
         backoffBaseMs: 500,
         backoffMaxMs: 60_000,
+        runDeadlineMs: 6 * 3_600_000,
       }),
     sync: z
       .object({
