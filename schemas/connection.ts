@@ -276,6 +276,18 @@ export const connectionSchema = z
           .positive()
           .default(6 * 3_600_000)
           .describe('a sync run still going after this long is aborted and recorded as POLL_RUN_DEADLINE'),
+        requestDeadlineMs: z
+          .number()
+          .int()
+          .positive()
+          .default(5 * 60_000)
+          .describe('total time of one request attempt, headers and whole body; timeoutMs is idle time'),
+        maxPages: z
+          .number()
+          .int()
+          .positive()
+          .default(10_000)
+          .describe('pages one listing may have before it fails with POLL_PAGINATION_LOOP'),
       })
       .strict()
       .default({
@@ -285,6 +297,8 @@ export const connectionSchema = z
         backoffBaseMs: 500,
         backoffMaxMs: 60_000,
         runDeadlineMs: 6 * 3_600_000,
+        requestDeadlineMs: 5 * 60_000,
+        maxPages: 10_000,
       }),
     sync: z
       .object({
