@@ -63,6 +63,7 @@ export const ERROR_CODES = {
   VAL_READING_OUT_OF_ORDER:
     'a register reading is older than, or conflicts with, the last reading already applied',
 
+  VAL_TIMESTAMP_FUTURE: 'an interval ends further in the future than the allowed tolerance',
   // Aggregate
   AGG_LATE_BEYOND_RETENTION: 'the interval is older than the aggregation state retention',
 

@@ -16,9 +16,15 @@ import {
 } from '../../schemas/units.js';
 import { HOUR_MS, isValidTimeZone } from '../aggregate/core/zone.js';
 import type { Reject } from '../normalise/types.js';
-import { resolveValidateOptions, type ValidateOptions } from './options.js';
+import { futureEnd, resolveValidateOptions, type ValidateOptions } from './options.js';
 
-export { DEFAULT_VALIDATE_OPTIONS, resolveValidateOptions, type ValidateOptions } from './options.js';
+export {
+  DEFAULT_VALIDATE_OPTIONS,
+  futureEnd,
+  MAX_FUTURE_MS,
+  resolveValidateOptions,
+  type ValidateOptions,
+} from './options.js';
 export type { Reject } from '../normalise/types.js';
 
 const CHANNELS = new Set(['consumption', 'redelivery', 'production', 'cost']);
@@ -38,11 +44,15 @@ export interface ValidateBatchResult {
   rejects: Reject[];
 }
 
-/** The first rule an interval fails, or null. `unit` is the batch unit when the registry knows it. */
+/**
+ * The first rule an interval fails, or null. `unit` is the batch unit when the registry knows it;
+ * `now` the clock read once per batch.
+ */
 function checkInterval(
   iv: UsageInterval,
   unit: UnitInfo | undefined,
   opts: ValidateOptions,
+  now: number,
 ): Pick<Reject, 'code' | 'message'> | null {
   if (!CHANNELS.has(iv.channel))
     return {
@@ -63,6 +73,8 @@ function checkInterval(
       message: `end ${new Date(iv.end).toISOString()} is not after start ${new Date(iv.start).toISOString()}`,
     };
   }
+  const future = futureEnd(iv.end, now, opts.maxFutureMs);
+  if (future) return future;
   if (iv.channel === 'cost') {
     if (isBlank(iv.currency))
       return { code: 'VAL_CURRENCY_MISSING', message: `cost ${iv.value} has no currency` };
@@ -132,8 +144,9 @@ export function validateBatch(
 
   const rejects: Reject[] = [];
   const intervals: UsageInterval[] = [];
+  const now = opts.now();
   batch.intervals.forEach((iv, index) => {
-    const failure = checkInterval(iv, unitInfo, opts);
+    const failure = checkInterval(iv, unitInfo, opts, now);
     if (failure) {
       rejects.push({ ...failure, recordIndex: index, detail: JSON.stringify(iv) });
       return;

@@ -11,6 +11,7 @@
 import type { UsageAggregate, UsageBatch, UsageChannel, UsageInterval } from '../../../schemas/records.js';
 import { convertUnit, resolveUnit, unitsCompatible } from '../../../schemas/units.js';
 import type { Reject } from '../../normalise/types.js';
+import { futureEnd, MAX_FUTURE_MS } from '../../validate/options.js';
 import { ChannelState, channelKey, type ChannelIdentity } from './channel.js';
 import { decodeEntry, KIND_DAY } from './codec.js';
 import { dateToDayNo, isValidTimeZone } from './zone.js';
@@ -38,9 +39,18 @@ export interface AggregateOptions {
    * wrong total. Infinity keeps everything (memory then grows with history).
    */
   retentionMonths: number;
+  /**
+   * Latest accepted interval end after `now`, in ms (default: validate's 2 days). Validate refuses
+   * such intervals first; refusing them here too means no path can move a channel's retention
+   * clock to a far-future date and evict its real months.
+   */
+  maxFutureMs: number;
 }
 
-export const DEFAULT_AGGREGATE_OPTIONS: AggregateOptions = { retentionMonths: 25 };
+export const DEFAULT_AGGREGATE_OPTIONS: AggregateOptions = {
+  retentionMonths: 25,
+  maxFutureMs: MAX_FUTURE_MS,
+};
 
 const CHANNELS: ReadonlySet<string> = new Set<UsageChannel>([
   'consumption',
@@ -133,7 +143,7 @@ export class AggregateState {
     const intervals = batch.intervals;
     for (let index = 0; index < intervals.length; index++) {
       const iv = intervals[index]!;
-      const problem = this.check(iv);
+      const problem = this.check(iv) ?? futureEnd(iv.end, now, this.options.maxFutureMs);
       if (problem) {
         rejects.push({ ...problem, recordIndex: index, detail: JSON.stringify(iv) });
         continue;

@@ -6,6 +6,9 @@ import { differenceReadings } from '../../../processors/readings/index.js';
 import { validateBatch, validateMeter } from '../../../processors/validate/index.js';
 import { connection, envelope, fixture } from './helpers.js';
 
+/** The aggregation clock: after the data (the aggregator refuses intervals ending far after now). */
+const NOW = Date.UTC(2025, 0, 1);
+
 describe('normalise → readings → validate → aggregate', () => {
   it('EnerKey: meter and hourly values in the poller shapes end as local-day aggregates', () => {
     const meterEnv = envelope({
@@ -31,7 +34,7 @@ describe('normalise → readings → validate → aggregate', () => {
     expect(usage.rejects).toEqual([]);
     const { valid, rejects } = validateBatch(usage.batch!, meter);
     expect(rejects).toEqual([]);
-    const { aggregates } = new AggregateState().apply(valid, 1);
+    const { aggregates } = new AggregateState().apply(valid, NOW);
     const day = aggregates.find((a) => a.granularity === 'day' && a.period === '2024-01-01')!;
     expect(day).toMatchObject({
       time_zone: 'Europe/Helsinki',
@@ -49,7 +52,7 @@ describe('normalise → readings → validate → aggregate', () => {
       meterTypes: { water: { type: 'Water', subtype: 'Potable' } },
       generic: {
         meters: { path: '/m', fields: { externalId: 'id', assetId: 'site', unit: 'unit', type: 'kind' } },
-        usage: { path: '/u', kind: 'reading', fields: { timestamp: 'date', value: 'reading' } },
+        usage: { path: '/u/{meterId}', kind: 'reading', fields: { timestamp: 'date', value: 'reading' } },
       },
     });
     const meter = normalise(
@@ -78,7 +81,7 @@ describe('normalise → readings → validate → aggregate', () => {
       [0.75, 0.75],
       [1.5, 1.5],
     ]);
-    const { aggregates } = new AggregateState().apply(valid, 1);
+    const { aggregates } = new AggregateState().apply(valid, NOW);
     // Daily readings at local midnight give whole local days: not prorated. 31 March (the reset
     // span, also the 23-hour DST day) has no consumption at all.
     expect(aggregates.find((a) => a.period === '2024-03-30')).toMatchObject({

@@ -669,3 +669,40 @@ describe('AggregateState: retention', () => {
     );
   });
 });
+
+describe('AggregateState: an interval far in the future', () => {
+  const utc = { time_zone: 'UTC' };
+  const now = iso('2024-05-20T12:00:00Z');
+  const year2099 = iso('2099-01-01T00:00:00Z');
+
+  it('is refused, never moves the retention clock, and later real data still counts (review H1)', () => {
+    const s = new AggregateState();
+    s.apply(batch(quarterHours('UTC', '2024-01-15', 1), utc), now);
+    s.snapshotDirty();
+    const poison = s.apply(batch([interval(year2099, year2099 + H, 5)], utc), now);
+    expect(poison.aggregates).toEqual([]);
+    expect(poison.rejects).toEqual([
+      expect.objectContaining({ code: 'VAL_TIMESTAMP_FUTURE', recordIndex: 0 }),
+    ]);
+    // Nothing evicted: no tombstone of January.
+    expect(s.snapshotDirty().filter((e) => e.value === null)).toEqual([]);
+    const may = s.apply(batch(quarterHours('UTC', '2024-05-10', 2), utc), now + 1);
+    expect(may.rejects).toEqual([]);
+    expect(day(may.aggregates, '2024-05-10')).toMatchObject({ value: 192, interval_count: 96 });
+    // January is still held: a correction of it re-aggregates the month from all its slots.
+    const jan = s.apply(
+      batch([interval(iso('2024-01-15T00:00:00Z'), iso('2024-01-15T00:15:00Z'), 3)], utc),
+      now + 2,
+    );
+    expect(jan.rejects).toEqual([]);
+    expect(month(jan.aggregates, '2024-01')).toMatchObject({ value: 95 + 3, interval_count: 96 });
+  });
+
+  it('the bound is now plus maxFutureMs', () => {
+    const s = new AggregateState({ maxFutureMs: 60 * 60_000 });
+    expect(s.apply(batch([interval(now, now + H, 1)], utc), now).rejects).toEqual([]);
+    expect(s.apply(batch([interval(now + H, now + 2 * H, 1)], utc), now).rejects[0]!.code).toBe(
+      'VAL_TIMESTAMP_FUTURE',
+    );
+  });
+});

@@ -138,6 +138,37 @@ describe('validateBatch', () => {
   });
 });
 
+describe('validateBatch: intervals in the future', () => {
+  const now = iso('2024-05-20T12:00:00Z');
+  const D = 24 * H;
+
+  it('refuses an interval ending more than maxFutureMs after now as VAL_TIMESTAMP_FUTURE, keeps the rest', () => {
+    const year2099 = iso('2099-01-01T00:00:00Z');
+    const { valid, rejects } = validateBatch(
+      batch([
+        interval(now - H, now, 1),
+        interval(year2099, year2099 + H, 1),
+        interval(now + D, now + D + H, 1), // 25 h ahead: inside the default 2 days
+        interval(now + 2 * D, now + 2 * D + H, 1), // ends 49 h ahead
+      ]),
+      meter(),
+      { now: () => now },
+    );
+    expect(valid.intervals.map((i) => i.start)).toEqual([now - H, now + D]);
+    expect(rejects.map((r) => [r.recordIndex, r.code])).toEqual([
+      [1, 'VAL_TIMESTAMP_FUTURE'],
+      [3, 'VAL_TIMESTAMP_FUTURE'],
+    ]);
+    expect(rejects[0]!.message).toContain('2099-01-01T01:00:00.000Z');
+  });
+
+  it('takes the tolerance from the options', () => {
+    const ahead = batch([interval(now + 3 * D, now + 3 * D + H, 1)]);
+    expect(validateBatch(ahead, meter(), { now: () => now }).rejects[0]!.code).toBe('VAL_TIMESTAMP_FUTURE');
+    expect(validateBatch(ahead, meter(), { now: () => now, maxFutureMs: 7 * D }).rejects).toEqual([]);
+  });
+});
+
 describe('validateMeter', () => {
   it('accepts a good meter', () => {
     expect(validateMeter(meter())).toEqual([]);
