@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   REG_UNREACHABLE: 'the schema registry did not answer',
   REG_INCOMPATIBLE: 'a schema change is not compatible with the registered versions',
   REG_DECODE: 'a message could not be decoded with its registered schema',
+  REG_AUTH: 'the schema registry refused our credentials (401/403)',
   CH_UNREACHABLE: 'ClickHouse did not answer',
 
   // Producers (pollers)
@@ -62,8 +63,8 @@ export const ERROR_CODES = {
   VAL_INVALID_TIME_ZONE: 'the time zone is not a valid IANA zone',
   VAL_READING_OUT_OF_ORDER:
     'a register reading is older than, or conflicts with, the last reading already applied',
-
   VAL_TIMESTAMP_FUTURE: 'an interval ends further in the future than the allowed tolerance',
+
   // Aggregate
   AGG_LATE_BEYOND_RETENTION: 'the interval is older than the aggregation state retention',
 

@@ -7,11 +7,46 @@
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { Config } from './config.js';
-import { errorMessage, MeterflowError } from './errors.js';
+import { errorMessage, isMeterflowError, MeterflowError } from './errors.js';
+import { redactUrl } from '../producers/http/url.js';
 import { TOPICS, topicName, type TopicId, type TopicRecords } from '../schemas/topics.js';
 import type { AvroSchema } from '../schemas/avro.js';
 
 const MAGIC = 0;
+/** A schema lookup that takes longer is an outage (retried), not a hang of the stage. */
+const LOOKUP_TIMEOUT_MS = 10_000;
+
+/**
+ * The registry could not give an answer now (network, timeout, 401/403, 408, 429, 5xx): the
+ * message may be fine, so the caller retries it later and never quarantines it.
+ */
+export function isRegistryUnavailable(err: unknown): err is MeterflowError {
+  return isMeterflowError(err) && (err.code === 'REG_UNREACHABLE' || err.code === 'REG_AUTH');
+}
+
+/**
+ * The message itself cannot be decoded (not wire format, a schema id the registry does not know,
+ * bytes that do not fit the schema): the caller quarantines it.
+ */
+export function isUndecodable(err: unknown): err is MeterflowError {
+  return isMeterflowError(err) && err.code === 'REG_DECODE';
+}
+
+/** The error for a registry answer other than 200 to a lookup or a registration. */
+function registryRefusal(status: number, url: string, what: string, cause?: unknown): MeterflowError {
+  if (status === 401 || status === 403) {
+    return new MeterflowError(
+      'REG_AUTH',
+      `schema registry ${url} refused ${what} with ${status}: check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD`,
+      { cause, retriable: true, context: { url, status } },
+    );
+  }
+  return new MeterflowError('REG_UNREACHABLE', `schema registry ${url} answered ${status} to ${what}`, {
+    cause,
+    retriable: true,
+    context: { url, status },
+  });
+}
 
 export interface Serde<T> {
   readonly schemaId: number;
@@ -48,11 +83,29 @@ export class AvroRegistry {
   /** Resolvers are costly to build: one per (reader type, writer schema id). */
   private readonly resolvers = new WeakMap<avro.Type, Map<number, avro.Resolver>>();
 
-  constructor(
-    readonly url: string,
-    auth?: { username: string; password: string },
-  ) {
-    this.client = new SchemaRegistry({ host: url, ...(auth ? { auth } : {}), retry: { retries: 2 } });
+  /** The registry URL without user info: the only form that is printed. */
+  readonly url: string;
+  /** Sent on schema lookups; registrations get the same credentials through the client. */
+  private readonly authorization: string | undefined;
+
+  constructor(url: string, auth?: { username: string; password: string }) {
+    // Config refuses user info in the URL; a caller passing it anyway gets it used as the
+    // credentials, never printed (and Node's fetch refuses such URLs).
+    const parsed = URL.canParse(url) ? new URL(url) : undefined;
+    const fromUrl =
+      parsed && (parsed.username || parsed.password)
+        ? { username: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) }
+        : undefined;
+    this.url = parsed && fromUrl ? redactUrl(parsed).replace(/\/$/, '') : url;
+    const credentials = auth ?? fromUrl;
+    this.authorization = credentials
+      ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+      : undefined;
+    this.client = new SchemaRegistry({
+      host: this.url,
+      ...(credentials ? { auth: credentials } : {}),
+      retry: { retries: 2 },
+    });
   }
 
   static fromConfig(config: Config): AvroRegistry {
@@ -92,6 +145,8 @@ export class AvroRegistry {
     } catch (cause) {
       const msg = errorMessage(cause);
       const status = (cause as { status?: number }).status;
+      if (status === 401 || status === 403)
+        throw registryRefusal(status, this.url, `schema ${subject}`, cause);
       if (status === 409 || /incompatib/i.test(msg)) {
         throw new MeterflowError(
           'REG_INCOMPATIBLE',
@@ -108,7 +163,7 @@ export class AvroRegistry {
         {
           cause,
           retriable: true,
-          context: { subject, url: this.url },
+          context: { subject, url: this.url, ...(status ? { status } : {}) },
         },
       );
     }
@@ -130,39 +185,70 @@ export class AvroRegistry {
     if (known) return known;
     let p = this.pending.get(id);
     if (!p) {
-      p = (async () => {
-        let res: Response;
-        try {
-          res = await fetch(`${this.url.replace(/\/$/, '')}/schemas/ids/${id}`);
-        } catch (cause) {
-          throw new MeterflowError(
-            'REG_UNREACHABLE',
-            `schema registry ${this.url} did not answer: ${errorMessage(cause)}`,
-            { cause, retriable: true },
-          );
-        }
-        if (res.status >= 500) {
-          throw new MeterflowError(
-            'REG_UNREACHABLE',
-            `schema registry answered ${res.status} for schema id ${id}`,
-            { retriable: true },
-          );
-        }
-        if (!res.ok) throw new Error(`registry answered ${res.status} for schema id ${id}`);
-        const body = (await res.json()) as { schema: string };
-        const type = avro.Type.forSchema(JSON.parse(body.schema) as avro.Schema);
-        this.typesById.set(id, type);
-        return type;
-      })().finally(() => this.pending.delete(id));
+      p = this.lookup(id).finally(() => this.pending.delete(id));
       this.pending.set(id, p);
     }
     return p;
   }
 
+  /** Asks the registry for a writer schema, with the configured credentials. */
+  private async lookup(id: number): Promise<avro.Type> {
+    const what = `schema id ${id}`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.url.replace(/\/$/, '')}/schemas/ids/${id}`, {
+        headers: {
+          accept: 'application/vnd.schemaregistry.v1+json, application/json',
+          ...(this.authorization ? { authorization: this.authorization } : {}),
+        },
+        signal: AbortSignal.timeout(LOOKUP_TIMEOUT_MS),
+      });
+      text = await res.text();
+    } catch (cause) {
+      throw new MeterflowError(
+        'REG_UNREACHABLE',
+        `schema registry ${this.url} did not answer for ${what}: ${errorMessage(cause)}`,
+        { cause, retriable: true, context: { url: this.url, schemaId: id } },
+      );
+    }
+    // Only "no such schema" says something about the message; every other refusal is about now.
+    if (res.status === 404) {
+      throw new MeterflowError('REG_DECODE', `unknown schema id ${id}: the registry has no such schema`, {
+        context: { schemaId: id },
+      });
+    }
+    if (!res.ok) throw registryRefusal(res.status, this.url, what);
+    let schema: unknown;
+    try {
+      schema = (JSON.parse(text) as { schema?: unknown }).schema;
+    } catch (cause) {
+      // Something in front of the registry (a proxy's HTML page): not an answer about the schema.
+      throw new MeterflowError(
+        'REG_UNREACHABLE',
+        `schema registry ${this.url} answered ${what} with a body that is not JSON`,
+        { cause, retriable: true, context: { url: this.url, schemaId: id } },
+      );
+    }
+    try {
+      if (typeof schema !== 'string') throw new Error('the answer has no schema');
+      const type = avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
+      this.typesById.set(id, type);
+      return type;
+    } catch (cause) {
+      throw new MeterflowError(
+        'REG_DECODE',
+        `schema id ${id} is not an Avro schema meterflow can read: ${errorMessage(cause)}`,
+        { cause, context: { schemaId: id } },
+      );
+    }
+  }
+
   /**
    * Decodes a Confluent-framed Avro message, resolving the writer schema to `readerSchema` when
    * given. Throws REG_DECODE for anything that is not a valid framed record (the caller
-   * quarantines it).
+   * quarantines it, see isUndecodable) and REG_UNREACHABLE or REG_AUTH when the registry cannot
+   * answer now (the caller retries, see isRegistryUnavailable).
    */
   async decode<T>(buf: Buffer | null, reader?: avro.Type): Promise<T> {
     if (!buf || buf.length < 6 || buf[0] !== MAGIC) {
@@ -172,16 +258,7 @@ export class AvroRegistry {
       );
     }
     const id = buf.readInt32BE(1);
-    let writer: avro.Type;
-    try {
-      writer = await this.typeFor(id);
-    } catch (cause) {
-      if (cause instanceof MeterflowError) throw cause;
-      throw new MeterflowError('REG_DECODE', `unknown schema id ${id}: ${errorMessage(cause)}`, {
-        cause,
-        context: { schemaId: id },
-      });
-    }
+    const writer = await this.typeFor(id);
     try {
       const body = buf.subarray(5);
       if (reader && reader !== writer) {

@@ -1,16 +1,17 @@
 /**
  * Decoding of raw envelopes at the stage edge: an undecodable or malformed message becomes a
- * rejection (quarantined with its original bytes); a registry outage stays a retriable error.
+ * rejection (quarantined with its original bytes); a registry that cannot answer now (outage,
+ * 401/403, 429) stays a retriable error, so the runtime retries instead of quarantining.
  */
 import type avro from 'avsc';
-import { errorMessage, MeterflowError } from '../../lib/errors.js';
-import type { AvroRegistry } from '../../lib/registry.js';
+import { errorMessage } from '../../lib/errors.js';
+import { isUndecodable, type AvroRegistry } from '../../lib/registry.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import type { InMessage, Rejection } from './stage.js';
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; rejection: Omit<Rejection, 'connectionId'> };
 
-/** Decodes any Avro value; only REG_DECODE failures become rejections. */
+/** Decodes any Avro value; only REG_DECODE failures become rejections, anything else is thrown. */
 export async function decodeValue<T>(
   registry: AvroRegistry,
   msg: InMessage,
@@ -19,7 +20,7 @@ export async function decodeValue<T>(
   try {
     return { ok: true, value: await registry.decode<T>(msg.value, reader) };
   } catch (err) {
-    if (err instanceof MeterflowError && err.retriable) throw err;
+    if (!isUndecodable(err)) throw err;
     return {
       ok: false,
       rejection: {
