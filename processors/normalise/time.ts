@@ -5,6 +5,8 @@
  * without offset, placed in the given IANA zone; a date alone (YYYY-MM-DD), which is local midnight
  * in the zone. A local value with no zone to place it in is NORM_TIMESTAMP_NO_ZONE; anything else
  * is NORM_TIMESTAMP_INVALID. We do not accept locale formats ("03/04/2024"): they are ambiguous.
+ * Years run from MIN_YEAR to 9999: earlier years are not meter data, and Date.UTC would silently
+ * move 0000-0099 to 1900-1999.
  */
 import type { ErrorCode } from '../../lib/errors.js';
 import { DAY_MS, wallToInstant } from '../aggregate/core/zone.js';
@@ -27,6 +29,8 @@ function invalid(text: string, why: string): ParsedTime {
     message: `"${text}" is not an ISO 8601 date or timestamp (${why})`,
   };
 }
+
+export const MIN_YEAR = 1900;
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -59,7 +63,7 @@ function parseCommonInstant(t: string): number | undefined {
   const minute = digits2(t, 14);
   const second = digits2(t, 17);
   if (
-    year < 0 ||
+    year < MIN_YEAR ||
     month < 1 ||
     month > 12 ||
     day < 1 ||
@@ -114,6 +118,7 @@ export function parseTimestamp(raw: unknown, zone: string | null | undefined): P
   const minute = mis === undefined ? 0 : Number(mis);
   const second = ss === undefined ? 0 : Number(ss);
   const ms = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000);
+  if (year < MIN_YEAR) return invalid(text, `year before ${MIN_YEAR}`);
   if (month < 1 || month > 12) return invalid(text, 'month out of range');
   const dayStart = Date.UTC(year, month - 1, day);
   if (new Date(dayStart).getUTCDate() !== day || day < 1) return invalid(text, 'day out of range');

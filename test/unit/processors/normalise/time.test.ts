@@ -46,6 +46,24 @@ describe('parseTimestamp', () => {
     expect(parseTimestamp(text, 'UTC')).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_INVALID' });
   });
 
+  it.each([
+    '0024-01-01T00:00:00Z', // the common layout
+    '0099-12-31T23:59:59+02:00',
+    '0000-01-01',
+    '0050-06-01T12:00:00',
+    '1899-12-31T00:00:00Z',
+  ])('refuses the year of %s (outside 1900-9999) instead of moving it to 19xx', (text) => {
+    const r = parseTimestamp(text, 'UTC');
+    expect(r).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_INVALID' });
+    expect(r.ok ? '' : r.message).toContain('year');
+  });
+
+  it('accepts the years at the edges of the range', () => {
+    expect(ok('1900-01-01T00:00:00Z')).toBe(Date.UTC(1900, 0, 1));
+    expect(ok('1900-01-01', 'UTC')).toBe(Date.UTC(1900, 0, 1));
+    expect(ok('9999-12-31T00:00:00Z')).toBe(Date.UTC(9999, 11, 31));
+  });
+
   it('refuses non-strings', () => {
     expect(parseTimestamp(1_700_000_000, 'UTC')).toMatchObject({ ok: false, code: 'NORM_TIMESTAMP_INVALID' });
   });
