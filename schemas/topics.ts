@@ -85,6 +85,14 @@ export function entityKey(connectionId: string, externalId: string): string {
   return `${connectionId}/${externalId}`;
 }
 
+/** The connection of a `connection_id/...` key (entities, usage, aggregates, quarantine); else null. */
+export function connectionOfKey(key: string | Buffer | null | undefined): string | null {
+  if (!key) return null;
+  const k = typeof key === 'string' ? key : key.toString('utf8');
+  const slash = k.indexOf('/');
+  return slash > 0 ? k.slice(0, slash) : null;
+}
+
 /** Key of a daily or monthly aggregate: `connection_id/meter|channel|period` (compacted topics). */
 export function aggregateKey(a: {
   connection_id: string;

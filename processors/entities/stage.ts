@@ -9,13 +9,12 @@
  */
 import type { Config } from '../../lib/config.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
-import { entityKey, topicName } from '../../schemas/topics.js';
+import { connectionOfKey, entityKey, topicName } from '../../schemas/topics.js';
 import type { Asset, Meter, RawEnvelope } from '../../schemas/records.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
 import { normalise } from '../normalise/index.js';
 import { validateAsset, validateMeter } from '../validate/index.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
-import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { PartitionStore } from '../runtime/partition-store.js';
 

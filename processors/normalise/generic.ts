@@ -256,7 +256,12 @@ function usageItem(
   if (isNumReject(value)) return fail(value);
   if (value === undefined)
     return fail(
-      recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${f.value}: required value is missing`, index, item),
+      recordReject(
+        'NORM_PAYLOAD_SCHEMA',
+        `${index}.${f.value}: usage.fields.value \`${f.value}\` missing`,
+        index,
+        item,
+      ),
     );
 
   let estimated = false;

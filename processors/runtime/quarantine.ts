@@ -1,60 +1,56 @@
 /**
- * Quarantine records: the rejected message byte for byte, a stable reason code, the stage and
- * the source coordinates, also as Kafka headers (like Kafka Connect's dead-letter headers) so
- * tools can route on them without decoding the value.
+ * The processors' side of quarantine: a batch's rejections are collected by (source message,
+ * reason) and become one record each (schemas/quarantine.ts builds them), so a message whose
+ * rows all fail costs one copy of its bytes, not one per row.
  */
-import { createHash } from 'node:crypto';
-import { QUARANTINE_HEADERS } from '../../schemas/topics.js';
+import { RejectedRows, buildQuarantineRecord } from '../../schemas/quarantine.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import type { InMessage, Rejection } from './stage.js';
 
-/** The same bad input always gets the same id, so replays and retries converge downstream. */
-export function quarantineId(stage: string, source: InMessage, rejection: Rejection): string {
-  return createHash('sha1')
-    .update(
-      `${stage}|${source.topic}|${source.partition}|${source.offset}|${rejection.recordIndex ?? '-'}|${rejection.code}`,
-    )
-    .digest('hex');
+export { connectionOfKey } from '../../schemas/topics.js';
+
+interface Group {
+  source: InMessage;
+  connectionId: string | null;
+  rows: number | null;
+  rejected: RejectedRows;
 }
 
-export function buildQuarantineRecord(
-  stage: string,
-  source: InMessage,
-  rejection: Rejection,
-  now: number,
-): QuarantineRecord {
-  return {
-    id: quarantineId(stage, source, rejection),
-    connection_id: rejection.connectionId,
-    stage,
-    reason_code: rejection.code,
-    message: rejection.message,
-    source_topic: source.topic,
-    source_partition: source.partition,
-    source_offset: Number(source.offset),
-    record_index: rejection.recordIndex,
-    source_key: source.key,
-    original: source.value ?? Buffer.alloc(0),
-    detail: rejection.detail,
-    quarantined_at: now,
-  };
-}
+export class RejectionGroups {
+  private readonly groups = new Map<string, Group>();
 
-export function quarantineHeaders(record: QuarantineRecord): Record<string, string> {
-  return {
-    [QUARANTINE_HEADERS.reason]: record.reason_code,
-    [QUARANTINE_HEADERS.stage]: record.stage,
-    [QUARANTINE_HEADERS.message]: record.message.slice(0, 1000),
-    [QUARANTINE_HEADERS.topic]: record.source_topic,
-    [QUARANTINE_HEADERS.partition]: String(record.source_partition),
-    [QUARANTINE_HEADERS.offset]: String(record.source_offset),
-    ...(record.connection_id ? { [QUARANTINE_HEADERS.connection]: record.connection_id } : {}),
-  };
-}
+  get size(): number {
+    return this.groups.size;
+  }
 
-/** `connection_id/...` keys carry the connection; quarantine is keyed by it too. */
-export function connectionOfKey(key: string | null): string | null {
-  if (!key) return null;
-  const i = key.indexOf('/');
-  return i > 0 ? key.slice(0, i) : null;
+  add(source: InMessage, rejection: Rejection): void {
+    const k = `${source.topic}\u0000${source.partition}\u0000${source.offset}\u0000${rejection.code}`;
+    let g = this.groups.get(k);
+    if (!g) {
+      g = { source, connectionId: null, rows: null, rejected: new RejectedRows(rejection.code) };
+      this.groups.set(k, g);
+    }
+    g.connectionId ??= rejection.connectionId;
+    if (rejection.rows !== undefined) g.rows = Math.max(g.rows ?? 0, rejection.rows);
+    g.rejected.add(rejection.recordIndex, rejection.message, rejection.detail);
+  }
+
+  /** One record per group, in the order the groups began; empties the collector. */
+  take(stage: string, now: number): QuarantineRecord[] {
+    const out: QuarantineRecord[] = [];
+    for (const g of this.groups.values()) {
+      out.push(
+        buildQuarantineRecord({
+          stage,
+          source: g.source,
+          connectionId: g.connectionId,
+          rejected: g.rejected,
+          rows: g.rows,
+          now,
+        }),
+      );
+    }
+    this.groups.clear();
+    return out;
+  }
 }

@@ -8,6 +8,13 @@
  * state is rebuilt from the changelog before the batch is retried, so state never runs ahead
  * of what was committed.
  *
+ * A batch whose outputs pass maxTransactionBytes is committed in pieces: the stage flushes, the
+ * outputs so far commit with the offset of the last message processed, and the rest of the batch
+ * goes on in a new transaction. Each piece is a whole transaction (outputs, changelog, offsets),
+ * so a crash between pieces keeps the committed ones and redoes the others from the changelog:
+ * nothing lost, nothing counted twice. Memory and transaction size stay within the limit plus
+ * one message's outputs.
+ *
  * kafkajs has no per-partition rebalance hooks; assignment changes are taken from GROUP_JOIN
  * events and applied lazily: the first batch of a newly owned partition restores its state.
  */
@@ -19,7 +26,8 @@ import type { Logger } from '../../lib/log.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import { topicName } from '../../schemas/topics.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
-import { buildQuarantineRecord, quarantineHeaders } from './quarantine.js';
+import { quarantineMessage } from '../../schemas/quarantine.js';
+import { connectionOfKey, RejectionGroups } from './quarantine.js';
 import type { InMessage, OutMessage, Output, Rejection, Stage } from './stage.js';
 import { stageMetrics } from '../../lib/metrics.js';
 
@@ -34,6 +42,11 @@ export interface RunStageOptions {
   maxRequestBytes?: number;
   /** Input partitions processed (and committed) at the same time. */
   concurrentPartitions?: number;
+  /**
+   * Encoded bytes of outputs (values and keys) after which a batch commits what it has processed
+   * and goes on in a new transaction: bounds memory and transaction size per partition.
+   */
+  maxTransactionBytes?: number;
   now?: () => number;
 }
 
@@ -44,6 +57,8 @@ const DEFAULTS = {
   concurrentPartitions: 4,
   /** Uncompressed bytes per produce request; well below the broker's 1 MiB default. */
   maxRequestBytes: 768 * 1024,
+  /** 16 MiB: far above a normal batch's outputs, far below the 512 MB a process may use. */
+  maxTransactionBytes: 16 * 1024 * 1024,
 } as const;
 
 export interface RunningStage {
@@ -60,9 +75,13 @@ interface Deps {
   log: Logger;
 }
 
+/** What one transaction will carry: outputs, changelog entries and quarantine records. */
 class BatchOutput implements Output {
   readonly messages: OutMessage[] = [];
   rejected = 0;
+  /** Encoded bytes of `messages` (values and keys). */
+  bytes = 0;
+  private readonly groups = new RejectionGroups();
   constructor(
     private readonly stageName: string,
     private readonly quarantineTopic: string,
@@ -72,24 +91,35 @@ class BatchOutput implements Output {
   ) {}
 
   send(message: OutMessage): void {
-    this.messages.push(message);
+    this.push(message);
   }
 
+  /** Collected until `settle`: one record per (message, reason), whatever the number of rows. */
   reject(source: InMessage, rejection: Rejection): void {
-    const record = buildQuarantineRecord(this.stageName, source, rejection, this.now());
-    this.rejected++;
-    stageMetrics.quarantined.inc({ stage: this.stageName, reason: record.reason_code });
-    this.messages.push({
-      topic: this.quarantineTopic,
-      key: source.key ?? record.connection_id ?? record.id,
-      value: this.quarantineSerde.encode(record),
-      headers: quarantineHeaders(record),
-    });
+    this.groups.add(source, rejection);
   }
 
   changelog(partition: number, key: string, value: Buffer | null): void {
     if (!this.changelogTopic) throw new Error(`stage ${this.stageName} has no changelog topic`);
-    this.messages.push({ topic: this.changelogTopic, key, value, partition });
+    this.push({ topic: this.changelogTopic, key, value, partition });
+  }
+
+  /** Turns the rejections collected so far into quarantine records (after each message). */
+  settle(): void {
+    if (this.groups.size === 0) return;
+    for (const record of this.groups.take(this.stageName, this.now())) {
+      this.rejected++;
+      stageMetrics.quarantined.inc({ stage: this.stageName, reason: record.reason_code });
+      this.push({
+        topic: this.quarantineTopic,
+        ...quarantineMessage(record, this.quarantineSerde.encode(record)),
+      });
+    }
+  }
+
+  private push(message: OutMessage): void {
+    this.messages.push(message);
+    this.bytes += (message.value?.length ?? 0) + (message.key?.length ?? 0);
   }
 }
 
@@ -289,88 +319,122 @@ export async function runStage(
   });
 
   async function processBatch(payload: EachBatchPayload): Promise<void> {
-    {
-      const { batch } = payload;
-      if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
-      const partition = batch.partition;
-      if (!restored.has(partition)) {
-        // The partition's transactional producer first: initialising it aborts a transaction the
-        // previous owner left open, so the restore below reads exactly what was committed.
-        await producerFor(partition);
-        await restorePartition(partition);
-      }
-      void assigned;
-
-      const started = process.hrtime.bigint();
-      const out = new BatchOutput(stage.name, quarantineTopic, quarantineSerde, stage.changelogTopic, now);
-      for (const raw of batch.messages) {
-        const msg = toInMessage(batch.topic, partition, raw);
-        try {
-          await stage.process(msg, out);
-        } catch (err) {
-          const id = `${partition}:${msg.offset}`;
-          const n = (attempts.get(id) ?? 0) + 1;
-          if (isRetriable(err) && n < opts.maxAttempts) {
-            attempts.set(id, n);
-            // State may hold part of this batch: rebuild it before the retry.
-            restored.delete(partition);
-            throw err;
-          }
-          attempts.delete(id);
-          slog.warn({ partition, offset: msg.offset, err: errorMessage(err) }, 'poison record quarantined');
-          const code = err instanceof MeterflowError && !err.retriable ? err.code : 'RT_POISON_RECORD';
-          out.reject(msg, {
-            code,
-            message: `${stage.name} failed on this record${n > 1 ? ` ${n} times` : ''}: ${errorMessage(err)}`,
-            connectionId: msg.key?.split('/')[0] ?? null,
-            recordIndex: null,
-            detail: null,
-          });
-        }
-      }
-      stage.flush(partition, out);
-      const processedAt = process.hrtime.bigint();
-
-      const last = batch.lastOffset();
-      const transaction = await (await producerFor(partition)).transaction();
-      try {
-        for (const slice of bySize(out.messages, opts.maxRequestBytes)) {
-          await transaction.sendBatch({ topicMessages: groupByTopic(slice), compression: COMPRESSION });
-        }
-        await transaction.sendOffsets({
-          consumerGroupId: stage.groupId,
-          topics: [
-            { topic: batch.topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] },
-          ],
-        });
-        await transaction.commit();
-      } catch (err) {
-        await transaction.abort().catch(() => undefined);
-        restored.delete(partition);
-        slog.error({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
-        throw err;
-      }
-      payload.resolveOffset(last);
-      await payload.heartbeat();
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      slog.debug(
-        {
-          partition,
-          messages: batch.messages.length,
-          outputs: out.messages.length,
-          processMs: Number(processedAt - started) / 1e6,
-          commitMs: ms - Number(processedAt - started) / 1e6,
-        },
-        'batch committed',
-      );
-      stageMetrics.recordsIn.inc({ stage: stage.name }, batch.messages.length);
-      stageMetrics.recordsOut.inc({ stage: stage.name }, out.messages.length);
-      stageMetrics.batchSeconds.observe({ stage: stage.name }, ms / 1000);
-      stageMetrics.consumerLag.set(
-        { group: stage.groupId, topic: batch.topic, partition: String(partition) },
-        Number(batch.offsetLag()),
-      );
+    const { batch } = payload;
+    if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
+    const partition = batch.partition;
+    if (!restored.has(partition)) {
+      // The partition's transactional producer first: initialising it aborts a transaction the
+      // previous owner left open, so the restore below reads exactly what was committed.
+      await producerFor(partition);
+      await restorePartition(partition);
     }
+    void assigned;
+
+    const newOutput = () =>
+      new BatchOutput(stage.name, quarantineTopic, quarantineSerde, stage.changelogTopic, now);
+    let out = newOutput();
+    let started = process.hrtime.bigint();
+    let inPiece = 0;
+    const last = batch.messages.length - 1;
+    for (const [i, raw] of batch.messages.entries()) {
+      const msg = toInMessage(batch.topic, partition, raw);
+      try {
+        await stage.process(msg, out);
+      } catch (err) {
+        const id = `${partition}:${msg.offset}`;
+        const n = (attempts.get(id) ?? 0) + 1;
+        if (isRetriable(err) && n < opts.maxAttempts) {
+          attempts.set(id, n);
+          // State may hold part of this batch: rebuild it before the retry.
+          restored.delete(partition);
+          throw err;
+        }
+        attempts.delete(id);
+        slog.warn({ partition, offset: msg.offset, err: errorMessage(err) }, 'poison record quarantined');
+        const code = err instanceof MeterflowError && !err.retriable ? err.code : 'RT_POISON_RECORD';
+        out.reject(msg, {
+          code,
+          message: `${stage.name} failed on this record${n > 1 ? ` ${n} times` : ''}: ${errorMessage(err)}`,
+          connectionId: connectionOfKey(msg.key),
+          recordIndex: null,
+          detail: null,
+        });
+      }
+      out.settle();
+      inPiece++;
+      // A piece ends at the batch's end, or once its outputs pass the byte limit.
+      if (i < last && out.bytes < opts.maxTransactionBytes) continue;
+      await commitPiece(payload, out, raw.offset, inPiece, started);
+      if (i < last) {
+        slog.debug(
+          { partition, offset: raw.offset, bytes: out.bytes },
+          'transaction byte limit: batch split',
+        );
+        // After a rebalance or on stop, the rest of the batch is the next owner's to read.
+        if (!payload.isRunning() || payload.isStale()) return;
+        out = newOutput();
+        started = process.hrtime.bigint();
+        inPiece = 0;
+      }
+    }
+  }
+
+  /**
+   * Lets the stage flush, then commits the outputs and the offset after `lastOffset` in one
+   * transaction. On failure the partition's state is rebuilt from the changelog before the
+   * uncommitted messages are read again.
+   */
+  async function commitPiece(
+    payload: EachBatchPayload,
+    out: BatchOutput,
+    lastOffset: string,
+    messages: number,
+    started: bigint,
+  ): Promise<void> {
+    const { batch } = payload;
+    const partition = batch.partition;
+    stage.flush(partition, out);
+    out.settle();
+    const processedAt = process.hrtime.bigint();
+    const transaction = await (await producerFor(partition)).transaction();
+    try {
+      for (const slice of bySize(out.messages, opts.maxRequestBytes)) {
+        await transaction.sendBatch({ topicMessages: groupByTopic(slice), compression: COMPRESSION });
+      }
+      await transaction.sendOffsets({
+        consumerGroupId: stage.groupId,
+        topics: [
+          { topic: batch.topic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] },
+        ],
+      });
+      await transaction.commit();
+    } catch (err) {
+      await transaction.abort().catch(() => undefined);
+      restored.delete(partition);
+      slog.error({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
+      throw err;
+    }
+    payload.resolveOffset(lastOffset);
+    await payload.heartbeat();
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    slog.debug(
+      {
+        partition,
+        messages,
+        outputs: out.messages.length,
+        bytes: out.bytes,
+        processMs: Number(processedAt - started) / 1e6,
+        commitMs: ms - Number(processedAt - started) / 1e6,
+      },
+      'batch committed',
+    );
+    stageMetrics.recordsIn.inc({ stage: stage.name }, messages);
+    stageMetrics.recordsOut.inc({ stage: stage.name }, out.messages.length);
+    stageMetrics.batchSeconds.observe({ stage: stage.name }, ms / 1000);
+    stageMetrics.consumerLag.set(
+      { group: stage.groupId, topic: batch.topic, partition: String(partition) },
+      Number(batch.offsetLag()),
+    );
   }
 
   let stopped = false;

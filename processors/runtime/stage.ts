@@ -31,11 +31,19 @@ export interface Rejection {
   recordIndex: number | null;
   /** The offending record as JSON text. */
   detail: string | null;
+  /**
+   * Rows of the source message, when the stage knows them: the record says how many of them
+   * failed ("… in 2,976 of 2,976 rows").
+   */
+  rows?: number;
 }
 
 export interface Output {
   send(message: OutMessage): void;
-  /** Routes (part of) the input message to the quarantine topic with a reason. */
+  /**
+   * Routes (part of) the input message to the quarantine topic with a reason. Rejections of one
+   * message with one reason become one record (the message's bytes once, the rows counted).
+   */
   reject(source: InMessage, rejection: Rejection): void;
   /** A state change of the input partition, written to the stage's changelog. */
   changelog(partition: number, key: string, value: Buffer | null): void;

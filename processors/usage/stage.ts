@@ -14,14 +14,13 @@ import type { Config } from '../../lib/config.js';
 import type { Kafka } from 'kafkajs';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import { readerType } from '../../lib/registry.js';
-import { entityKey, topicName } from '../../schemas/topics.js';
+import { connectionOfKey, entityKey, topicName } from '../../schemas/topics.js';
 import type { Meter, RawEnvelope, UsageBatch } from '../../schemas/records.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
 import { normalise } from '../normalise/index.js';
 import { validateBatch, validateMeter } from '../validate/index.js';
 import { differenceReadings, type LastReading } from '../readings/index.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
-import { connectionOfKey } from '../runtime/quarantine.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { TopicTable } from '../runtime/topic-table.js';
 import { PartitionStore } from '../runtime/partition-store.js';
@@ -144,7 +143,12 @@ export class UsageStage implements Stage {
       return;
     }
     const result = normalise(env, { connection, meter });
-    for (const r of result.rejects) out.reject(msg, { ...r, connectionId });
+    // The chunk's rows as normalised: each is an interval, a reading or a row-level reject.
+    const rows =
+      (result.batch?.intervals.length ?? 0) +
+      result.readings.length +
+      result.rejects.filter((r) => r.recordIndex !== null).length;
+    for (const r of result.rejects) out.reject(msg, { ...r, connectionId, rows });
     const batch = result.batch;
     if (!batch) return;
 
@@ -162,14 +166,14 @@ export class UsageStage implements Stage {
         result.readings,
         rollover === undefined ? {} : { rolloverValue: rollover },
       );
-      for (const e of diff.events) out.reject(msg, { ...e, connectionId });
+      for (const e of diff.events) out.reject(msg, { ...e, connectionId, rows });
       if (diff.last) this.readings.set(msg.partition, key, { last: diff.last, offset });
       else this.readings.delete(msg.partition, key);
       batch.intervals = [...batch.intervals, ...diff.intervals];
     }
 
     const { valid, rejects } = validateBatch(batch, meter);
-    for (const r of rejects) out.reject(msg, { ...r, connectionId });
+    for (const r of rejects) out.reject(msg, { ...r, connectionId, rows });
     if (valid.intervals.length === 0) return;
     const canonical: UsageBatch = {
       ...valid,

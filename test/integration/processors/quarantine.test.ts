@@ -1,6 +1,7 @@
 /**
  * Every kind of bad input yields exactly one quarantine record with its own reason code, the
- * original bytes and its source coordinates (also as headers), and the stream goes on.
+ * original bytes and its source coordinates (also as headers), and the stream goes on. A message
+ * whose rows all fail one rule yields one record, not one per row.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionSchema } from '../../../schemas/connection.js';
@@ -161,7 +162,12 @@ describe('bad input is quarantined, once, with its reason', () => {
     }
     const conflict = quarantined.find((q) => q.value.reason_code === 'VAL_UNIT_CONFLICT')!;
     expect(conflict.value.record_index).toBe(0);
-    expect(JSON.parse(conflict.value.detail!)).toMatchObject({ value: 3 });
+    // detail: the rows counted, then the first ones with index, message and record.
+    expect(JSON.parse(conflict.value.detail!)).toMatchObject({
+      rows: 1,
+      rejected: 1,
+      first: [{ index: 0, record: { value: 3 } }],
+    });
 
     // The good chunk after the bad ones went through to the daily aggregate.
     const done = await eventually(
@@ -174,5 +180,48 @@ describe('bad input is quarantined, once, with its reason', () => {
       .filter((d) => d.value.meter_external_id === 'mtr_a')
       .map((d) => d.value);
     expect(daily.at(-1)).toMatchObject({ period: '2024-06-01', value: 4, interval_count: 2 });
+  });
+
+  it('an envelope of 3,000 rows that all fail one rule is one record of about its size', async () => {
+    const rows = Array.from({ length: 3_000 }, (_, i) => ({
+      from: iso(T + i * Q),
+      to: iso(T + (i + 1) * Q),
+      reading: i, // fields.value is `value`: never matches
+      unit: 'kWh',
+    }));
+    const meter = { id: 'm3', site: 'site1', kind: 'electricity', unit: 'kWh', tz: 'UTC' };
+    const envelope = env({
+      external_id: 'm3',
+      payload: JSON.stringify(rows),
+      meta: { meter_format: 'generic.meter', meter_payload: JSON.stringify(meter) },
+    });
+    const size = (await ctx.registry.registerTopic(ctx.config.kafka.topicPrefix, 'rawUsage')).encode(
+      envelope,
+    ).length;
+    await produceRaw(ctx, 'rawUsage', [envelope]);
+
+    const ofM3 = async () =>
+      (await readTopic(ctx, 'quarantine')).filter((q) => q.value.source_key === 'acme-generic/m3');
+    let records: Awaited<ReturnType<typeof ofM3>> = [];
+    expect(await eventually(async () => (records = await ofM3()).length > 0, 90_000, 1_000)).toBe(true);
+    // One transaction holds all of a message's records: once one is visible, all are.
+    expect(records.length).toBe(1);
+    const q = records[0]!.value;
+    expect(q.reason_code).toBe('NORM_PAYLOAD_SCHEMA');
+    expect(q.original.length).toBe(size);
+    const bytes = records.reduce((s, r) => s + r.value.original.length + (r.value.detail?.length ?? 0), 0);
+    expect(bytes).toBeLessThan(size + 20_000);
+    expect(q.record_index).toBe(0);
+    expect(q.message).toMatch(/in 3,000 of 3,000 rows/);
+    expect(q.message).toContain('usage.fields.value `value`');
+    const detail = JSON.parse(q.detail!) as {
+      rows: number;
+      rejected: number;
+      first: { index: number; message: string; record: unknown }[];
+    };
+    expect(detail).toMatchObject({ rows: 3_000, rejected: 3_000 });
+    expect(detail.first.length).toBe(20);
+    expect(detail.first[0]).toMatchObject({ index: 0, record: { reading: 0 } });
+    expect(q.detail!.length).toBeLessThanOrEqual(10_000);
   });
 });
