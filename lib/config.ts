@@ -7,9 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { MeterflowError } from './errors.js';
+import { errorMessage, MeterflowError } from './errors.js';
+import { parseFileText } from './parse-file.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const LOCAL_ENDPOINTS_FILE = resolve(REPO_ROOT, '.local/endpoints.env');
@@ -28,6 +28,23 @@ const bool = z.union([
   z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
 ]);
 const int = z.coerce.number().int();
+
+/**
+ * A service URL without `user:password@`: credentials have their own variables, and a URL is
+ * printed in errors and logs (zod's messages never echo the value).
+ */
+const serviceUrl = (user: string, password: string) =>
+  z
+    .string()
+    .url()
+    .refine(
+      (u) => {
+        // An unparseable URL is already reported by url() above.
+        const parsed = URL.canParse(u) ? new URL(u) : undefined;
+        return !parsed || (parsed.username === '' && parsed.password === '');
+      },
+      { message: `must not contain user:password@; set ${user} and ${password} instead` },
+    );
 
 export const configSchema = z
   .object({
@@ -54,14 +71,18 @@ export const configSchema = z
       .strict(),
     registry: z
       .object({
-        url: z.string().url().describe('SCHEMA_REGISTRY_URL (Confluent API)'),
+        url: serviceUrl('SCHEMA_REGISTRY_USERNAME', 'SCHEMA_REGISTRY_PASSWORD').describe(
+          'SCHEMA_REGISTRY_URL (Confluent API)',
+        ),
         username: z.string().optional().describe('SCHEMA_REGISTRY_USERNAME'),
         password: z.string().optional().describe('SCHEMA_REGISTRY_PASSWORD'),
       })
       .strict(),
     clickhouse: z
       .object({
-        url: z.string().url().describe('CLICKHOUSE_URL, e.g. http://127.0.0.1:8123'),
+        url: serviceUrl('CLICKHOUSE_USER', 'CLICKHOUSE_PASSWORD').describe(
+          'CLICKHOUSE_URL, e.g. http://127.0.0.1:8123',
+        ),
         username: z.string().default('default').describe('CLICKHOUSE_USER'),
         password: z.string().default('').describe('CLICKHOUSE_PASSWORD'),
         database: z
@@ -99,21 +120,27 @@ export function readEnvFile(path: string): Record<string, string> {
   return out;
 }
 
+/** Reads MF_CONFIG_FILE. A syntax error names the line and column, never the line's text. */
 function readConfigFile(path: string): Record<string, unknown> {
+  const unreadable = (reason: string, context: Record<string, unknown> = {}, cause?: unknown) =>
+    new MeterflowError('CFG_FILE_UNREADABLE', `cannot read configuration file ${path}: ${reason}`, {
+      cause,
+      context: { path, ...context },
+    });
+  let text: string;
   try {
-    const text = readFileSync(path, 'utf8');
-    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    return z.record(z.string(), z.unknown()).parse(parsed ?? {});
+    text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new MeterflowError(
-      'CFG_FILE_UNREADABLE',
-      `cannot read configuration file ${path}: ${String(cause)}`,
-      {
-        cause,
-        context: { path },
-      },
-    );
+    throw unreadable(errorMessage(cause), {}, cause);
   }
+  const parsed = parseFileText(text, path);
+  if (!parsed.ok) {
+    const { line, column, kind } = parsed.problem;
+    throw unreadable(parsed.problem.text, { line, column, kind });
+  }
+  const doc = parsed.value ?? {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw unreadable('the top level is not a mapping');
+  return doc as Record<string, unknown>;
 }
 
 type Env = Record<string, string | undefined>;
