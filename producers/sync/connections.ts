@@ -4,8 +4,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
+import { parseFileText } from '../../lib/parse-file.js';
 import { connectionSchema, type ConnectionConfig } from '../../schemas/connection.js';
 
 const EXT = /\.(ya?ml|json)$/i;
@@ -20,22 +20,28 @@ export function parseConnection(raw: unknown, source: string): ConnectionConfig 
   });
 }
 
+/** Reads one connection file. A syntax error names the line and column, never the line's text. */
 export async function loadConnectionFile(path: string): Promise<ConnectionConfig> {
-  let raw: unknown;
+  let text: string;
   try {
-    const text = await readFile(path, 'utf8');
-    raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+    text = await readFile(path, 'utf8');
   } catch (cause) {
     throw new MeterflowError(
       'CFG_FILE_UNREADABLE',
-      `connection file ${path} cannot be read or parsed: ${errorMessage(cause)}`,
-      {
-        cause,
-        context: { file: path },
-      },
+      `connection file ${path} cannot be read: ${errorMessage(cause)}`,
+      { cause, context: { file: path } },
     );
   }
-  return parseConnection(raw, path);
+  const parsed = parseFileText(text, path);
+  if (!parsed.ok) {
+    const { line, column, kind } = parsed.problem;
+    throw new MeterflowError(
+      'CFG_FILE_UNREADABLE',
+      `connection file ${path} cannot be parsed: ${parsed.problem.text}`,
+      { context: { file: path, line, column, kind } },
+    );
+  }
+  return parseConnection(parsed.value, path);
 }
 
 /** Loads every connection file of a folder (sorted by name); duplicate ids are CFG_INVALID. */

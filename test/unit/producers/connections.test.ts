@@ -75,6 +75,24 @@ describe('connection files', () => {
     expect(err2.code).toBe('CFG_FILE_UNREADABLE');
   });
 
+  it('a file that does not parse is named with line, column and kind, never its text', async () => {
+    const files = {
+      'a.yaml': 'id: a\nprovider: generic\nauth:\n  password: S3cr3t: Passw0rd\n',
+      'b.json': '{\n  "id": "b",\n  "auth": {"password": S3cr3tPass"}\n}\n',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      const d = await dirWith({ [name]: text });
+      const err = await rejection(loadConnections(d));
+      expect(err.code, name).toBe('CFG_FILE_UNREADABLE');
+      expect(err.message, name).toContain(join(d, name));
+      expect(err.message, name).toMatch(/syntax error .*at line \d+, column \d+/);
+      expect(err.message, name).toContain(name.endsWith('.json') ? 'line 3' : 'line 4');
+      const shown = JSON.stringify({ m: err.message, c: err.context });
+      expect(shown, name).not.toContain('S3cr3t');
+      expect(shown, name).not.toContain('password');
+    }
+  });
+
   /** The error of building an Arcadia connector with these options (none: undefined). */
   async function arcadiaOptionsError(
     options: Record<string, unknown>,
