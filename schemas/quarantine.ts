@@ -143,11 +143,13 @@ export class RejectedRows {
   detail(rows: number | null): string | null {
     const whole = this.whole;
     if (whole) return whole.record === null ? null : truncate(whole.record, QUARANTINE_LIMITS.detail);
-    const listed = this.samples.map((s) => ({
-      index: s.index,
-      message: truncate(s.message, QUARANTINE_LIMITS.rowMessage),
-      record: recordValue(s.record),
-    }));
+    const listed = [...this.samples]
+      .sort((a, b) => (a.index ?? -1) - (b.index ?? -1))
+      .map((s) => ({
+        index: s.index,
+        message: truncate(s.message, QUARANTINE_LIMITS.rowMessage),
+        record: recordValue(s.record),
+      }));
     const messages = [...this.rules]
       .sort((a, b) => b[1] - a[1])
       .slice(0, 10)

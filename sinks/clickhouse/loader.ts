@@ -8,8 +8,12 @@
  * identity and the version is replay-stable, so the duplicates collapse.
  *
  * Backpressure: eachBatch never waits for ClickHouse. While an insert is failing, or when the
- * buffer is over its limit, or while the registry cannot resolve a schema, the family's topics
- * are paused; the kafkajs loop keeps heartbeating, so the group stays stable during an outage.
+ * buffer is over its limit (rows or bytes), or while the registry cannot resolve a schema, the
+ * family's topics are paused; the kafkajs loop keeps heartbeating, so the group stays stable
+ * during an outage.
+ *
+ * Quarantine: one record per Kafka record and reason (schemas/quarantine.ts), with the number of
+ * refused rows and the first ones, whatever the number of bad intervals.
  */
 import { sinkMetrics } from '../../lib/metrics.js';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
@@ -19,13 +23,14 @@ import { readerType, type AvroRegistry } from '../../lib/registry.js';
 import { groupLag } from '../../lib/kafka.js';
 import type avro from 'avsc';
 import type { QuarantineRecord } from '../../schemas/records.js';
-import { topicName } from '../../schemas/topics.js';
+import { buildQuarantineRecord, RejectedRows } from '../../schemas/quarantine.js';
+import { connectionOfKey, topicName } from '../../schemas/topics.js';
 import { ident } from './client.js';
 import { SINK_EVENTS } from './events.js';
 import type { TopicBinding } from './families.js';
 import { insertWithBisect, splitLines, type InsertFn, type Retry, type RowBatch } from './insert.js';
 import type { FamilyName, SinkOptions } from './options.js';
-import { buildQuarantineRecord, connectionFromKey, type QuarantineInput } from './quarantine.js';
+import { SINK_STAGE, type SinkReason } from './quarantine.js';
 import { backoffDelay, sleep } from './retry.js';
 
 /** Writes quarantine records to the quarantine topic; resolves once Kafka acknowledged them. */
@@ -71,12 +76,31 @@ interface Entry {
   value: Buffer | null;
   table: string;
   /** Its storable rows as JSONEachRow text, each line ending in a newline; null when none. */
-  text: Buffer | null;
+  text: Buffer[] | null;
   rowCount: number;
+  /** Rows the record maps to (a usage batch: its intervals), stored or not. */
+  rows: number;
+  /** Bytes it holds in memory: its value and its rows' text. */
+  bytes: number;
   /** The index in its record of each row, when some rows were refused (else row i is index i). */
   indexes: number[] | null;
-  problems: Omit<QuarantineInput, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'connectionId'>[];
+  /** Rows refused before any insert (or the whole record), by reason. */
+  problems: Map<SinkReason, RejectedRows> | null;
   connectionId: string | null;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+function addProblem(
+  problems: Map<SinkReason, RejectedRows>,
+  reason: SinkReason,
+  index: number | null,
+  message: string,
+  record: string | null | (() => string | null),
+): void {
+  let rows = problems.get(reason);
+  if (!rows) problems.set(reason, (rows = new RejectedRows(reason)));
+  rows.add(index, message, record);
 }
 
 interface RowOwner {
@@ -114,7 +138,7 @@ function rowBatch(entries: Entry[]): RowBatch<RowOwner> {
   const body: Buffer[] = [];
   let count = 0;
   for (const e of entries) {
-    body.push(e.text!);
+    body.push(...e.text!);
     count += e.rowCount;
   }
   return {
@@ -122,7 +146,10 @@ function rowBatch(entries: Entry[]): RowBatch<RowOwner> {
     count,
     refs: () =>
       entries.flatMap((entry) =>
-        splitLines(entry.text!).map((line, i) => ({ line, ref: { entry, index: entry.indexes?.[i] ?? i } })),
+        splitLines(Buffer.concat(entry.text!)).map((line, i) => ({
+          line,
+          ref: { entry, index: entry.indexes?.[i] ?? i },
+        })),
       ),
   };
 }
@@ -135,9 +162,11 @@ export class FamilyLoader {
   private readonly readers: Map<string, avro.Type>;
   private readonly log: Logger;
   private readonly maxBuffered: number;
+  private readonly maxBufferedBytes: number;
 
   private buffer: Entry[] = [];
   private bufferedRows = 0;
+  private bufferedBytes = 0;
   private oldestAt = 0;
   private inflight: Entry[] | null = null;
   private flushing: Promise<void> | null = null;
@@ -164,6 +193,7 @@ export class FamilyLoader {
       deps.bindings.map((b) => [topicName(deps.topicPrefix, b.topic), readerType(b.topic)]),
     );
     this.maxBuffered = o.maxBufferedRows ?? o.batchMaxRows * 2;
+    this.maxBufferedBytes = o.maxBufferedBytes ?? o.batchMaxBytes * 2;
     this.consumer = deps.kafka.consumer({
       groupId: deps.groupId,
       allowAutoTopicCreation: false,
@@ -311,6 +341,7 @@ export class FamilyLoader {
       if (this.buffer.length === 0) this.oldestAt = Date.now();
       this.buffer.push(entry);
       this.bufferedRows += Math.max(1, entry.rowCount);
+      this.bufferedBytes += entry.bytes;
       this.stats.recordsConsumed++;
       payload.resolveOffset(m.offset);
       sinceYield += entry.rowCount + 1;
@@ -319,16 +350,27 @@ export class FamilyLoader {
         // loop stream the running insert to ClickHouse meanwhile, so both proceed in parallel.
         sinceYield = 0;
         await new Promise<void>((r) => setImmediate(r));
-        if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
+        if (this.batchFull()) this.requestFlush();
       }
+      // A few large records (quarantine records carry whole messages) fill memory before rows.
+      if (this.bufferedBytes >= this.maxBufferedBytes) break;
     }
     if (consumed === batch.messages.length) {
       this.lagAfterBatch.set(partitionKey(batch.topic, batch.partition), batch.offsetLag());
     }
     await payload.heartbeat().catch(() => undefined);
-    if (this.bufferedRows >= this.deps.options.batchMaxRows) this.requestFlush();
+    if (this.batchFull()) this.requestFlush();
     else if (this.caughtUp()) this.requestFlush();
-    if (this.bufferedRows >= this.maxBuffered) this.pauseAll('buffer');
+    if (this.bufferedRows >= this.maxBuffered || this.bufferedBytes >= this.maxBufferedBytes)
+      this.pauseAll('buffer');
+  }
+
+  /** One batch is buffered: by rows or by bytes. */
+  private batchFull(): boolean {
+    return (
+      this.bufferedRows >= this.deps.options.batchMaxRows ||
+      this.bufferedBytes >= this.deps.options.batchMaxBytes
+    );
   }
 
   /**
@@ -390,9 +432,11 @@ export class FamilyLoader {
       table: binding.table,
       text: null,
       rowCount: 0,
+      rows: 0,
+      bytes: m.value?.length ?? 0,
       indexes: null,
-      problems: [],
-      connectionId: connectionFromKey(m.key),
+      problems: null,
+      connectionId: connectionOfKey(m.key),
     };
     // A tombstone on a compacted topic carries nothing to load; its offset still gets committed.
     if (m.value === null) return entry;
@@ -407,12 +451,13 @@ export class FamilyLoader {
         );
         return 'later';
       }
-      entry.problems.push({
-        reason: 'NORM_DECODE_FAILED',
-        message: errorMessage(err),
-        recordIndex: null,
-        detail: undefined,
-      });
+      addProblem(
+        (entry.problems = new Map<SinkReason, RejectedRows>()),
+        'NORM_DECODE_FAILED',
+        null,
+        errorMessage(err),
+        null,
+      );
       return entry;
     }
     const cid = (record as { connection_id?: unknown }).connection_id;
@@ -422,32 +467,46 @@ export class FamilyLoader {
       mapped = binding.map(record, { partition, offset: m.offset, timestamp: m.timestamp });
     } catch (err) {
       // A record that decodes but does not have the shape of the topic's schema.
-      entry.problems.push({
-        reason: 'NORM_DECODE_FAILED',
-        message: `record does not map to ${binding.table}: ${errorMessage(err)}`,
-        recordIndex: null,
-        detail: undefined,
-      });
+      addProblem(
+        (entry.problems = new Map<SinkReason, RejectedRows>()),
+        'NORM_DECODE_FAILED',
+        null,
+        `record does not map to ${binding.table}: ${errorMessage(err)}`,
+        null,
+      );
       return entry;
     }
     const perInterval = binding.table === 'usage_intervals';
+    entry.rows = mapped.length;
+    const chunks: Buffer[] = [];
     let text = '';
     mapped.forEach((r, index) => {
       if (r.ok) {
-        text += r.line + '\n';
+        if (typeof r.line === 'string') text += r.line + '\n';
+        else {
+          // Already bytes (a quarantine row's hex): kept as it is, never copied into a string.
+          if (text.length > 0) chunks.push(Buffer.from(text));
+          text = '';
+          chunks.push(r.line, NEWLINE);
+        }
         entry.indexes?.push(index);
         entry.rowCount++;
         return;
       }
       entry.indexes ??= Array.from({ length: entry.rowCount }, (_, i) => i);
-      entry.problems.push({
-        reason: 'SINK_INSERT_REJECTED',
-        message: `not stored: ${r.reason}`,
-        recordIndex: perInterval ? index : null,
-        detail: r.detail,
-      });
+      addProblem(
+        (entry.problems ??= new Map<SinkReason, RejectedRows>()),
+        'SINK_INSERT_REJECTED',
+        perInterval ? index : null,
+        `not stored: ${r.reason}`,
+        () => JSON.stringify(r.detail),
+      );
     });
-    if (entry.rowCount > 0) entry.text = Buffer.from(text);
+    if (text.length > 0) chunks.push(Buffer.from(text));
+    if (entry.rowCount > 0) {
+      entry.text = chunks;
+      for (const c of chunks) entry.bytes += c.length;
+    }
     return entry;
   }
 
@@ -516,7 +575,7 @@ export class FamilyLoader {
       }
     } while (
       this.flushAgain ||
-      this.bufferedRows >= this.deps.options.batchMaxRows ||
+      this.batchFull() ||
       (this.stopping && (this.buffer.length > 0 || this.inflight))
     );
   }
@@ -526,21 +585,32 @@ export class FamilyLoader {
     return { initialMs: o.retryInitialMs, maxMs: o.retryMaxMs, factor: o.retryFactor };
   }
 
-  /** Takes whole records from the head of the buffer, up to one batch of rows. */
+  /** Takes whole records from the head of the buffer, up to one batch of rows and of bytes. */
   private take(): Entry[] {
+    const o = this.deps.options;
     let rows = 0;
+    let bytes = 0;
     let n = 0;
     while (
       n < this.buffer.length &&
-      (n === 0 || rows + this.buffer[n]!.rowCount <= this.deps.options.batchMaxRows)
+      (n === 0 ||
+        (rows + this.buffer[n]!.rowCount <= o.batchMaxRows &&
+          bytes + this.buffer[n]!.bytes <= o.batchMaxBytes))
     ) {
       rows += this.buffer[n]!.rowCount;
+      bytes += this.buffer[n]!.bytes;
       n++;
     }
     const taken = this.buffer.splice(0, n);
-    this.bufferedRows = this.buffer.reduce((s, e) => s + Math.max(1, e.rowCount), 0);
+    this.bufferedRows = 0;
+    this.bufferedBytes = 0;
+    for (const e of this.buffer) {
+      this.bufferedRows += Math.max(1, e.rowCount);
+      this.bufferedBytes += e.bytes;
+    }
     if (this.buffer.length > 0) this.oldestAt = Date.now();
-    if (this.bufferedRows < this.maxBuffered / 2) this.resume('buffer');
+    if (this.bufferedRows < this.maxBuffered / 2 && this.bufferedBytes < this.maxBufferedBytes / 2)
+      this.resume('buffer');
     return taken;
   }
 
@@ -602,9 +672,14 @@ export class FamilyLoader {
       else byTable.set(entry.table, [entry]);
     }
 
-    const quarantine: QuarantineRecord[] = [];
+    // Per record and reason: the rows refused before the insert, then those ClickHouse refuses.
+    // Copies, so that a retried flush starts again from what consuming found.
+    const refused = new Map<Entry, Map<SinkReason, RejectedRows>>();
     for (const entry of entries) {
-      for (const p of entry.problems) quarantine.push(this.quarantineRecord(entry, p));
+      if (!entry.problems) continue;
+      const own = new Map<SinkReason, RejectedRows>();
+      for (const [reason, r] of entry.problems) own.set(reason, r.copy());
+      refused.set(entry, own);
     }
     let rows = 0;
     for (const [table, members] of byTable) {
@@ -627,15 +702,14 @@ export class FamilyLoader {
       sinkMetrics.insertSeconds.observe({ table }, Number(process.hrtime.bigint() - insertStarted) / 1e9);
       const perInterval = table === 'usage_intervals';
       for (const r of outcome.rejected) {
-        quarantine.push(
-          this.quarantineRecord(r.ref.entry, {
-            reason: 'SINK_INSERT_REJECTED',
-            message: r.message,
-            recordIndex: perInterval ? r.ref.index : null,
-            detail: JSON.parse(r.line) as unknown,
-          }),
-        );
+        let own = refused.get(r.ref.entry);
+        if (!own) refused.set(r.ref.entry, (own = new Map<SinkReason, RejectedRows>()));
+        addProblem(own, 'SINK_INSERT_REJECTED', perInterval ? r.ref.index : null, r.message, r.line);
       }
+    }
+    const quarantine: QuarantineRecord[] = [];
+    for (const [entry, byReason] of refused) {
+      for (const rejected of byReason.values()) quarantine.push(this.quarantineRecord(entry, rejected));
     }
     if (quarantine.length > 0) {
       await this.retry('write quarantine records', async () => {
@@ -670,15 +744,20 @@ export class FamilyLoader {
     );
   }
 
-  private quarantineRecord(entry: Entry, p: Entry['problems'][number]): QuarantineRecord {
+  private quarantineRecord(entry: Entry, rejected: RejectedRows): QuarantineRecord {
     return buildQuarantineRecord({
-      ...p,
-      topic: entry.topic,
-      partition: entry.partition,
-      offset: entry.offset,
-      key: entry.key,
-      value: entry.value,
+      stage: SINK_STAGE,
+      source: {
+        topic: entry.topic,
+        partition: entry.partition,
+        offset: entry.offset,
+        key: entry.key ? entry.key.toString('utf8') : null,
+        value: entry.value,
+      },
       connectionId: entry.connectionId,
+      rejected,
+      rows: entry.table === 'usage_intervals' ? entry.rows : null,
+      now: Date.now(),
     });
   }
 

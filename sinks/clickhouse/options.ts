@@ -54,6 +54,22 @@ export const sinkOptionsSchema = z
       .describe(
         'rows: pause consumption above this (default 2 x batchMaxRows); backpressure while inserts lag',
       ),
+    batchMaxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      // 100,000 usage rows are about 45 MB of JSON text: rows decide for them; bytes decide for
+      // the few large records (a quarantine record carries a whole message, as hex).
+      .default(64 * 1024 * 1024)
+      .describe('bytes: flush when a family buffer holds this many bytes (record values and row text)'),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .optional()
+      .describe(
+        'bytes: pause consumption above this (default 2 x batchMaxBytes); bounds the memory of a family',
+      ),
     retryInitialMs: z.number().int().min(1).default(200).describe('ms: first backoff after a failed insert'),
     retryMaxMs: z.number().int().min(1).default(10_000).describe('ms: backoff cap'),
     retryFactor: z.number().min(1).default(2).describe('backoff multiplier per attempt'),

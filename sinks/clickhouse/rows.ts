@@ -28,8 +28,11 @@ export interface RecordCoordinates {
   timestamp: string;
 }
 
-/** A row as one JSONEachRow line, or the reason this row cannot be stored. */
-export type MappedRow = { ok: true; line: string } | { ok: false; reason: string; detail: Row };
+/**
+ * A row as one JSONEachRow line (without its newline), or the reason this row cannot be stored.
+ * A line of bytes is a row too large to hold twice as a string (a quarantine row's hex).
+ */
+export type MappedRow = { ok: true; line: string | Buffer } | { ok: false; reason: string; detail: Row };
 
 const INDEX_BITS = 12n;
 const MAX_INDEX = (1n << INDEX_BITS) - 1n;
@@ -373,10 +376,19 @@ export function aggregateRow(a: UsageAggregate, c: RecordCoordinates): MappedRow
   );
 }
 
+/** Bytes of the original turned into hex per step: only small strings on the V8 heap. */
+const HEX_STEP = 64 * 1024;
+const ORIGINAL_HEX = '\u0000original_hex\u0000';
+
+/**
+ * The quarantine row as bytes. `original_hex` is the one column the table needs as hex (twice the
+ * original's size); it is written straight into the line's Buffer in steps, so no string of that
+ * size is made, and JSON.stringify handles every other column.
+ */
 export function quarantineRow(q: QuarantineRecord, c: RecordCoordinates): MappedRow {
   const base = ingestVersionBase(c);
   const original = Buffer.isBuffer(q.original) ? q.original : Buffer.from(q.original ?? []);
-  return guard(
+  const mapped = guard(
     () => ({
       id: q.id,
       connection_id: q.connection_id ?? null,
@@ -388,14 +400,26 @@ export function quarantineRow(q: QuarantineRecord, c: RecordCoordinates): Mapped
       source_offset: q.source_offset,
       record_index: q.record_index ?? null,
       source_key: q.source_key ?? null,
-      original_hex: original.toString('hex'),
       original_size: original.length,
       detail: q.detail ?? null,
       quarantined_at: seconds(q.quarantined_at, 'quarantined_at'),
       ...kafkaColumns(c, ingestVersion(base, 0)),
+      // Last, so that nothing from the input can follow (or imitate) the placeholder.
+      original_hex: ORIGINAL_HEX,
     }),
     () => ({ id: q.id, reason_code: q.reason_code }),
   );
+  if (!mapped.ok || typeof mapped.line !== 'string') return mapped;
+  const at = mapped.line.lastIndexOf(JSON.stringify(ORIGINAL_HEX));
+  const head = Buffer.from(mapped.line.slice(0, at + 1));
+  const tail = Buffer.from(mapped.line.slice(at + JSON.stringify(ORIGINAL_HEX).length - 1));
+  const line = Buffer.allocUnsafe(head.length + original.length * 2 + tail.length);
+  let o = head.copy(line, 0);
+  for (let i = 0; i < original.length; i += HEX_STEP) {
+    o += line.write(original.subarray(i, i + HEX_STEP).toString('hex'), o, 'latin1');
+  }
+  tail.copy(line, o);
+  return { ok: true, line };
 }
 
 export function syncRunRow(r: SyncRun, c: RecordCoordinates): MappedRow {

@@ -120,7 +120,7 @@ describe('bisecting a refused batch', () => {
     const rows = usageRows(batch(values), { partition: 0, offset: '1', timestamp: String(Date.now()) });
     const refs = rows.map((r, i) => {
       if (!r.ok) throw new Error('unexpected guard');
-      return { line: r.line, ref: i };
+      return { line: r.line.toString(), ref: i };
     });
     const bisected: number[] = [];
     const out = await insertWithBisect(
@@ -168,7 +168,7 @@ describe('bisecting a refused batch', () => {
       offset: '2',
       timestamp: String(Date.now()),
     });
-    const refs = rows.map((r, i) => ({ line: r.ok ? r.line : '', ref: i }));
+    const refs = rows.map((r, i) => ({ line: r.ok ? r.line.toString() : '', ref: i }));
     const out = await insertWithBisect(insert, `${db}.usage_intervals`, refs, retry);
     expect(seen).toEqual(['CH_UNREACHABLE']);
     expect(out.rejected.map((r) => r.ref)).toEqual([1]);
@@ -206,7 +206,7 @@ describe('rows', () => {
     expect(v('9007199254740993', 0) > v('9007199254740992', 4095)).toBe(true);
     const line = (offset: string) => {
       const r = usageRows(batch([{}, {}]), { partition: 0, offset, timestamp: '1700000000000' })[1]!;
-      return r.ok ? (JSON.parse(r.line) as { ingest_version: string }).ingest_version : '';
+      return r.ok ? (JSON.parse(r.line.toString()) as { ingest_version: string }).ingest_version : '';
     };
     expect(line('12')).toBe(String(12 * 4096 + 1));
     expect(line('12')).toBe(line('12'));

@@ -255,9 +255,20 @@ describe('loading the topics', () => {
     ).toEqual([
       ['NORM_DECODE_FAILED', usageTopic, null],
       ['SINK_INSERT_REJECTED', metersTopic, null], // meter_type 'Gas' refused by the Enum8 column
-      ['SINK_INSERT_REJECTED', usageTopic, 5], // channel 'steam': bisected out of the batch
-      ['SINK_INSERT_REJECTED', usageTopic, 7], // NaN: refused before the insert
+      // One record for the batch's two refused intervals, its first refused interval as index:
+      // 5 (channel 'steam', bisected out of the batch) and 7 (NaN, refused before the insert).
+      ['SINK_INSERT_REJECTED', usageTopic, 5],
     ]);
+    const intervals = q.find(
+      (r) => r.source_topic === usageTopic && r.reason_code === 'SINK_INSERT_REJECTED',
+    )!;
+    const detail = JSON.parse(intervals.detail!) as {
+      rows: number;
+      rejected: number;
+      first: { index: number }[];
+    };
+    expect(detail).toMatchObject({ rows: 12, rejected: 2 });
+    expect(detail.first.map((f) => f.index)).toEqual([5, 7]);
     expect(q.every((r) => Number(r.original_size) > 0)).toBe(true);
     // The 10 good intervals of that batch are stored.
     expect(
@@ -271,7 +282,7 @@ describe('loading the topics', () => {
 
     // On the quarantine topic: original bytes, coordinates and the dead-letter headers.
     const onTopic = (await readDecoded('quarantine')).filter((r) => r.value.stage === 'sink');
-    expect(onTopic.length).toBe(4);
+    expect(onTopic.length).toBe(3);
     for (const r of onTopic) {
       const rec: QuarantineRecord = r.value;
       expect(r.headers[QUARANTINE_HEADERS.reason]).toBe(rec.reason_code);
