@@ -1,7 +1,8 @@
 /**
  * Authenticators: API key (header or query, several keys with validity dates, next key on 401),
  * Basic, OAuth2 client credentials and password grant (token cached, refreshed before expiry and
- * once after a 401), static bearer. Secret values live only inside these closures.
+ * once after a 401), static bearer. Secret values live only inside these objects, which also
+ * scrub them (and their encoded forms) out of any provider text before it is shown.
  */
 import { MeterflowError } from '../../lib/errors.js';
 import type { AuthConfig } from '../../schemas/connection.js';
@@ -43,6 +44,60 @@ export interface Authenticator {
   onUnauthorized(): Promise<boolean>;
   /** Query parameter names that carry credentials (stripped from every logged/emitted URL). */
   readonly secretParams: string[];
+  /**
+   * The text with every secret value of this connection replaced by [redacted]: raw, URL- and
+   * form-encoded, JSON-escaped, and the Basic base64 form. Applied to anything a provider echoes.
+   */
+  scrub(text: string): string;
+}
+
+/** Values shorter than this are not scrubbed: they would mangle ordinary words. */
+const MIN_SCRUB_LENGTH = 4;
+
+/** The secret values one authenticator holds, in every form a provider may echo them. */
+export class SecretScrubber {
+  private fixed: string[] = [];
+  /** Issued tokens: only the last two issues are kept, so a long run does not grow this. */
+  private issued: string[][] = [];
+  private forms: string[] = [];
+
+  add(...values: (string | undefined)[]): void {
+    this.fixed.push(...values.filter((v): v is string => v !== undefined));
+    this.rebuild();
+  }
+
+  /** Values that replace earlier ones (OAuth tokens). */
+  rotate(...values: (string | undefined)[]): void {
+    this.issued = [...this.issued.slice(-1), values.filter((v): v is string => v !== undefined)];
+    this.rebuild();
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const f of this.forms) if (out.includes(f)) out = out.split(f).join('[redacted]');
+    return out;
+  }
+
+  private rebuild(): void {
+    const forms = new Set<string>();
+    for (const v of [...this.fixed, ...this.issued.flat()]) {
+      if (v.length < MIN_SCRUB_LENGTH) continue;
+      forms.add(v);
+      forms.add(encodeURIComponent(v));
+      forms.add(new URLSearchParams({ v }).toString().slice(2));
+      forms.add(JSON.stringify(v).slice(1, -1));
+    }
+    // Longest first, so a form containing another is replaced whole.
+    this.forms = [...forms].sort((a, b) => b.length - a.length);
+  }
+}
+
+/** Holds the scrubber every authenticator shares the behaviour of. */
+abstract class SecretHolder {
+  protected readonly secrets = new SecretScrubber();
+  scrub(text: string): string {
+    return this.secrets.scrub(text);
+  }
 }
 
 const fill = (template: string, name: string, value: string): string =>
@@ -56,7 +111,7 @@ function dateMs(s: string | undefined, end: boolean): number | undefined {
   return end && /^\d{4}-\d{2}-\d{2}$/.test(s) ? t + 86_400_000 : t;
 }
 
-class ApiKeyAuth implements Authenticator {
+class ApiKeyAuth extends SecretHolder implements Authenticator {
   readonly type = 'apiKey' as const;
   readonly secretParams: string[];
   private readonly keys: { value: string; from?: number; to?: number; index: number }[];
@@ -67,6 +122,7 @@ class ApiKeyAuth implements Authenticator {
     private readonly cfg: Extract<AuthConfig, { type: 'apiKey' }>,
     private readonly deps: AuthDeps,
   ) {
+    super();
     this.keys = cfg.keys.map((k, index) => ({
       value: requireEnv(deps.env, k.valueEnv, deps.connectionId),
       from: dateMs(k.validFrom, false),
@@ -74,6 +130,7 @@ class ApiKeyAuth implements Authenticator {
       index,
     }));
     this.secretParams = cfg.in === 'query' ? [cfg.name] : [];
+    this.secrets.add(...this.keys.map((k) => k.value));
   }
 
   private pick(): number {
@@ -120,14 +177,18 @@ class ApiKeyAuth implements Authenticator {
   }
 }
 
-class BasicAuth implements Authenticator {
+class BasicAuth extends SecretHolder implements Authenticator {
   readonly type = 'basic' as const;
   readonly secretParams: string[] = [];
   private readonly header: string;
   constructor(cfg: Extract<AuthConfig, { type: 'basic' }>, deps: AuthDeps) {
+    super();
     const user = requireEnv(deps.env, cfg.usernameEnv, deps.connectionId);
     const pass = requireEnv(deps.env, cfg.passwordEnv, deps.connectionId);
-    this.header = 'Basic ' + Buffer.from(`${user}:${pass}`, 'utf8').toString('base64');
+    const encoded = Buffer.from(`${user}:${pass}`, 'utf8').toString('base64');
+    this.header = `Basic ${encoded}`;
+    // The user name alone is no secret; the pair and its base64 are.
+    this.secrets.add(pass, `${user}:${pass}`, encoded);
   }
   apply(target: AuthTarget): Promise<void> {
     target.headers.authorization = this.header;
@@ -138,7 +199,7 @@ class BasicAuth implements Authenticator {
   }
 }
 
-class BearerAuth implements Authenticator {
+class BearerAuth extends SecretHolder implements Authenticator {
   readonly type = 'bearer' as const;
   readonly secretParams: string[] = [];
   private readonly value: string;
@@ -146,7 +207,10 @@ class BearerAuth implements Authenticator {
     private readonly cfg: Extract<AuthConfig, { type: 'bearer' }>,
     deps: AuthDeps,
   ) {
-    this.value = fill(cfg.format, 'token', requireEnv(deps.env, cfg.tokenEnv, deps.connectionId));
+    super();
+    const token = requireEnv(deps.env, cfg.tokenEnv, deps.connectionId);
+    this.value = fill(cfg.format, 'token', token);
+    this.secrets.add(token);
   }
   apply(target: AuthTarget): Promise<void> {
     target.headers[this.cfg.header.toLowerCase()] = this.value;
@@ -157,7 +221,7 @@ class BearerAuth implements Authenticator {
   }
 }
 
-class NoAuth implements Authenticator {
+class NoAuth extends SecretHolder implements Authenticator {
   readonly type = 'none' as const;
   readonly secretParams: string[] = [];
   apply(): Promise<void> {
@@ -202,7 +266,7 @@ export function providerErrorPhrase(text: string): string | undefined {
   return undefined;
 }
 
-class OAuth2Auth implements Authenticator {
+class OAuth2Auth extends SecretHolder implements Authenticator {
   readonly secretParams: string[] = [];
   private token: Token | undefined;
   private inflight: Promise<Token> | undefined;
@@ -216,6 +280,7 @@ class OAuth2Auth implements Authenticator {
     private readonly cfg: Extract<AuthConfig, { type: 'oauth2ClientCredentials' | 'oauth2Password' }>,
     private readonly deps: AuthDeps,
   ) {
+    super();
     this.clientId = requireEnv(deps.env, cfg.clientIdEnv, deps.connectionId);
     this.clientSecret = cfg.clientSecretEnv
       ? requireEnv(deps.env, cfg.clientSecretEnv, deps.connectionId)
@@ -225,6 +290,7 @@ class OAuth2Auth implements Authenticator {
       this.password = requireEnv(deps.env, cfg.passwordEnv, deps.connectionId);
     }
     this.tokenUrl = joinUrl(deps.baseUrl, cfg.tokenUrl);
+    this.secrets.add(this.clientSecret, this.password);
   }
 
   get type(): AuthConfig['type'] {
@@ -253,7 +319,7 @@ class OAuth2Auth implements Authenticator {
     };
     const res = await this.deps.postForm(this.tokenUrl, form, { accept: 'application/json' });
     if (res.status < 200 || res.status >= 300) {
-      const phrase = providerErrorPhrase(res.text) ?? `status ${res.status}`;
+      const phrase = this.scrub(providerErrorPhrase(res.text) ?? `status ${res.status}`);
       throw new MeterflowError(
         'POLL_AUTH',
         `connection ${ctx.connection}: token request to ${ctx.url} failed with ${res.status} (${phrase})`,
@@ -281,6 +347,8 @@ class OAuth2Auth implements Authenticator {
       );
     }
     const expiresIn = Number(body.expires_in ?? 3600);
+    // Tokens are secrets too once issued: a provider may echo them in a later error.
+    this.secrets.rotate(accessToken, typeof body.refresh_token === 'string' ? body.refresh_token : undefined);
     return {
       accessToken,
       tokenType: typeof body.token_type === 'string' && body.token_type ? body.token_type : 'Bearer',

@@ -90,11 +90,20 @@ const xmlParser = new XMLParser({
   parseTagValue: false,
   parseAttributeValue: false,
   trimValues: true,
-  processEntities: false,
-  htmlEntities: false,
+  // DOCTYPE is refused before parsing, so no entity can be declared: what is decoded is the
+  // predefined (&amp; &lt; ...), numeric (&#x41;) and, leniently, HTML named (&nbsp;) entities.
+  processEntities: true,
+  htmlEntities: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
 });
+
+/** V8's JSON.parse message without the quoted body excerpt, printable ASCII only. */
+function jsonErrorText(cause: unknown): string {
+  return errorMessage(cause)
+    .replace(/,?\s*"(?:[^"\\]|\\.)*"(?:\.\.\.)?\s*is not valid JSON/, ' (not valid JSON)')
+    .replace(/[^\x20-\x7e]/g, '?');
+}
 
 export function parseXmlSafe(text: string, ctx: BodyContext): unknown {
   if (XML_DECLARATIONS.test(text)) {
@@ -130,13 +139,11 @@ export function parseBody(
       try {
         return JSON.parse(text) as unknown;
       } catch (cause) {
+        // No cause: V8's message quotes the start of the body, which may echo anything.
         throw new MeterflowError(
           'POLL_RESPONSE_MALFORMED',
-          `${where(ctx)}: JSON body does not parse: ${errorMessage(cause)}`,
-          {
-            cause,
-            context: { ...ctx, bytes: text.length },
-          },
+          `${where(ctx)}: JSON body of ${text.length} characters does not parse: ${jsonErrorText(cause)}`,
+          { context: { ...ctx, bytes: text.length } },
         );
       }
     case 'xml':

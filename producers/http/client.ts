@@ -87,7 +87,16 @@ export interface HttpClientOptions {
   onResponse?: (res: { status: number; headers: Record<string, string> }, budget: RequestBudget) => void;
   /** Overrides of HTTP_DEFAULTS not present in connection.http. */
   limits?: Partial<
-    Pick<HttpLimits, 'rateLimitMaxWaitMs' | 'retryAfterMaxMs' | 'maxRedirects' | 'connectTimeoutMs'>
+    Pick<
+      HttpLimits,
+      | 'rateLimitMaxWaitMs'
+      | 'maxRateLimitRetries'
+      | 'retryFloorMs'
+      | 'retryAfterMaxMs'
+      | 'maxRedirects'
+      | 'connectTimeoutMs'
+      | 'maxPageDigests'
+    >
   >;
 }
 
@@ -165,6 +174,16 @@ export class HttpClient {
     this.maxReauth = maxReauths(c.auth);
   }
 
+  /** Pages one pagination may fetch (connection.http.maxPages). */
+  get maxPages(): number {
+    return this.limits.maxPages;
+  }
+
+  /** Page digests, cursors and next URLs one pagination remembers to detect cycles. */
+  get maxPageDigests(): number {
+    return this.limits.maxPageDigests;
+  }
+
   /** The URL as it may be shown anywhere: no user info, no credential query parameters. */
   redact(url: string | URL): string {
     return redactUrl(url, this.auth.secretParams);
@@ -201,263 +220,324 @@ export class HttpClient {
     );
   }
 
-  /** Sends a request through budget, auth and the error policy; returns the successful response. */
-  private backoff(attempt: number): number {
-    return backoffDelay(attempt, {
+  /**
+   * The error as it may leave the client: provider text in its message or context carries none of
+   * our secret values. Every error of send() and fetch() passes here.
+   */
+  private scrubbed(err: unknown): unknown {
+    if (!(err instanceof MeterflowError)) return err;
+    const context: Record<string, unknown> = {};
+    let changed = false;
+    for (const [k, v] of Object.entries(err.context)) {
+      context[k] = typeof v === 'string' ? this.auth.scrub(v) : v;
+      changed ||= context[k] !== v;
+    }
+    const message = this.auth.scrub(err.message);
+    if (!changed && message === err.message) return err;
+    return new MeterflowError(err.code, message, { retriable: err.retriable, context });
+  }
+
+  private backoff(retries: number): number {
+    return backoffDelay(retries, {
       baseMs: this.limits.backoffBaseMs,
       maxMs: this.limits.backoffMaxMs,
       random: this.opts.random,
     });
   }
 
-  /** Logs, counts and waits out the backoff before retrying a transient failure. */
-  private async pauseForRetry(
-    spec: RequestSpec,
-    attempt: number,
-    reason: string,
-    fields: Record<string, unknown>,
-    message: string,
-  ): Promise<void> {
-    const delay = this.backoff(attempt);
-    this.opts.log?.warn(
-      {
-        event: 'http.retry',
-        connection: this.connectionId,
-        endpoint: spec.endpoint,
-        page: spec.page,
-        attempt,
-        delayMs: delay,
-        ...fields,
-      },
-      message,
-    );
-    this.stats.retries++;
-    pollMetrics.retries.inc({ connection: this.connectionId, reason });
-    await this.sleep(delay, spec.signal);
-  }
-
+  /** Sends a request through budget, auth and the error policy; returns the successful response. */
   async send(spec: RequestSpec): Promise<HttpResponse> {
-    let url = this.resolve(spec.url, spec.query);
-    let method: HttpMethod = spec.method ?? 'GET';
-    const format = spec.format ?? 'json';
-    let attempt = 0;
-    let reauths = 0;
-    let redirects = 0;
-    let rateWait = 0;
-    for (;;) {
-      spec.signal?.throwIfAborted();
-      await this.budget.acquire({ endpoint: spec.endpoint, page: spec.page }, spec.signal);
-      const headers: Record<string, string> = {
-        accept: acceptHeader(format),
-        ...lower(this.opts.defaultHeaders),
-        ...lower(spec.headers),
-      };
-      let body: string | undefined;
-      if (spec.json !== undefined && method !== 'GET') {
-        body = JSON.stringify(spec.json);
-        headers['content-type'] ??= 'application/json';
-      } else if (spec.form !== undefined) {
-        body = new URLSearchParams(spec.form).toString();
-        headers['content-type'] = 'application/x-www-form-urlencoded';
-      }
-      const target = { url: new URL(url), headers };
-      if (spec.auth !== false) await this.auth.apply(target);
-      this.stats.requests++;
-      const started = this.now();
-      let status: number;
-      let resHeaders: Record<string, string>;
-      let text: string;
-      try {
-        const res = await request(target.url, {
-          method,
-          headers: target.headers,
-          body,
-          dispatcher: this.dispatcher,
-          signal: spec.signal,
-        });
-        status = res.statusCode;
-        resHeaders = flattenHeaders(res.headers);
-        text = await this.readLimited(res.body, resHeaders, spec, url, status);
-      } catch (err) {
-        if (spec.signal?.aborted) throw spec.signal.reason;
-        if (err instanceof MeterflowError) throw err;
-        const failure = transportFailure(err);
-        const rule = classify({ failure }, this.policy);
-        if (rule.action === 'retry' && attempt < this.limits.maxRetries) {
-          await this.pauseForRetry(
-            spec,
-            attempt,
-            failure,
-            { failure, url: this.redact(url) },
-            `${failure} error, retrying`,
-          );
-          attempt++;
-          continue;
-        }
-        throw this.fail(
-          rule.code,
-          `${failure === 'timeout' ? 'no answer in time' : 'request failed'}: ${errorMessage(err)}${attempt > 0 ? ` after ${attempt} retries` : ''}`,
-          spec,
-          url,
-          {
-            retriable: true,
-            cause: err,
-          },
-        );
-      }
-      this.opts.onResponse?.({ status, headers: resHeaders }, this.budget);
-      pollMetrics.requests.inc({
-        connection: this.connectionId,
-        endpoint: spec.endpoint,
-        status: String(status),
-      });
-      const left = this.budget.remainingToday();
-      if (Number.isFinite(left))
-        pollMetrics.budgetLeft.set({ connection: this.connectionId, window: 'day' }, left);
-      this.opts.log?.debug(
-        {
-          event: 'http.response',
-          connection: this.connectionId,
-          endpoint: spec.endpoint,
-          page: spec.page,
-          status,
-          ms: this.now() - started,
-          url: this.redact(url),
-        },
-        'response',
-      );
-
-      if (status >= 300 && status < 400 && resHeaders.location) {
-        const next = new URL(resHeaders.location, url);
-        if (!sameOrigin(next, this.baseUrl)) {
-          throw this.fail(
-            'POLL_FOREIGN_ORIGIN',
-            `redirect to another origin ${next.origin} refused`,
-            spec,
-            url,
-            { status },
-          );
-        }
-        if (++redirects > this.limits.maxRedirects)
-          throw this.fail('POLL_HTTP_STATUS', `more than ${this.limits.maxRedirects} redirects`, spec, url, {
-            status,
-          });
-        if (status === 303) method = 'GET';
-        url = next;
-        continue;
-      }
-
-      if (spec.acceptStatus?.(status) || (status >= 200 && status < 300)) {
-        return {
-          status,
-          headers: resHeaders,
-          text,
-          contentType: resHeaders['content-type'] ?? '',
-          url: this.redact(url),
-          endpoint: spec.endpoint,
-          page: spec.page,
-          receivedAt: this.now(),
-          format,
-        };
-      }
-      const rule = classify({ status }, this.policy);
-      const phrase = providerErrorPhrase(text);
-      const statusText = `status ${status}${phrase ? ` (${phrase})` : ''}`;
-      switch (rule.action) {
-        case 'success':
-          return {
-            status,
-            headers: resHeaders,
-            text,
-            contentType: resHeaders['content-type'] ?? '',
-            url: this.redact(url),
-            endpoint: spec.endpoint,
-            page: spec.page,
-            receivedAt: this.now(),
-            format,
-          };
-        case 'reauth':
-          if (spec.auth !== false && reauths < this.maxReauth && (await this.auth.onUnauthorized())) {
-            reauths++;
-            this.stats.reauths++;
-            this.opts.log?.info(
-              { event: 'http.reauth', connection: this.connectionId, endpoint: spec.endpoint },
-              'credentials rejected, re-authenticating',
-            );
-            continue;
-          }
-          throw this.fail('POLL_AUTH', `credentials rejected: ${statusText}`, spec, url, { status });
-        case 'rateLimited': {
-          const ra = parseRetryAfter(resHeaders['retry-after'], this.now());
-          if (ra !== undefined && ra > this.limits.retryAfterMaxMs) {
-            throw this.fail(
-              'POLL_HTTP_STATUS',
-              `rate limited with Retry-After ${Math.round(ra / 1000)} s, longer than ${this.limits.retryAfterMaxMs / 1000} s`,
-              spec,
-              url,
-              { status, retriable: true },
-            );
-          }
-          const delay = ra ?? this.backoff(attempt);
-          if (rateWait + delay > this.limits.rateLimitMaxWaitMs) {
-            throw this.fail(
-              'POLL_HTTP_STATUS',
-              `still rate limited after waiting ${Math.round(rateWait / 1000)} s`,
-              spec,
-              url,
-              { status, retriable: true },
-            );
-          }
-          rateWait += delay;
-          if (ra === undefined) attempt++;
-          this.stats.retries++;
-          this.stats.rateLimited++;
-          pollMetrics.retries.inc({ connection: this.connectionId, reason: 'rate_limited' });
-          this.opts.log?.warn(
-            {
-              event: 'http.rate_limited',
-              connection: this.connectionId,
-              endpoint: spec.endpoint,
-              page: spec.page,
-              delayMs: delay,
-            },
-            'rate limited, waiting',
-          );
-          await this.sleep(delay, spec.signal);
-          continue;
-        }
-        case 'retry':
-          if (attempt < this.limits.maxRetries) {
-            await this.pauseForRetry(
-              spec,
-              attempt,
-              `status_${status}`,
-              { status },
-              `status ${status}, retrying`,
-            );
-            attempt++;
-            continue;
-          }
-          throw this.fail(rule.code, `${statusText} after ${attempt} retries`, spec, url, {
-            status,
-            retriable: true,
-          });
-        case 'fail':
-          throw this.fail(rule.code, statusText, spec, url, { status });
-      }
+    try {
+      return await this.exchange(spec);
+    } catch (err) {
+      throw this.scrubbed(err);
     }
   }
 
   /** Sends and parses the body in the expected format. */
   async fetch(spec: RequestSpec): Promise<{ res: HttpResponse; body: unknown }> {
     const res = await this.send(spec);
-    const body = parseBody(res.format, res.contentType, res.text, {
+    try {
+      const body = parseBody(res.format, res.contentType, res.text, {
+        connection: this.connectionId,
+        endpoint: spec.endpoint,
+        url: res.url,
+        page: spec.page,
+      });
+      return { res, body };
+    } catch (err) {
+      throw this.scrubbed(err);
+    }
+  }
+
+  /**
+   * One request: dispatches, then lets the redirect, re-auth, rate-limit and retry steps decide
+   * whether to hand the response back, fail, or dispatch again.
+   */
+  private async exchange(spec: RequestSpec): Promise<HttpResponse> {
+    const tally = new Tally();
+    let hop: Hop = { url: this.resolve(spec.url, spec.query), method: spec.method ?? 'GET' };
+    for (;;) {
+      const outcome = await this.dispatch(spec, hop);
+      if (outcome.kind === 'failure') {
+        await this.retryStep(spec, hop, tally, outcome, classify({ failure: outcome.failure }, this.policy));
+        continue;
+      }
+      const next = this.redirectStep(spec, hop, tally, outcome);
+      if (next) {
+        hop = next;
+        continue;
+      }
+      if (spec.acceptStatus?.(outcome.status)) return this.response(spec, hop, outcome);
+      const rule = classify({ status: outcome.status }, this.policy);
+      switch (rule.action) {
+        case 'success':
+          return this.response(spec, hop, outcome);
+        case 'reauth':
+          await this.reauthStep(spec, hop, tally, outcome);
+          continue;
+        case 'rateLimited':
+        case 'retry':
+          await this.retryStep(spec, hop, tally, outcome, rule);
+          continue;
+        case 'fail':
+          throw this.fail(rule.code, statusText(outcome), spec, hop.url, { status: outcome.status });
+      }
+    }
+  }
+
+  private response(spec: RequestSpec, hop: Hop, r: Answer): HttpResponse {
+    return {
+      status: r.status,
+      headers: r.headers,
+      text: r.text,
+      contentType: r.headers['content-type'] ?? '',
+      url: this.redact(hop.url),
+      endpoint: spec.endpoint,
+      page: spec.page,
+      receivedAt: this.now(),
+      format: spec.format ?? 'json',
+    };
+  }
+
+  /** One attempt: budget, credentials, the request and its whole body within requestDeadlineMs. */
+  private async dispatch(spec: RequestSpec, hop: Hop): Promise<Outcome> {
+    spec.signal?.throwIfAborted();
+    await this.budget.acquire({ endpoint: spec.endpoint, page: spec.page }, spec.signal);
+    const headers: Record<string, string> = {
+      accept: acceptHeader(spec.format ?? 'json'),
+      // We decode no compression; saying so up front keeps providers from sending any.
+      'accept-encoding': 'identity',
+      ...lower(this.opts.defaultHeaders),
+      ...lower(spec.headers),
+    };
+    let body: string | undefined;
+    if (spec.json !== undefined && hop.method !== 'GET') {
+      body = JSON.stringify(spec.json);
+      headers['content-type'] ??= 'application/json';
+    } else if (spec.form !== undefined) {
+      body = new URLSearchParams(spec.form).toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    const target = { url: new URL(hop.url), headers };
+    if (spec.auth !== false) await this.auth.apply(target);
+    this.stats.requests++;
+    const started = this.now();
+    // timeoutMs is idle time between chunks; this bounds the attempt as a whole (slow-loris).
+    const deadline = AbortSignal.timeout(this.limits.requestDeadlineMs);
+    const signal = spec.signal ? AbortSignal.any([spec.signal, deadline]) : deadline;
+    let answer: Answer;
+    try {
+      const res = await request(target.url, {
+        method: hop.method,
+        headers: target.headers,
+        body,
+        dispatcher: this.dispatcher,
+        signal,
+      });
+      const resHeaders = flattenHeaders(res.headers);
+      this.refuseEncoding(res, resHeaders, spec, hop.url);
+      const text = await this.readLimited(res.body, resHeaders, spec, hop.url, res.statusCode);
+      answer = { kind: 'answer', status: res.statusCode, headers: resHeaders, text };
+    } catch (err) {
+      if (spec.signal?.aborted) throw spec.signal.reason;
+      if (err instanceof MeterflowError) throw err;
+      if (deadline.aborted) return { kind: 'failure', failure: 'timeout', err, deadline: true };
+      return { kind: 'failure', failure: transportFailure(err), err, deadline: false };
+    }
+    this.opts.onResponse?.({ status: answer.status, headers: answer.headers }, this.budget);
+    pollMetrics.requests.inc({
       connection: this.connectionId,
       endpoint: spec.endpoint,
-      url: res.url,
-      page: spec.page,
+      status: String(answer.status),
     });
-    return { res, body };
+    const left = this.budget.remainingToday();
+    if (Number.isFinite(left))
+      pollMetrics.budgetLeft.set({ connection: this.connectionId, window: 'day' }, left);
+    this.opts.log?.debug(
+      {
+        event: 'http.response',
+        connection: this.connectionId,
+        endpoint: spec.endpoint,
+        page: spec.page,
+        status: answer.status,
+        ms: this.now() - started,
+        url: this.redact(hop.url),
+      },
+      'response',
+    );
+    return answer;
+  }
+
+  /** A compressed body is neither asked for nor decoded: refuse it by name, not as binary garbage. */
+  private refuseEncoding(
+    res: Dispatcher.ResponseData,
+    headers: Record<string, string>,
+    spec: RequestSpec,
+    url: URL,
+  ): void {
+    const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
+    if (encoding === '' || encoding === 'identity') return;
+    res.body.destroy();
+    throw this.fail(
+      'POLL_RESPONSE_CONTENT_TYPE',
+      `response has Content-Encoding ${printable(encoding, 40)}, which meterflow neither requests nor decodes`,
+      spec,
+      url,
+      { status: res.statusCode },
+    );
+  }
+
+  /** Same-origin redirects only, at most maxRedirects per request. */
+  private redirectStep(spec: RequestSpec, hop: Hop, tally: Tally, r: Answer): Hop | undefined {
+    if (r.status < 300 || r.status >= 400 || !r.headers.location) return undefined;
+    const next = new URL(r.headers.location, hop.url);
+    if (!sameOrigin(next, this.baseUrl))
+      throw this.fail(
+        'POLL_FOREIGN_ORIGIN',
+        `redirect to another origin ${next.origin} refused`,
+        spec,
+        hop.url,
+        {
+          status: r.status,
+        },
+      );
+    if (++tally.redirects > this.limits.maxRedirects)
+      throw this.fail('POLL_HTTP_STATUS', `more than ${this.limits.maxRedirects} redirects`, spec, hop.url, {
+        status: r.status,
+      });
+    return { url: next, method: r.status === 303 ? 'GET' : hop.method };
+  }
+
+  /** After a 401: fresh credentials (new token, next key) a bounded number of times. */
+  private async reauthStep(spec: RequestSpec, hop: Hop, tally: Tally, r: Answer): Promise<void> {
+    if (spec.auth !== false && tally.reauths < this.maxReauth && (await this.auth.onUnauthorized())) {
+      tally.reauths++;
+      this.stats.reauths++;
+      this.opts.log?.info(
+        { event: 'http.reauth', connection: this.connectionId, endpoint: spec.endpoint },
+        'credentials rejected, re-authenticating',
+      );
+      return;
+    }
+    throw this.fail('POLL_AUTH', `credentials rejected: ${statusText(r)}`, spec, hop.url, {
+      status: r.status,
+    });
+  }
+
+  /**
+   * The one place retries are counted and waited for: transport failures and retriable statuses
+   * against maxRetries, 429s against maxRateLimitRetries and rateLimitMaxWaitMs. Every wait is at
+   * least a floor (retryFloorMs after a 429 or any Retry-After, backoffBaseMs otherwise), so a
+   * provider answering Retry-After: 0 cannot make a tight loop. Throws when a limit is reached.
+   */
+  private async retryStep(
+    spec: RequestSpec,
+    hop: Hop,
+    tally: Tally,
+    o: Outcome,
+    rule: PolicyRule,
+  ): Promise<void> {
+    const url = hop.url;
+    if (o.kind === 'failure') {
+      const what = o.deadline
+        ? `no complete answer within ${this.limits.requestDeadlineMs / 1000} s`
+        : `${o.failure === 'timeout' ? 'no answer in time' : 'request failed'}: ${errorMessage(o.err)}`;
+      if (rule.action !== 'retry' || tally.failures >= this.limits.maxRetries)
+        throw this.fail(
+          rule.code,
+          `${what}${tally.failures > 0 ? ` after ${tally.failures} retries` : ''}`,
+          spec,
+          url,
+          {
+            retriable: true,
+            cause: o.err,
+          },
+        );
+      return this.pause(spec, tally, this.backoffWait(tally), false, o.failure, {
+        failure: o.failure,
+        url: this.redact(url),
+        message: `${o.deadline ? 'deadline' : o.failure} error, retrying`,
+      });
+    }
+
+    const status = o.status;
+    const limited = rule.action === 'rateLimited';
+    const retryAfter = parseRetryAfter(o.headers['retry-after'], this.now());
+    const failWith = (what: string): MeterflowError =>
+      this.fail(rule.code, what, spec, url, { status, retriable: true });
+    if (retryAfter !== undefined && retryAfter > this.limits.retryAfterMaxMs)
+      throw failWith(
+        `${limited ? 'rate limited' : statusText(o)} with Retry-After ${Math.round(retryAfter / 1000)} s, longer than ${this.limits.retryAfterMaxMs / 1000} s`,
+      );
+    if (limited && tally.rateLimited >= this.limits.maxRateLimitRetries)
+      throw failWith(`rate limited ${tally.rateLimited + 1} times in a row`);
+    if (!limited && tally.failures >= this.limits.maxRetries)
+      throw failWith(`${statusText(o)} after ${tally.failures} retries`);
+    const floor = limited || retryAfter !== undefined ? this.limits.retryFloorMs : this.limits.backoffBaseMs;
+    const delay = Math.max(retryAfter ?? 0, this.backoff(tally.retries), floor);
+    if (limited && tally.rateWaitMs + delay > this.limits.rateLimitMaxWaitMs)
+      throw failWith(`still rate limited after waiting ${Math.round(tally.rateWaitMs / 1000)} s`);
+    return this.pause(spec, tally, delay, limited, limited ? 'rate_limited' : `status_${status}`, {
+      status,
+      message: limited ? 'rate limited, waiting' : `status ${status}, retrying`,
+    });
+  }
+
+  private backoffWait(tally: Tally): number {
+    return Math.max(this.backoff(tally.retries), this.limits.backoffBaseMs);
+  }
+
+  /** Counts, logs and waits out one retry. */
+  private async pause(
+    spec: RequestSpec,
+    tally: Tally,
+    delay: number,
+    limited: boolean,
+    reason: string,
+    fields: Record<string, unknown> & { message: string },
+  ): Promise<void> {
+    const { message, ...rest } = fields;
+    this.opts.log?.warn(
+      {
+        event: limited ? 'http.rate_limited' : 'http.retry',
+        connection: this.connectionId,
+        endpoint: spec.endpoint,
+        page: spec.page,
+        attempt: tally.retries,
+        delayMs: delay,
+        ...rest,
+      },
+      message,
+    );
+    if (limited) {
+      tally.rateLimited++;
+      tally.rateWaitMs += delay;
+      this.stats.rateLimited++;
+    } else tally.failures++;
+    this.stats.retries++;
+    pollMetrics.retries.inc({ connection: this.connectionId, reason });
+    await this.sleep(delay, spec.signal);
   }
 
   private async readLimited(
@@ -498,6 +578,56 @@ export class HttpClient {
   async close(): Promise<void> {
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
+}
+
+/** Where the request goes next: a redirect may change both. */
+interface Hop {
+  url: URL;
+  method: HttpMethod;
+}
+
+/** A response with its whole body. */
+interface Answer {
+  kind: 'answer';
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+/** No response: the connection failed, or no (complete) answer came in time. */
+interface Failure {
+  kind: 'failure';
+  failure: TransportFailure;
+  err: unknown;
+  /** The attempt ran out of requestDeadlineMs (rather than an idle timeout). */
+  deadline: boolean;
+}
+
+type Outcome = Answer | Failure;
+
+/** Everything one request has used up so far; the limits are checked in HttpClient.retryStep. */
+class Tally {
+  /** Retries of transport failures and retriable statuses (limit: maxRetries). */
+  failures = 0;
+  /** Retries after a 429 (limit: maxRateLimitRetries) and the time waited on them. */
+  rateLimited = 0;
+  rateWaitMs = 0;
+  reauths = 0;
+  redirects = 0;
+  /** All retries: the backoff exponent. */
+  get retries(): number {
+    return this.failures + this.rateLimited;
+  }
+}
+
+function statusText(r: Answer): string {
+  const phrase = providerErrorPhrase(r.text);
+  return `status ${r.status}${phrase ? ` (${phrase})` : ''}`;
+}
+
+/** At most `max` characters, anything outside printable ASCII as "?". */
+function printable(s: string, max: number): string {
+  return s.slice(0, max).replace(/[^\x20-\x7e]/g, '?');
 }
 
 function lower(h: Record<string, string> | undefined): Record<string, string> {

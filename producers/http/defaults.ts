@@ -11,10 +11,14 @@ export type HttpLimits = Record<
   | 'maxRetries'
   | 'backoffBaseMs'
   | 'backoffMaxMs'
+  | 'requestDeadlineMs'
   | 'rateLimitMaxWaitMs'
+  | 'maxRateLimitRetries'
+  | 'retryFloorMs'
   | 'retryAfterMaxMs'
   | 'maxRedirects'
-  | 'maxPages',
+  | 'maxPages'
+  | 'maxPageDigests',
   number
 >;
 
@@ -23,6 +27,11 @@ export const HTTP_DEFAULTS: Readonly<HttpLimits> = {
   connectTimeoutMs: 10_000,
   /** Time to the response headers and between body chunks (ms); connection.http.timeoutMs. */
   timeoutMs: 30_000,
+  /**
+   * Total time of one attempt, headers and whole body (ms); connection.http.requestDeadlineMs.
+   * timeoutMs is an idle timer, so a body trickled just under it would otherwise never end.
+   */
+  requestDeadlineMs: 5 * 60_000,
   /** Idle keep-alive sockets are closed after this long (ms). */
   keepAliveTimeoutMs: 30_000,
   /** Sockets per origin. */
@@ -36,15 +45,27 @@ export const HTTP_DEFAULTS: Readonly<HttpLimits> = {
   backoffMaxMs: 60_000,
   /** Total time one request may spend waiting on 429 responses before it fails (ms). */
   rateLimitMaxWaitMs: 15 * 60_000,
+  /** 429 answers one request may retry before it fails, whatever their Retry-After says. */
+  maxRateLimitRetries: 20,
+  /**
+   * Least wait before retrying a 429, or any answer carrying Retry-After (ms): Retry-After 0 or a
+   * date in the past must not become a tight loop.
+   */
+  retryFloorMs: 1_000,
   /** A single Retry-After longer than this fails the request instead of waiting (ms). */
   retryAfterMaxMs: 10 * 60_000,
   /** Same-origin redirects followed per request. */
   maxRedirects: 5,
-  /** Pages fetched per pagination before giving up (guards against endless providers). */
-  maxPages: 100_000,
+  /**
+   * Pages fetched per pagination before it fails with POLL_PAGINATION_LOOP (a provider handing out
+   * ever-new cursors); connection.http.maxPages. 10,000 pages of 100 items is a million meters.
+   */
+  maxPages: 10_000,
+  /** Page digests, cursors and next URLs remembered per pagination to detect cycles. */
+  maxPageDigests: 10_000,
 };
 
-/** Query parameter names that are always stripped from URLs before logging or emitting. */
+/** Query parameter names (compared lower-case) always stripped from URLs before logging or emitting. */
 export const SENSITIVE_QUERY_PARAMS = [
   'api_key',
   'apikey',
@@ -52,10 +73,28 @@ export const SENSITIVE_QUERY_PARAMS = [
   'key',
   'token',
   'access_token',
+  'access-token',
+  'accesstoken',
+  'id_token',
+  'refresh_token',
+  'auth',
+  'auth_token',
+  'authorization',
+  'jwt',
+  'session',
+  'sessionid',
+  'session_id',
+  'private_token',
+  'subscription-key',
   'client_secret',
   'password',
+  'passwd',
+  'pwd',
   'secret',
   'signature',
   'sig',
   'code',
 ] as const;
+
+/** Query parameter name prefixes always stripped (pre-signed cloud storage URLs). */
+export const SENSITIVE_QUERY_PREFIXES = ['x-amz-', 'x-goog-'] as const;

@@ -1,15 +1,16 @@
 /**
  * Pagination styles: offset/limit, page/size (with an optional total), cursor/next token (a body
- * field holding a token or a next URL) and RFC 8288 Link headers. A cursor or URL seen twice stops
- * with POLL_PAGINATION_LOOP; a next URL on another origin than the base URL is refused with
- * POLL_FOREIGN_ORIGIN before anything (credentials included) is sent there.
+ * field holding a token or a next URL) and RFC 8288 Link headers. Pages are yielded as they
+ * arrive. A cursor, next URL or page of items seen before in the same listing stops with
+ * POLL_PAGINATION_LOOP, and so does a listing longer than connection.http.maxPages; a next URL on
+ * another origin than the base URL is refused with POLL_FOREIGN_ORIGIN before anything
+ * (credentials included) is sent there. An absent item array is POLL_RESPONSE_SCHEMA.
  */
 import { createHash } from 'node:crypto';
 import { MeterflowError } from '../../lib/errors.js';
 import type { PaginationConfig } from '../../schemas/connection.js';
 import type { BodyFormat } from './body.js';
 import type { HttpClient, HttpResponse, QueryValue } from './client.js';
-import { HTTP_DEFAULTS } from './defaults.js';
 import { getArray, getPath, getString } from './paths.js';
 import { sameOrigin } from './url.js';
 
@@ -24,6 +25,7 @@ export interface PageRequest {
   /** Dot path of the item array in the parsed body ("" = the body is the array). */
   itemsPath: string;
   signal?: AbortSignal | undefined;
+  /** Overrides connection.http.maxPages. */
   maxPages?: number;
 }
 
@@ -58,11 +60,35 @@ function num(v: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-const digest = (s: string): string => createHash('sha1').update(s).digest('hex');
+/** A digest of a page's items, item by item (no second copy of a large page). */
+function itemsDigest(items: unknown[]): string {
+  const h = createHash('sha1');
+  for (const it of items) h.update(JSON.stringify(it) ?? 'undefined').update('\n');
+  return h.digest('hex');
+}
+
+/** What one listing has seen, first in first out beyond `max` entries so memory stays bounded. */
+class Seen {
+  private readonly keys = new Set<string>();
+  constructor(private readonly max: number) {}
+  /** False when `key` was seen before; records it otherwise. */
+  add(key: string): boolean {
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    if (this.keys.size > this.max) this.keys.delete(this.keys.values().next().value!);
+    return true;
+  }
+}
+
+function shapeOf(v: unknown): string {
+  if (v === undefined) return 'absent';
+  if (Array.isArray(v)) return 'an array';
+  return `a ${typeof v}`;
+}
 
 export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenerator<Page> {
   const p = req.pagination;
-  const maxPages = req.maxPages ?? HTTP_DEFAULTS.maxPages;
+  const maxPages = req.maxPages ?? http.maxPages;
   const where = (label: string): Record<string, unknown> => ({
     connection: http.connectionId,
     endpoint: req.endpoint,
@@ -72,8 +98,15 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
   let query: Record<string, QueryValue> = { ...req.query };
   let offset = 0;
   let pageNo = p.type === 'page' ? p.firstPage : 0;
-  const seen = new Set<string>();
-  let previousDigest: string | undefined;
+  // Cursors and next URLs, and digests of the pages' items: a provider cycling A,B,A,B (or
+  // handing out ever-new cursors over the same pages) is caught on the first repeat.
+  const seen = new Seen(http.maxPageDigests);
+  const loop = (label: string, url: string, what: string): MeterflowError =>
+    new MeterflowError(
+      'POLL_PAGINATION_LOOP',
+      `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: ${what}`,
+      { context: { ...where(label), url } },
+    );
 
   for (let index = 0; index < maxPages; index++) {
     if (p.type === 'offset') query = { ...query, [p.offsetParam]: offset, [p.limitParam]: p.limit };
@@ -90,9 +123,10 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
     });
     const items = getArray(body, req.itemsPath);
     if (items === undefined) {
+      const found = shapeOf(getPath(body, req.itemsPath));
       throw new MeterflowError(
         'POLL_RESPONSE_SCHEMA',
-        `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: no item array at "${req.itemsPath}" (${res.url})`,
+        `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: no item array at "${req.itemsPath}" (${found === 'absent' ? 'the key is absent' : `found ${found}`}; an empty list must be [] or null) (${res.url})`,
         {
           context: { ...where(label), url: res.url, itemsPath: req.itemsPath },
         },
@@ -106,20 +140,10 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
           : undefined;
     yield { res, body, items, label, index, total };
 
-    // A provider that ignores the page parameter would serve the same page forever.
-    if (p.type === 'offset' || p.type === 'page') {
-      const d = digest(res.text);
-      if (items.length > 0 && d === previousDigest) {
-        throw new MeterflowError(
-          'POLL_PAGINATION_LOOP',
-          `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: the provider returned the same page twice`,
-          {
-            context: { ...where(label), url: res.url },
-          },
-        );
-      }
-      previousDigest = d;
-    }
+    // A provider that ignores the page parameter, or cycles through pages, serves items it
+    // already served. Items, not the whole body: a body may echo the page number.
+    if (p.type !== 'none' && items.length > 0 && !seen.add(`items:${itemsDigest(items)}`))
+      throw loop(label, res.url, 'the provider returned a page of items it returned before');
 
     switch (p.type) {
       case 'none':
@@ -144,16 +168,7 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
           (p.nextPath !== undefined ? getString(body, p.nextPath) : undefined) ??
           (fromHeader ? fromHeader : undefined);
         if (next === undefined) return;
-        if (seen.has(next)) {
-          throw new MeterflowError(
-            'POLL_PAGINATION_LOOP',
-            `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: cursor repeated; stopping`,
-            {
-              context: { ...where(label), url: res.url },
-            },
-          );
-        }
-        seen.add(next);
+        if (!seen.add(`cursor:${next}`)) throw loop(label, res.url, 'cursor repeated; stopping');
         if (/^https?:\/\//i.test(next) || next.startsWith('/')) {
           url = checkedNext(http, req.endpoint, label, next, res.url);
           query = {};
@@ -167,17 +182,9 @@ export async function* paginate(http: HttpClient, req: PageRequest): AsyncGenera
         if (!nextRaw) return;
         const next = checkedNext(http, req.endpoint, label, nextRaw, res.url);
         const key = http.redact(next);
-        if (seen.has(key) || key === res.url) {
-          throw new MeterflowError(
-            'POLL_PAGINATION_LOOP',
-            `connection ${http.connectionId}, endpoint ${req.endpoint}, page ${label}: Link rel="next" repeats ${key}`,
-            {
-              context: { ...where(label), url: res.url },
-            },
-          );
-        }
-        seen.add(res.url);
-        seen.add(key);
+        seen.add(`url:${res.url}`);
+        if (key === res.url || !seen.add(`url:${key}`))
+          throw loop(label, res.url, `Link rel="next" repeats ${key}`);
         url = next;
         query = {};
         break;

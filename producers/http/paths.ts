@@ -14,12 +14,26 @@ export function getPath(value: unknown, path: string | undefined): unknown {
   return cur;
 }
 
-/** The value at `path` as an array: a single object becomes [object] (XML with one item), absent becomes []. */
+/**
+ * The value at `path` as an array: a single object becomes [object] (XML with one item); an
+ * explicit null, '' (an empty XML element) or a path running into one is an empty array. Undefined
+ * when the key is absent (a typo, or a provider answering `{}`) or the value is a scalar: the
+ * caller must not take that for an empty list.
+ */
 export function getArray(value: unknown, path: string | undefined): unknown[] | undefined {
-  const v = getPath(value, path);
-  if (v === undefined || v === null || v === '') return [];
-  if (Array.isArray(v)) return v as unknown[];
-  if (typeof v === 'object') return [v];
+  let cur: unknown = value;
+  for (const part of path === undefined || path === '' ? [] : path.split('.')) {
+    if (cur === null || cur === '') return [];
+    if (Array.isArray(cur)) {
+      const i = Number(part);
+      cur = Number.isInteger(i) ? cur[i] : undefined;
+    } else if (typeof cur === 'object') {
+      cur = (cur as Record<string, unknown>)[part];
+    } else return undefined;
+  }
+  if (cur === null || cur === '') return [];
+  if (Array.isArray(cur)) return cur as unknown[];
+  if (typeof cur === 'object') return [cur];
   return undefined;
 }
 

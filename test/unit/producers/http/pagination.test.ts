@@ -109,9 +109,10 @@ describe('pagination styles', () => {
   });
 
   it('a repeated cursor stops with POLL_PAGINATION_LOOP', async () => {
+    // Distinct items on every page: the repeated cursor, not a repeated page, stops it.
     const s = await serve((req, res) =>
       sendJson(res, 200, {
-        items: [{ id: 'x' }],
+        items: [{ id: req.url.searchParams.get('cursor') ?? 'first' }],
         next: req.url.searchParams.get('cursor') === 'a' ? 'b' : 'a',
       }),
     );
