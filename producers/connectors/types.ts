@@ -36,13 +36,26 @@ export interface EntitySnapshot {
 
 export type EmitEntities = (envelopes: RawEnvelope[]) => Promise<void>;
 
-/** The usage envelopes of one chunk (any number per meter), with how many values they hold. */
-export type UsageChunk = RawEnvelope[] & { items?: number };
+/**
+ * The usage envelopes of one chunk (any number per meter), with how many values they hold, and the
+ * meters of the batch whose part of the answer was unusable: their watermarks stay where they are.
+ */
+export type UsageChunk = RawEnvelope[] & { items?: number; failed?: Map<string, MeterflowError> };
 
-/** Attaches the value count to a chunk's envelopes. */
-export function usageChunk(envelopes: RawEnvelope[], items: number): UsageChunk {
-  return Object.assign(envelopes, { items });
+/** Attaches the value count (and the meters that failed) to a chunk's envelopes. */
+export function usageChunk(
+  envelopes: RawEnvelope[],
+  items: number,
+  failed?: Map<string, MeterflowError>,
+): UsageChunk {
+  return Object.assign(envelopes, { items }, failed && failed.size > 0 ? { failed } : {});
 }
+
+/**
+ * Hands envelopes of a chunk to the engine before the chunk is complete (one page at a time), so
+ * a long answer is never held whole; `items` is how many values they carry.
+ */
+export type EmitUsage = (envelopes: RawEnvelope[], items: number) => Promise<void>;
 
 export interface UsageStream {
   /** Stable name, part of the watermark scope: `${scopePrefix}:${meter}`. */
@@ -57,8 +70,20 @@ export interface UsageStream {
    * incomplete, so streams floor it to their granularity (hour, day, month).
    */
   settle(to: number, now: number): number;
-  /** Fetches one chunk for a batch of meters: the usage envelopes (any number per meter) and how many values they hold. */
-  fetch(ctx: ConnectorContext, meters: MeterRef[], range: TimeRange, chunk: number): Promise<UsageChunk>;
+  /**
+   * Fetches one chunk for a batch of meters: the usage envelopes (any number per meter) and how
+   * many values they hold. Envelopes given to `emit` (when the engine passes one) are part of the
+   * chunk too. `known` holds every meter of the run's snapshot: rows of a known meter outside the
+   * batch belong to that meter's own batch.
+   */
+  fetch(
+    ctx: ConnectorContext,
+    meters: MeterRef[],
+    range: TimeRange,
+    chunk: number,
+    emit?: EmitUsage,
+    known?: ReadonlySet<string>,
+  ): Promise<UsageChunk>;
 }
 
 export interface Connector {
@@ -119,6 +144,21 @@ export function envelope(ctx: ConnectorContext, e: EnvelopeInput): RawEnvelope {
     payload: e.payload,
     meta,
   };
+}
+
+/**
+ * A provider meter id as one URL path segment. encodeURIComponent keeps "." and "..", which URL
+ * resolution (also in their %2E forms) turns into path steps: such an id is refused.
+ */
+export function meterPathSegment(connectionId: string, meterId: string): string {
+  if (meterId === '.' || meterId === '..' || meterId === '') {
+    throw new MeterflowError(
+      'POLL_RESPONSE_SCHEMA',
+      `connection ${connectionId}: meter id "${meterId}" cannot be used as a URL path segment; its usage is not fetched`,
+      { context: { connection: connectionId, meter: meterId } },
+    );
+  }
+  return encodeURIComponent(meterId);
 }
 
 /** Range metadata carried on usage envelopes. */

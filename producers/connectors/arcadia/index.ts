@@ -14,6 +14,7 @@ import { floorTo, parseOptions, QUARTER_MS } from '../options.js';
 import {
   asPollError,
   envelope,
+  meterPathSegment,
   rangeMeta,
   type Connector,
   type ConnectorContext,
@@ -33,10 +34,11 @@ interface ArcadiaMeter {
   site?: { id?: string } & Record<string, unknown>;
 }
 
-/** Values in an intervals body: raw readings, or non-null normalized importKwh slots. */
-function countReadings(body: unknown, endpoint: string): number {
-  const readings = (body as { readings?: unknown }).readings;
-  if (!Array.isArray(readings)) return 0;
+/** Values in an intervals body: raw readings, or non-null normalized importKwh slots; undefined without a readings array. */
+function countReadings(body: unknown, endpoint: string): number | undefined {
+  const readings =
+    body !== null && typeof body === 'object' ? (body as { readings?: unknown }).readings : undefined;
+  if (!Array.isArray(readings)) return undefined;
   if (endpoint === 'intervals') return readings.length;
   return readings.reduce((n: number, r: unknown) => {
     const imp = (r as { importKwh?: unknown }).importKwh;
@@ -231,7 +233,7 @@ export class ArcadiaConnector implements Connector {
       try {
         await ctx.http.send({
           method: 'PATCH',
-          url: `/plug/meters/${encodeURIComponent(m.externalId)}`,
+          url: `/plug/meters/${meterPathSegment(ctx.connection.id, m.externalId)}`,
           json: { isIntervalsProductActive: true },
           endpoint: 'meters.activate',
           signal: ctx.signal,
@@ -247,7 +249,7 @@ export class ArcadiaConnector implements Connector {
       await runPool([...pending.values()], ctx.connection.sync.concurrency, async (m) => {
         try {
           const { body } = await ctx.http.fetch({
-            url: `/plug/meters/${encodeURIComponent(m.externalId)}`,
+            url: `/plug/meters/${meterPathSegment(ctx.connection.id, m.externalId)}`,
             endpoint: 'meters.get',
             signal: ctx.signal,
           });
@@ -300,13 +302,30 @@ export class ArcadiaConnector implements Connector {
           let items = 0;
           for (const m of meters) {
             const { res, body } = await ctx.http.fetch({
-              url: `/plug/${k.path}/meters/${encodeURIComponent(m.externalId)}`,
+              url: `/plug/${k.path}/meters/${meterPathSegment(ctx.connection.id, m.externalId)}`,
               query: { startAt: isoInstant(range.from), endAt: isoInstant(range.to) },
               endpoint: k.endpoint,
               page: String(chunk),
               signal: ctx.signal,
             });
-            items += countReadings(body, k.endpoint);
+            const n = countReadings(body, k.endpoint);
+            // No "readings" array is not an empty range (a meter without data answers readings: []).
+            if (n === undefined) {
+              throw new MeterflowError(
+                'POLL_RESPONSE_SCHEMA',
+                `connection ${ctx.connection.id}, endpoint ${k.endpoint}, chunk ${chunk}: meter ${m.externalId}: the answer has no "readings" array (${res.url})`,
+                {
+                  context: {
+                    connection: ctx.connection.id,
+                    endpoint: k.endpoint,
+                    page: String(chunk),
+                    meter: m.externalId,
+                    url: res.url,
+                  },
+                },
+              );
+            }
+            items += n;
             out.push(
               envelope(ctx, {
                 kind: 'usage',

@@ -144,7 +144,8 @@ export class EnerKeyConnector implements Connector {
           page: String(i / this.options.facilitiesPerMeterRequest),
           signal: ctx.signal,
         });
-        const items = getArray(body, '');
+        // The listing is an array (the API's shape); an object in its place is not "no meters".
+        const items = Array.isArray(body) ? (body as unknown[]) : undefined;
         if (items === undefined)
           throw new MeterflowError(
             'POLL_RESPONSE_SCHEMA',
@@ -211,8 +212,9 @@ export class EnerKeyConnector implements Connector {
           signal: ctx.signal,
         });
         const b = body as { from?: unknown; to?: unknown; resolution?: unknown; meters?: unknown };
-        const entries = getArray(b, 'meters');
-        if (entries === undefined || typeof b !== 'object' || b === null) {
+        // An answer without its "meters" array (e.g. {}) is not an empty range: nothing is committed.
+        const entries = b !== null && typeof b === 'object' ? b.meters : undefined;
+        if (!Array.isArray(entries)) {
           throw new MeterflowError(
             'POLL_RESPONSE_SCHEMA',
             `connection ${ctx.connection.id}, endpoint values.${kind}, chunk ${chunk}: no "meters" array (${res.url})`,
@@ -228,12 +230,33 @@ export class EnerKeyConnector implements Connector {
         }
         const wanted = new Set(meters.map((m) => m.externalId));
         const out: RawEnvelope[] = [];
+        const answered = new Set<string>();
+        const failed = new Map<string, MeterflowError>();
+        const unusable = (id: string, what: string): MeterflowError =>
+          new MeterflowError(
+            'POLL_RESPONSE_SCHEMA',
+            `connection ${ctx.connection.id}, endpoint values.${kind}, chunk ${chunk}: meter ${id} ${what}; its range ${new Date(range.from).toISOString()}..${new Date(range.to).toISOString()} is fetched again next time (${res.url})`,
+            {
+              context: {
+                connection: ctx.connection.id,
+                endpoint: `values.${kind}`,
+                page: String(chunk),
+                meter: id,
+                url: res.url,
+              },
+            },
+          );
         let items = 0;
         for (const entry of entries) {
           const id = scalar((entry as { meterId?: unknown }).meterId) ?? '';
-          if (!wanted.has(id)) continue;
+          if (!wanted.has(id) || answered.has(id)) continue;
+          answered.add(id);
           const values = (entry as { values?: unknown }).values;
-          items += Array.isArray(values) ? values.length : 0;
+          if (!Array.isArray(values)) {
+            failed.set(id, unusable(id, 'has no "values" array in the answer'));
+            continue;
+          }
+          items += values.length;
           // The response shape, holding only this meter's part.
           const payload = JSON.stringify({
             from: b.from,
@@ -252,7 +275,10 @@ export class EnerKeyConnector implements Connector {
             }),
           );
         }
-        return usageChunk(out, items);
+        // Every requested meter gets an entry (an empty "values" array when it has no data).
+        for (const id of wanted)
+          if (!answered.has(id)) failed.set(id, unusable(id, 'is missing from the answer'));
+        return usageChunk(out, items, failed);
       },
     };
   }

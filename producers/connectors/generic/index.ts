@@ -15,10 +15,12 @@ import { floorTo } from '../options.js';
 import {
   asPollError,
   envelope,
+  meterPathSegment,
   rangeMeta,
   type Connector,
   type ConnectorContext,
   type EmitEntities,
+  type EmitUsage,
   type EntitySnapshot,
   type MeterRef,
   type UsageChunk,
@@ -195,6 +197,8 @@ export class GenericConnector implements Connector {
           meters: MeterRef[],
           range: TimeRange,
           chunk: number,
+          emit?: EmitUsage,
+          known?: ReadonlySet<string>,
         ): Promise<UsageChunk> => {
           const from = dates ? floorTo(range.from, DAY_MS) : range.from;
           let to = dates ? Math.ceil(range.to / DAY_MS) * DAY_MS : range.to;
@@ -203,68 +207,145 @@ export class GenericConnector implements Connector {
             [u.dateParams.from]: fmt(from),
             [u.dateParams.to]: fmt(to),
           };
+          // Envelopes go to the engine page by page when it takes them, so memory holds one page.
           const out: RawEnvelope[] = [];
           let count = 0;
+          const hand = async (envs: RawEnvelope[], items: number): Promise<void> => {
+            if (envs.length === 0) return;
+            if (emit) await emit(envs, items);
+            else {
+              out.push(...envs);
+              count += items;
+            }
+          };
+          const usageEnvelope = (
+            id: string,
+            res: HttpResponse,
+            rows: unknown[],
+            meta: Record<string, string> = {},
+          ): RawEnvelope =>
+            envelope(ctx, {
+              kind: 'usage',
+              format: 'generic.usage',
+              externalId: id,
+              res,
+              payload: JSON.stringify(rows),
+              meta: { ...rangeMeta(range, chunk, id), ...meta },
+            });
           if (perMeter) {
             for (const m of meters) {
-              const path = u.path.split('{meterId}').join(encodeURIComponent(m.externalId));
+              const path = u.path.includes('{meterId}')
+                ? u.path.split('{meterId}').join(meterPathSegment(ctx.connection.id, m.externalId))
+                : u.path;
               const q = u.meterParam ? { ...query, [u.meterParam]: m.externalId } : query;
-              const { items, first } = await this.collect(ctx, path, q, chunk);
-              const mine = u.fields.meterId
-                ? items.filter((it) => getString(it, u.fields.meterId) === m.externalId)
-                : items;
-              count += mine.length;
-              out.push(
-                envelope(ctx, {
-                  kind: 'usage',
-                  format: 'generic.usage',
-                  externalId: m.externalId,
-                  res: first,
-                  payload: JSON.stringify(mine),
-                  meta: rangeMeta(range, chunk, m.externalId),
-                }),
-              );
+              let sent = false;
+              const first = await this.eachPage(ctx, path, q, chunk, async (items, res) => {
+                if (items.length === 0) return;
+                // Items naming another meter stay: the normaliser quarantines them with the reason.
+                sent = true;
+                await hand([usageEnvelope(m.externalId, res, items)], items.length);
+              });
+              if (!sent) await hand([usageEnvelope(m.externalId, first, [])], 0);
             }
             return usageChunk(out, count);
           }
-          const { items, first } = await this.collect(ctx, u.path, query, chunk);
-          const byMeter = new Map<string, unknown[]>(meters.map((m) => [m.externalId, []]));
-          for (const it of items) {
-            const id = u.fields.meterId ? getString(it, u.fields.meterId) : undefined;
-            if (id !== undefined) byMeter.get(id)?.push(it);
-          }
-          for (const [id, list] of byMeter) {
-            count += list.length;
-            out.push(
-              envelope(ctx, {
-                kind: 'usage',
-                format: 'generic.usage',
-                externalId: id,
-                res: first,
-                payload: JSON.stringify(list),
-                meta: rangeMeta(range, chunk, id),
-              }),
-            );
-          }
+          const wanted = new Set(meters.map((m) => m.externalId));
+          const listed = known ?? wanted;
+          const field = u.fields.meterId;
+          const withRows = new Set<string>();
+          let matchedSoFar = false;
+          const first = await this.eachPage(ctx, u.path, query, chunk, async (items, res, label) => {
+            const byMeter = new Map<string, unknown[]>();
+            // Rows of no listed meter, by the id they carry ('' = none): quarantined downstream
+            // (VAL_UNKNOWN_METER) with the rows as they came, never dropped.
+            const orphans = new Map<string, unknown[]>();
+            let matched = 0;
+            let idless = 0;
+            for (const it of items) {
+              const id = field ? getString(it, field) : undefined;
+              if (id !== undefined && wanted.has(id)) {
+                matched++;
+                const list = byMeter.get(id) ?? [];
+                list.push(it);
+                byMeter.set(id, list);
+              } else if (id !== undefined && listed.has(id)) {
+                matched++; // another batch (another watermark) fetches this meter's rows
+              } else {
+                if (id === undefined) idless++;
+                const list = orphans.get(id ?? '') ?? [];
+                list.push(it);
+                orphans.set(id ?? '', list);
+              }
+            }
+            if (items.length > 0 && matched === 0 && !matchedSoFar) {
+              throw new MeterflowError(
+                'POLL_RESPONSE_SCHEMA',
+                `connection ${ctx.connection.id}, endpoint usage, chunk ${chunk}, page ${label}: ${items.length} of ${items.length} rows map to no meter of the connection (${idless} without usage.fields.meterId "${field ?? ''}", ${items.length - idless} with an id the snapshot did not list); the chunk is not committed`,
+                {
+                  context: {
+                    connection: ctx.connection.id,
+                    endpoint: 'usage',
+                    page: label,
+                    url: res.url,
+                    rows: items.length,
+                    withoutMeterId: idless,
+                  },
+                },
+              );
+            }
+            matchedSoFar ||= matched > 0;
+            const envs: RawEnvelope[] = [];
+            let n = 0;
+            for (const [id, rows] of byMeter) {
+              withRows.add(id);
+              n += rows.length;
+              envs.push(usageEnvelope(id, res, rows));
+            }
+            for (const [id, rows] of orphans) {
+              n += rows.length;
+              const why =
+                id === ''
+                  ? `no usage.fields.meterId "${field ?? ''}" in the rows`
+                  : `meter id "${id}" is not in the snapshot`;
+              envs.push(usageEnvelope(id, res, rows, { unmatched: why }));
+            }
+            if (orphans.size > 0) {
+              ctx.log.warn(
+                { event: 'generic.usage.unmatched_rows', chunk, page: label, rows: n - matched, idless },
+                'usage rows of no listed meter sent on for quarantine',
+              );
+            }
+            await hand(envs, n);
+          });
+          // A meter without rows in the range still gets its (empty) envelope for the chunk.
+          const empty = meters.filter((m) => !withRows.has(m.externalId));
+          await hand(
+            empty.map((m) => usageEnvelope(m.externalId, first, [])),
+            0,
+          );
           return usageChunk(out, count);
         },
       },
     ];
   }
 
-  /** Every page of one usage request; the first response stands for the request in the envelope. */
-  private async collect(
+  /**
+   * Walks the pages of one usage request, handing each page's items over before the next page is
+   * fetched; returns the first response, which stands for the request in envelopes without rows.
+   */
+  private async eachPage(
     ctx: ConnectorContext,
     path: string,
     query: Record<string, string>,
     chunk: number,
-  ): Promise<{ items: unknown[]; first: HttpResponse }> {
-    const items: unknown[] = [];
+    onPage: (items: unknown[], res: HttpResponse, label: string) => Promise<void>,
+  ): Promise<HttpResponse> {
     let first: HttpResponse | undefined;
     for await (const page of this.pages(ctx, this.g.usage, 'usage', path, query)) {
-      first ??= { ...page.res, page: String(chunk) };
-      items.push(...page.items);
+      const res = { ...page.res, page: page.index === 0 ? String(chunk) : `${chunk}.${page.index}` };
+      first ??= res;
+      await onPage(page.items, res, page.label);
     }
-    return { items, first: first! };
+    return first!;
   }
 }

@@ -185,6 +185,10 @@ export interface CommonFaults {
   htmlError?: FaultSwitch<{ status?: 200 | 502 }>;
   /** JSON body truncated mid-way (status 200). */
   malformedJson?: FaultSwitch;
+  /** A 200 JSON answer replaced by `{}`: the item array (and everything else) is absent. */
+  emptyObject?: FaultSwitch;
+  /** A 200 JSON answer whose arrays (the body itself or its top-level fields) are emptied: a listing that finds nothing. */
+  emptyList?: FaultSwitch;
   /** Response padded with whitespace to `bytes` (default 32 MiB), Content-Length set. */
   oversized?: FaultSwitch<{ bytes?: number }>;
   /**
@@ -198,6 +202,22 @@ export interface CommonFaults {
 }
 
 type AnyFaults = Record<string, FaultSwitch<Record<string, unknown>> | undefined>;
+
+/** The emptyObject / emptyList faults on a 200 JSON answer (bad-input modes for "found nothing"). */
+function emptied<F extends CommonFaults>(
+  out: SimResponse,
+  f: FaultController<F>,
+  endpoint: string,
+): SimResponse {
+  if (f.take('emptyObject', endpoint)) return { ...out, body: '{}' };
+  if (!f.take('emptyList', endpoint)) return out;
+  const text = typeof out.body === 'string' ? out.body : (out.body?.toString('utf8') ?? '');
+  const v = JSON.parse(text) as unknown;
+  const body = Array.isArray(v)
+    ? []
+    : Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, Array.isArray(x) ? [] : x]));
+  return { ...out, body: JSON.stringify(body) };
+}
 
 /** Holds the current fault switches and their firing counters. */
 export class FaultController<F extends object> {
@@ -388,6 +408,7 @@ export async function startSimServer<F extends CommonFaults>(
           });
         }
         const ct = out.headers?.['content-type'] ?? '';
+        if (faultable && out.status < 300 && ct.includes('json')) out = emptied(out, f, endpoint);
         if (faultable && out.status < 300 && ct.includes('json') && f.take('malformedJson', endpoint)) {
           const s = typeof out.body === 'string' ? out.body : (out.body?.toString('utf8') ?? '');
           out = { ...out, body: s.slice(0, Math.max(1, Math.floor(s.length * 0.6))) + ',"trunc' };
