@@ -72,6 +72,9 @@ export interface SyncOptions {
 
 export const SNAPSHOT_SCOPE = 'snapshot';
 
+/** Usage envelopes handed over page by page are committed ahead of their chunk past this size. */
+const EARLY_FLUSH_BYTES = 4 * 1024 * 1024;
+
 function newRunId(connectionId: string, now: number): string {
   return `${connectionId}-${new Date(now).toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
 }
@@ -103,6 +106,15 @@ export async function runSync(
   const onAbort = (): void => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) ac.abort(opts.signal.reason);
+  // A run never holds its connection for good: past its deadline everything in flight is cancelled.
+  const deadlineMs = connection.http.runDeadlineMs;
+  const deadlineError = new MeterflowError(
+    'POLL_RUN_DEADLINE',
+    `connection ${connection.id}: run ${runId} still going after its deadline of ${deadlineMs} ms (http.runDeadlineMs); aborted`,
+    { retriable: true, context: { connection: connection.id, runDeadlineMs: deadlineMs } },
+  );
+  const deadline = setTimeout(() => ac.abort(deadlineError), deadlineMs);
+  deadline.unref?.();
   const signal = ac.signal;
   const emit = (name: SyncEventName, data: Record<string, unknown> = {}): void => {
     log.debug({ event: name, ...data }, name);
@@ -165,6 +177,7 @@ export async function runSync(
   try {
     writer = await SyncWriter.open(deps, connection.id);
   } catch (e) {
+    clearTimeout(deadline);
     await http.close();
     opts.signal?.removeEventListener('abort', onAbort);
     throw e;
@@ -188,15 +201,24 @@ export async function runSync(
     const meterEnvelopes = new Map<string, RawEnvelope>();
 
     // 1. Entity snapshot.
+    let assetsSeen = 0;
     const snap = await connector.snapshot(ctx, async (envs) => {
       signal.throwIfAborted();
-      for (const e of envs) if (e.entity_kind === 'meter') meterEnvelopes.set(e.external_id, e);
+      for (const e of envs) {
+        if (e.entity_kind === 'meter') meterEnvelopes.set(e.external_id, e);
+        else if (e.entity_kind === 'asset') assetsSeen++;
+      }
       await writer.entities(envs);
       run.entities += envs.length;
       emit(SYNC_EVENTS.entitiesEmitted, { count: envs.length });
     });
     for (const e of snap.errors) record(e);
-    if (snap.complete && snap.errors.length === 0) {
+    const counts = { meters: snap.meters.length, assets: assetsSeen };
+    const emptied = snap.complete
+      ? suddenlyEmpty(connection.id, state.get(SNAPSHOT_SCOPE), counts)
+      : undefined;
+    if (emptied) record(emptied);
+    if (snap.complete && snap.errors.length === 0 && !emptied) {
       signal.throwIfAborted();
       const marker = envelope(ctx, {
         kind: 'snapshot_complete',
@@ -208,8 +230,9 @@ export async function runSync(
           receivedAt: now(),
           contentType: 'application/json',
         },
-        payload: JSON.stringify({ kinds: ['asset', 'meter'] }),
-        meta: { meters: String(snap.meters.length) },
+        // The counts let the entities stage refuse to deactivate a kind this run saw none of.
+        payload: JSON.stringify({ kinds: ['asset', 'meter'], ...counts }),
+        meta: { meters: String(snap.meters.length), assets: String(assetsSeen) },
       });
       const partitions = await writer.snapshotComplete(marker);
       await writer.states([
@@ -217,7 +240,7 @@ export async function runSync(
           connection_id: connection.id,
           scope: SNAPSHOT_SCOPE,
           watermark: new Date(now()).toISOString(),
-          checkpoint: JSON.stringify({ meters: snap.meters.length }),
+          checkpoint: JSON.stringify(counts),
           sync_run_id: runId,
           updated_at: now(),
         },
@@ -225,7 +248,7 @@ export async function runSync(
       run.snapshot_complete = true;
       emit(SYNC_EVENTS.snapshotComplete, { partitions, meters: snap.meters.length });
     } else {
-      emit(SYNC_EVENTS.snapshotPartial, { errors: snap.errors.length });
+      emit(SYNC_EVENTS.snapshotPartial, { errors: snap.errors.length + (emptied ? 1 : 0) });
     }
 
     // 2. Usage.
@@ -253,19 +276,24 @@ export async function runSync(
           record,
           emit,
           meterEnvelopes,
+          known: new Set(snap.meters.map((m) => m.externalId)),
         });
       }
     }
   } catch (e) {
     fatal = true;
-    record(
-      signal.aborted
-        ? new MeterflowError('POLL_HTTP_NETWORK', `run aborted: ${errorMessage(signal.reason ?? e)}`, {
-            cause: e,
-          })
-        : e,
-    );
+    if (signal.reason === deadlineError) record(deadlineError);
+    else if (signal.aborted)
+      record(
+        new MeterflowError(
+          'POLL_HTTP_NETWORK',
+          `connection ${connection.id}: run aborted: ${errorMessage(signal.reason ?? e)}`,
+          { cause: e, context: { connection: connection.id } },
+        ),
+      );
+    else record(e);
   } finally {
+    clearTimeout(deadline);
     opts.signal?.removeEventListener('abort', onAbort);
     run.requests = http.stats.requests;
     run.retries = http.stats.retries;
@@ -326,6 +354,43 @@ interface StreamArgs {
   record: (e: unknown) => void;
   emit: (name: SyncEventName, data?: Record<string, unknown>) => void;
   meterEnvelopes: Map<string, RawEnvelope>;
+  /** Every meter of the run's snapshot. */
+  known: ReadonlySet<string>;
+}
+
+/**
+ * A complete snapshot with no meters (or no assets) where the previous complete snapshot had some
+ * is far more likely a provider or configuration fault than every entity gone at once: it is
+ * refused (no marker, so nothing is deactivated) with the counts.
+ */
+function suddenlyEmpty(
+  connectionId: string,
+  previous: SyncState | undefined,
+  now: { meters: number; assets: number },
+): MeterflowError | undefined {
+  let before: { meters?: unknown; assets?: unknown } = {};
+  try {
+    before = previous?.checkpoint ? (JSON.parse(previous.checkpoint) as typeof before) : {};
+  } catch {
+    return undefined; // an unreadable checkpoint says nothing about the previous counts
+  }
+  const had = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const lost = (['meters', 'assets'] as const).filter((k) => now[k] === 0 && had(before[k]) > 0);
+  if (lost.length === 0) return undefined;
+  const what = lost.map((k) => `0 ${k} (the previous complete snapshot had ${had(before[k])})`).join(' and ');
+  return new MeterflowError(
+    'POLL_SNAPSHOT_EMPTY',
+    `connection ${connectionId}: the snapshot found ${what}; it is not marked complete and nothing is deactivated`,
+    {
+      context: {
+        connection: connectionId,
+        meters: now.meters,
+        assets: now.assets,
+        previousMeters: had(before.meters),
+        previousAssets: had(before.assets),
+      },
+    },
+  );
 }
 
 /**
@@ -378,16 +443,46 @@ async function syncStream(a: StreamArgs): Promise<void> {
     connection.sync.concurrency,
     async (batch) => {
       const chunks = chunkRange({ from: batch.start, to: end }, stream.maxRangeDays);
+      // Meters that lost a chunk: no later chunk of this batch may move their watermark past the hole.
+      const stalled = new Set<string>();
       for (let i = 0; i < chunks.length; i++) {
         if (stopAll || ctx.signal.aborted) return;
         const range: TimeRange = chunks[i]!;
         let envs: UsageChunk;
+        // Envelopes a connector hands over page by page wait here; past EARLY_FLUSH_BYTES they are
+        // committed ahead of the chunk's watermark, so memory holds about one page. A crash before
+        // the watermark commit re-fetches the chunk: re-delivery is safe downstream, a gap is not.
+        let early: RawEnvelope[] = [];
+        let earlyBytes = 0;
+        let earlyItems = 0;
+        let sentEarly = { envelopes: 0, items: 0, bytes: 0 };
+        const attach = (list: RawEnvelope[]): RawEnvelope[] =>
+          list.map((e) => attachMeter(e, a.meterEnvelopes.get(e.external_id)));
+        const take = async (list: RawEnvelope[], items: number): Promise<void> => {
+          ctx.signal.throwIfAborted();
+          for (const e of attach(list)) {
+            early.push(e);
+            earlyBytes += e.payload.length;
+          }
+          earlyItems += items;
+          if (earlyBytes < EARLY_FLUSH_BYTES) return;
+          await a.writer.usageChunk(early, []);
+          sentEarly = {
+            envelopes: sentEarly.envelopes + early.length,
+            items: sentEarly.items + earlyItems,
+            bytes: sentEarly.bytes + earlyBytes,
+          };
+          early = [];
+          earlyBytes = 0;
+          earlyItems = 0;
+        };
         try {
-          const fetched = await stream.fetch(ctx, batch.meters, range, i);
-          // A new array: keep the chunk's value count.
+          const fetched = await stream.fetch(ctx, batch.meters, range, i, take, a.known);
+          // A new array: keep the chunk's value count and the meters that failed.
           envs = usageChunk(
-            fetched.map((e) => attachMeter(e, a.meterEnvelopes.get(e.external_id))),
-            fetched.items ?? 0,
+            [...early, ...attach(fetched)],
+            earlyItems + (fetched.items ?? 0),
+            fetched.failed,
           );
         } catch (e) {
           if (ctx.signal.aborted) return;
@@ -403,9 +498,16 @@ async function syncStream(a: StreamArgs): Promise<void> {
             stopAll = true;
           return;
         }
+        // Meters whose part of the answer was unusable keep their watermark (the range is fetched again).
+        for (const [meter, err] of envs.failed ?? []) {
+          stalled.add(meter);
+          a.record(err);
+          a.emit(SYNC_EVENTS.batchFailed, { stream: stream.id, meters: 1, meter, chunk: i, code: err.code });
+        }
         const t = ctx.now();
         const states: SyncState[] = [];
         for (const m of batch.meters) {
+          if (stalled.has(m.externalId)) continue;
           const sc = scope(m);
           const prev = watermarkOf(state, sc);
           const settled = Math.min(range.to, stream.settle(range.to, t));
@@ -428,13 +530,13 @@ async function syncStream(a: StreamArgs): Promise<void> {
         await a.writer.usageChunk(envs, states);
         for (const s of states) state.set(s.scope, s);
         a.run.usage_chunks += 1;
-        a.run.intervals += envs.items ?? 0;
+        a.run.intervals += sentEarly.items + (envs.items ?? 0);
         a.emit(SYNC_EVENTS.chunkCommitted, {
           stream: stream.id,
           chunk: i,
           meters: batch.meters.map((m) => m.externalId),
-          envelopes: envs.length,
-          bytes: envs.reduce((n, e) => n + e.payload.length, 0),
+          envelopes: sentEarly.envelopes + envs.length,
+          bytes: sentEarly.bytes + envs.reduce((n, e) => n + e.payload.length, 0),
           from: range.from,
           to: range.to,
         });
