@@ -133,11 +133,17 @@ export class EntitiesStage implements Stage {
   private deactivateUnseen(partition: number, env: RawEnvelope, out: Output): void {
     let kinds: string[] = ['asset', 'meter'];
     try {
-      const parsed = JSON.parse(env.payload) as { kinds?: unknown };
+      const parsed = JSON.parse(env.payload) as { kinds?: unknown; meters?: unknown; assets?: unknown };
       if (Array.isArray(parsed.kinds)) kinds = parsed.kinds.filter((k): k is string => typeof k === 'string');
+      // A run that saw none of a kind never deactivates that kind: an empty answer is far more
+      // likely a fault than every entity gone (markers without counts keep the old meaning).
+      kinds = kinds.filter(
+        (k) => !(k === 'asset' && parsed.assets === 0) && !(k === 'meter' && parsed.meters === 0),
+      );
     } catch {
       // The marker's payload is optional detail; without it, both kinds were complete.
     }
+    if (kinds.length === 0) return;
     for (const [key, entry] of this.state.partition(partition)) {
       if (entry.record.connection_id !== env.connection_id || !kinds.includes(entry.kind)) continue;
       if (!entry.record.active || entry.lastRun === env.sync_run_id) continue;
