@@ -4,20 +4,61 @@
  * values. The descriptions are the reference documentation of the connection file.
  */
 import { z } from 'zod';
+import { isValidTimeZone } from '../processors/aggregate/core/zone.js';
+import { arcadiaOptionsSchema } from '../producers/connectors/arcadia/options.js';
+import { enerkeyOptionsSchema } from '../producers/connectors/enerkey/options.js';
+import { classificationKey, subtypeProblem } from './taxonomy.js';
+
+/**
+ * `z.object(...).apply(closed)`: a strict object whose unknown keys are named with the keys valid at
+ * their place (zod's own message lists none).
+ */
+const closed = <S extends z.ZodRawShape>(o: z.ZodObject<S>) =>
+  z
+    .object(o.shape, {
+      error: (iss) => {
+        if (iss.code !== 'unrecognized_keys') return undefined;
+        const keys = iss.keys.map((k) => `"${k}"`).join(', ');
+        return `unknown key ${keys}; valid keys: ${Object.keys(o.shape).join(', ')}`;
+      },
+    })
+    .strict();
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Epoch ms of a YYYY-MM-DD calendar date (UTC midnight), or undefined (2024-02-30, 24-1-1). */
+function calendarDate(text: string): number | undefined {
+  const m = DATE.exec(text);
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(0).setUTCFullYear(y, mo - 1, d);
+  const back = new Date(t);
+  return back.getUTCFullYear() === y && back.getUTCMonth() === mo - 1 && back.getUTCDate() === d
+    ? t
+    : undefined;
+}
+
+/** Epoch ms of an ISO date or date-time with offset, or undefined. */
+function isoInstant(text: string): number | undefined {
+  if (DATE.test(text)) return calendarDate(text);
+  if (!DATE_TIME.test(text) || calendarDate(text.slice(0, 10)) === undefined) return undefined;
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+const isoDateOrTime = z.string().refine((s) => isoInstant(s) !== undefined, {
+  message: 'must be an ISO date (2025-01-31) or date-time with offset (2025-01-31T00:00:00Z)',
+});
 
 const envName = z
   .string()
   .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable NAME (A-Z, 0-9, _), not a secret value');
 
-const isIanaZone = (zone: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-};
-export const ianaZone = z.string().refine(isIanaZone, { message: 'not a valid IANA time zone' });
+export const ianaZone = z.string().refine(isValidTimeZone, {
+  message:
+    'not an IANA time zone: use a name such as "Europe/Helsinki" or "UTC" (a fixed offset such as "+02:00" is not a zone)',
+});
 
 export const authSchema = z.discriminatedUnion('type', [
   z
@@ -31,18 +72,34 @@ export const authSchema = z.discriminatedUnion('type', [
           z
             .object({
               valueEnv: envName,
-              validFrom: z.string().optional().describe('ISO date; the key is not used before'),
-              validTo: z.string().optional().describe('ISO date; the key is not used after'),
+              validFrom: isoDateOrTime
+                .optional()
+                .describe('ISO date or date-time; the key is not used before'),
+              validTo: isoDateOrTime
+                .optional()
+                .describe('ISO date (the whole day) or date-time; the key is not used after'),
             })
-            .strict(),
+            .apply(closed)
+            .superRefine((k, ctx) => {
+              const from = k.validFrom === undefined ? undefined : isoInstant(k.validFrom);
+              const to = k.validTo === undefined ? undefined : isoInstant(k.validTo);
+              // A date-only validTo covers that whole day (as the authenticator reads it).
+              const toEnd = to !== undefined && DATE.test(k.validTo ?? '') ? to + 86_400_000 : to;
+              if (from !== undefined && toEnd !== undefined && toEnd <= from)
+                ctx.addIssue({
+                  code: 'custom',
+                  path: ['validTo'],
+                  message: `${k.validTo} is before validFrom ${k.validFrom}: the key would never be used`,
+                });
+            }),
         )
         .min(1)
         .describe(
           'one or more keys (EnerKey issues two per profile for rotation); first valid one is used, the next on 401',
         ),
     })
-    .strict(),
-  z.object({ type: z.literal('basic'), usernameEnv: envName, passwordEnv: envName }).strict(),
+    .apply(closed),
+  z.object({ type: z.literal('basic'), usernameEnv: envName, passwordEnv: envName }).apply(closed),
   z
     .object({
       type: z.literal('oauth2ClientCredentials'),
@@ -52,7 +109,7 @@ export const authSchema = z.discriminatedUnion('type', [
       scope: z.string().optional(),
       refreshSkewSeconds: z.number().int().min(0).default(30).describe('refresh this long before expiry'),
     })
-    .strict(),
+    .apply(closed),
   z
     .object({
       type: z.literal('oauth2Password'),
@@ -64,7 +121,7 @@ export const authSchema = z.discriminatedUnion('type', [
       scope: z.string().optional(),
       refreshSkewSeconds: z.number().int().min(0).default(30),
     })
-    .strict(),
+    .apply(closed),
   z
     .object({
       type: z.literal('bearer'),
@@ -72,22 +129,67 @@ export const authSchema = z.discriminatedUnion('type', [
       header: z.string().default('Authorization'),
       format: z.string().default('Bearer {token}'),
     })
-    .strict(),
-  z.object({ type: z.literal('none') }).strict(),
+    .apply(closed),
+  z.object({ type: z.literal('none') }).apply(closed),
 ]);
 export type AuthConfig = z.infer<typeof authSchema>;
 
+/**
+ * What is wrong with a dot path, or undefined. Paths are names separated by dots, array elements by
+ * their index ("readings.0.value"); brackets are no path syntax (only a literal "[...]" after a
+ * space, as in a CSV header "Energy [kWh]").
+ */
+export function pathProblem(path: string): string | undefined {
+  if (path === '') return 'is empty: name the field, e.g. "location.id"';
+  const index = path.replace(/\[\s*(\d+)\s*\]/g, '.$1');
+  if (index !== path)
+    return `"${path}": brackets are not path syntax; array elements are dot segments: "${index}"`;
+  let depth = 0;
+  for (let i = 0; i < path.length; i++) {
+    const ch = path[i];
+    if (ch === '[' && (depth > 0 || path[i - 1] !== ' ')) depth = -1;
+    else if (ch === '[') depth = 1;
+    else if (ch === ']') depth -= 1;
+    if (depth < 0) break;
+  }
+  if (depth !== 0)
+    return `"${path}": unbalanced or misplaced bracket; array elements are dot segments, e.g. "items.0.value"`;
+  const segments = path.split('.');
+  if (segments.includes(''))
+    return `"${path}" has an empty segment (two dots, or a dot at the start or end); e.g. "location.id"`;
+  const spaced = segments.find((seg) => seg.trim() !== seg);
+  if (spaced !== undefined) return `"${path}": segment "${spaced}" starts or ends with a space`;
+  return undefined;
+}
+
+const checkPath = (path: string, ctx: z.core.$RefinementCtx<string>): void => {
+  const problem = pathProblem(path);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+};
+
+const fieldPath = z
+  .string()
+  .superRefine(checkPath)
+  .describe(
+    'dot path into one item: names separated by dots, array elements by index, e.g. "location.id", "readings.0.value", "@_id" for an XML attribute; a key containing dots (a CSV header "meter.id") is matched whole first',
+  );
+
+/** A path into a response body: the field-path syntax, or "" for the body itself. */
+const bodyPath = z.string().superRefine((path, ctx) => {
+  if (path !== '') checkPath(path, ctx);
+});
+
 export const paginationSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }).strict(),
+  z.object({ type: z.literal('none') }).apply(closed),
   z
     .object({
       type: z.literal('offset'),
       offsetParam: z.string().default('offset'),
       limitParam: z.string().default('limit'),
       limit: z.number().int().positive().default(100),
-      totalPath: z.string().optional().describe('field path of the total count, if the provider gives one'),
+      totalPath: fieldPath.optional().describe('field path of the total count, if the provider gives one'),
     })
-    .strict(),
+    .apply(closed),
   z
     .object({
       type: z.literal('page'),
@@ -95,15 +197,14 @@ export const paginationSchema = z.discriminatedUnion('type', [
       sizeParam: z.string().default('size'),
       size: z.number().int().positive().default(100),
       firstPage: z.number().int().min(0).default(0),
-      totalPagesPath: z.string().optional(),
+      totalPagesPath: fieldPath.optional(),
     })
-    .strict(),
+    .apply(closed),
   z
     .object({
       type: z.literal('cursor'),
       cursorParam: z.string().describe('query parameter that carries the cursor'),
-      nextPath: z
-        .string()
+      nextPath: fieldPath
         .optional()
         .describe(
           'field path of the next cursor/token (or next URL) in the body; absent or empty = last page',
@@ -113,32 +214,80 @@ export const paginationSchema = z.discriminatedUnion('type', [
         .optional()
         .describe('response header carrying the next cursor instead (e.g. X-Next-Page-Token for CSV bodies)'),
     })
-    .strict()
+    .apply(closed)
     .refine((p) => p.nextPath !== undefined || p.nextHeader !== undefined, {
       message: 'cursor pagination needs nextPath or nextHeader',
     }),
   z
     .object({ type: z.literal('link') })
-    .strict()
+    .apply(closed)
     .describe('RFC 8288 Link header with rel="next"'),
 ]);
 export type PaginationConfig = z.infer<typeof paginationSchema>;
-
-const fieldPath = z
-  .string()
-  .describe('dot path into one item, e.g. "location.id" or "@_id" for an XML attribute');
 
 export const genericEndpointSchema = z
   .object({
     path: z.string().describe('path relative to the base URL; {meterId} is replaced for per-meter endpoints'),
     query: z.record(z.string(), z.string()).default({}),
-    itemsPath: z
-      .string()
+    itemsPath: bodyPath
       .default('')
       .describe('dot path of the item array in the body ("" = the body is the array)'),
     pagination: paginationSchema.default({ type: 'none' }),
   })
-  .strict();
+  .apply(closed);
+
+/** The time fields each usage kind reads (the normaliser quarantines every row without them). */
+const KIND_FIELDS = { consumption: ['start', 'end'], reading: ['timestamp'] } as const;
+
+interface GenericShape {
+  assets?: { path: string } | undefined;
+  meters: { path: string };
+  usage: {
+    path: string;
+    kind: keyof typeof KIND_FIELDS;
+    meterParam?: string | undefined;
+    fields: Partial<Record<'meterId' | 'start' | 'end' | 'timestamp', string>>;
+  };
+}
+
+/** Rules across fields of `generic`: path placeholders, the meter id, the usage kind's time fields. */
+function checkGeneric(g: GenericShape, ctx: z.core.$RefinementCtx<GenericShape>): void {
+  const endpoints = [
+    ['assets', g.assets?.path],
+    ['meters', g.meters.path],
+    ['usage', g.usage.path],
+  ] as const;
+  for (const [name, path] of endpoints) {
+    for (const [placeholder] of (path ?? '').matchAll(/\{[^}]*\}/g)) {
+      if (name === 'usage' && placeholder === '{meterId}') continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: [name, 'path'],
+        message:
+          name === 'usage'
+            ? `unknown placeholder ${placeholder}: the only one is {meterId}, replaced by each meter's id`
+            : `placeholder ${placeholder} is never replaced here ({meterId} exists only in usage.path)`,
+      });
+    }
+  }
+  const u = g.usage;
+  if (!u.path.includes('{meterId}') && u.meterParam === undefined && u.fields.meterId === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['usage', 'fields', 'meterId'],
+      message:
+        'required when one request serves all meters (usage.path has no {meterId} and there is no meterParam): it attributes each row to its meter',
+    });
+  }
+  for (const field of KIND_FIELDS[u.kind]) {
+    if (u.fields[field] === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['usage', 'fields', field],
+        message: `required when usage.kind is "${u.kind}" (it reads ${KIND_FIELDS[u.kind].join(' and ')} of each row)`,
+      });
+  }
+}
 
 export const genericConnectorSchema = z
   .object({
@@ -152,7 +301,7 @@ export const genericConnectorSchema = z
             address: fieldPath.optional(),
             metadata: z.record(z.string(), fieldPath).default({}),
           })
-          .strict(),
+          .apply(closed),
       })
       .optional()
       .describe('omit when the provider has no asset endpoint: assets are then derived from meter fields'),
@@ -170,7 +319,7 @@ export const genericConnectorSchema = z
           timeZone: fieldPath.optional(),
           metadata: z.record(z.string(), fieldPath).default({}),
         })
-        .strict(),
+        .apply(closed),
     }),
     usage: genericEndpointSchema.extend({
       kind: z
@@ -187,7 +336,7 @@ export const genericConnectorSchema = z
           format: z.enum(['date', 'datetime']).default('date').describe('YYYY-MM-DD or ISO 8601 with offset'),
           toInclusive: z.boolean().default(false),
         })
-        .strict()
+        .apply(closed)
         .default({ from: 'from', to: 'to', format: 'date', toInclusive: false }),
       maxRangeDays: z.number().int().positive().optional().describe('longest range one request may ask for'),
       fields: z
@@ -204,26 +353,101 @@ export const genericConnectorSchema = z
           estimated: fieldPath.optional(),
           unit: fieldPath.optional(),
         })
-        .strict(),
+        .apply(closed),
     }),
   })
-  .strict();
+  .apply(closed)
+  .superRefine(checkGeneric);
 export type GenericConnectorConfig = z.infer<typeof genericConnectorSchema>;
 
-export const meterTypeMappingSchema = z.record(
-  z.string().describe('provider classification (case-insensitive)'),
-  z
-    .object({
-      type: z.enum(['Energy', 'Water', 'Waste']),
-      subtype: z.string().optional(),
-    })
-    .strict(),
-);
+export const meterTypeMappingSchema = z
+  .record(
+    z.string().describe('provider classification (case-insensitive; "_" and spaces alike)'),
+    z
+      .object({
+        type: z.enum(['Energy', 'Water', 'Waste']),
+        subtype: z.string().optional().describe('a sub-category of the type in schemas/taxonomy.ts'),
+      })
+      .apply(closed),
+  )
+  .superRefine((mapping, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [key, target] of Object.entries(mapping)) {
+      const other = seen.get(classificationKey(key));
+      if (other !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `matches the same classification as "${other}" (keys are compared case-insensitively, "_" and spaces alike): keep one`,
+        });
+      seen.set(classificationKey(key), key);
+      const problem = target.subtype ? subtypeProblem(target.type, target.subtype) : undefined;
+      if (problem) ctx.addIssue({ code: 'custom', path: [key, 'subtype'], message: problem });
+    }
+  });
 
 export const scheduleSchema = z.union([
-  z.object({ preset: z.enum(['hourly', 'daily', 'weekly', 'monthly']) }).strict(),
-  z.object({ cron: z.string().describe('node-cron expression') }).strict(),
+  z.object({ preset: z.enum(['hourly', 'daily', 'weekly', 'monthly']) }).apply(closed),
+  z.object({ cron: z.string().describe('node-cron expression') }).apply(closed),
 ]);
+
+/** Earliest first day to fetch; also rejects a year typed with two digits. */
+const MIN_USAGE_START = '1900-01-01';
+
+function checkUsageStart(date: string, ctx: z.core.$RefinementCtx<string>): void {
+  const t = calendarDate(date);
+  const why = !DATE.test(date)
+    ? 'must be a date YYYY-MM-DD'
+    : t === undefined
+      ? `"${date}" is not a calendar date`
+      : date < MIN_USAGE_START
+        ? `"${date}" is before ${MIN_USAGE_START}`
+        : // One day of slack: the day may already have begun in a zone east of UTC.
+          t > Date.now() + 86_400_000
+          ? `"${date}" is in the future: it is the first day fetched, so it must have begun`
+          : undefined;
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+}
+
+const rolloverValue = z.number().refine((v) => Number.isFinite(v) && v > 0, {
+  error: 'must be a positive finite number: the register value at which the meter wraps to zero',
+});
+
+/**
+ * Each provider's `options` schema: the connectors parse them again for their defaults, but a
+ * mistake is found here, when the file is loaded, not at the first sync.
+ */
+const OPTION_SCHEMAS = {
+  arcadia: arcadiaOptionsSchema,
+  enerkey: enerkeyOptionsSchema,
+  generic: z.object({}).strict(),
+} satisfies Record<string, z.ZodObject>;
+
+function checkOptions(
+  provider: keyof typeof OPTION_SCHEMAS,
+  options: Record<string, unknown>,
+  ctx: z.core.$RefinementCtx<unknown>,
+): void {
+  const schema = OPTION_SCHEMAS[provider];
+  const r = schema.safeParse(options);
+  if (r.success) return;
+  const valid = Object.keys(schema.shape);
+  for (const issue of r.error.issues) {
+    if (issue.code !== 'unrecognized_keys') {
+      ctx.addIssue({ code: 'custom', path: ['options', ...issue.path], message: issue.message });
+      continue;
+    }
+    for (const key of issue.keys)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options', ...issue.path, key],
+        message:
+          valid.length === 0
+            ? `unknown option: the ${provider} connector has no options (everything is configured under "${provider}")`
+            : `unknown option; valid keys: ${valid.join(', ')}`,
+      });
+  }
+}
 
 export const connectionSchema = z
   .object({
@@ -234,22 +458,22 @@ export const connectionSchema = z
     provider: z.enum(['arcadia', 'enerkey', 'generic']),
     name: z.string().optional().describe('a human label for the generic provider'),
     environment: z.enum(['staging', 'production']).default('production'),
-    baseUrls: z.object({ production: z.string().url(), staging: z.string().url().optional() }).strict(),
+    baseUrls: z.object({ production: z.string().url(), staging: z.string().url().optional() }).apply(closed),
     auth: authSchema,
     schedule: scheduleSchema.optional(),
     timeZone: ianaZone.optional().describe('zone of local timestamps without offset, and default meter zone'),
     meterTypes: meterTypeMappingSchema.default({}),
     usageStart: z
       .string()
-      .regex(/^\d{4}-\d{2}-\d{2}$/)
+      .superRefine(checkUsageStart)
       .optional()
       .describe('first day to fetch when a meter has no watermark yet'),
     rollover: z
       .object({
-        default: z.number().positive().optional(),
-        meters: z.record(z.string(), z.number().positive()).default({}),
+        default: rolloverValue.optional(),
+        meters: z.record(z.string().describe('meter external id'), rolloverValue).default({}),
       })
-      .strict()
+      .apply(closed)
       .default({ meters: {} })
       .describe('register value at which cumulative meters wrap to zero'),
     budget: z
@@ -257,7 +481,7 @@ export const connectionSchema = z
         perMinute: z.number().int().positive().optional(),
         perDay: z.number().int().positive().optional(),
       })
-      .strict()
+      .apply(closed)
       .default({}),
     http: z
       .object({
@@ -315,18 +539,19 @@ export const connectionSchema = z
           .default(30)
           .describe('days fetched for a meter with no watermark when usageStart is not set'),
       })
-      .strict()
+      .apply(closed)
       .default({ concurrency: 4, lookbackHours: 0, historyDays: 30 })
       .describe('how the sync engine walks meters and date ranges'),
-    /** Provider-specific options (Arcadia correlationId, Arc-Version...), validated by the connector. */
+    /** Provider-specific options (Arcadia correlationId, Arc-Version...): see OPTION_SCHEMAS. */
     options: z.record(z.string(), z.unknown()).default({}),
     generic: genericConnectorSchema.optional(),
   })
-  .strict()
+  .apply(closed)
   .superRefine((c, ctx) => {
     if (c.provider === 'generic' && !c.generic) {
       ctx.addIssue({ code: 'custom', path: ['generic'], message: 'required when provider is "generic"' });
     }
+    checkOptions(c.provider, c.options, ctx);
     if (c.environment === 'staging' && !c.baseUrls.staging) {
       ctx.addIssue({
         code: 'custom',

@@ -73,27 +73,43 @@ export function canonicalSubtype(type: MeterCategory, subtype: string): MeterSub
   return (METER_TAXONOMY[type] as readonly MeterSubtype[]).find((s) => s.toLowerCase() === wanted);
 }
 
-function norm(text: string): string {
+/** Why `subtype` is no sub-category of `type`, listing the valid ones; undefined when it is one. */
+export function subtypeProblem(type: MeterCategory, subtype: string): string | undefined {
+  if (canonicalSubtype(type, subtype)) return undefined;
+  return `"${subtype}" is not a sub-category of ${type}; valid: ${METER_TAXONOMY[type].join(', ')} (or no subtype)`;
+}
+
+/** How classifications and mapping keys are compared: case-insensitive, "_" and spaces alike. */
+export function classificationKey(text: string): string {
   return text
     .trim()
     .toLowerCase()
     .replace(/[_\s]+/g, ' ');
 }
 
-/**
- * Apply a mapping entry. A mapped sub-category outside the taxonomy is a configuration mistake:
- * it does not match (undefined) rather than emit a subtype the platform does not know.
- */
+/** The mapping entry (its key as written, and its target) that matches a classification. */
+export function mappingEntry(
+  classification: string,
+  mapping: MeterTypeMapping | undefined,
+): [string, MeterTypeTarget] | undefined {
+  if (!mapping) return undefined;
+  const key = classificationKey(classification);
+  for (const [k, v] of Object.entries(mapping)) if (classificationKey(k) === key) return [k, v];
+  return undefined;
+}
+
 function fromMapping(
   classification: string,
   mapping: MeterTypeMapping | undefined,
 ): MeterTypeTarget | undefined {
-  if (!mapping) return undefined;
-  const key = norm(classification);
-  for (const [k, v] of Object.entries(mapping)) if (norm(k) === key) return v;
-  return undefined;
+  return mappingEntry(classification, mapping)?.[1];
 }
 
+/**
+ * Apply a mapping entry. A mapped sub-category outside the taxonomy is a configuration mistake
+ * (refused when the connection is loaded): it does not match (undefined) rather than emit a
+ * subtype the platform does not know.
+ */
 function targetToMatch(
   target: MeterTypeTarget,
   source: MeterTypeMatch['source'],
@@ -196,7 +212,7 @@ function inferFromName(
   name: string,
   dimension: UnitDimension | null,
 ): MeterTypeMatch | 'conflict' | undefined {
-  const text = norm(name);
+  const text = classificationKey(name);
   const check = (m: MeterTypeMatch, dims: UnitDimension[]): MeterTypeMatch | 'conflict' =>
     dimension !== null && !dims.includes(dimension) ? 'conflict' : m;
   // An exact taxonomy spelling wins ("Grey", "Wood", "District Steam", "Water").

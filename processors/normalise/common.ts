@@ -12,7 +12,14 @@ import type {
   UsageChannel,
   UsageInterval,
 } from '../../schemas/records.js';
-import { mapMeterType, type MeterTypeFallbacks, type MeterTypeMatch } from '../../schemas/taxonomy.js';
+import {
+  isMeterCategory,
+  mappingEntry,
+  mapMeterType,
+  subtypeProblem,
+  type MeterTypeFallbacks,
+  type MeterTypeMatch,
+} from '../../schemas/taxonomy.js';
 import { resolveUnit, toCanonical } from '../../schemas/units.js';
 import { isValidTimeZone } from '../aggregate/core/zone.js';
 import type { NormaliseContext, Reject } from './types.js';
@@ -109,6 +116,22 @@ export function meterTypeOrReject(
 ): MeterTypeMatch | Reject {
   const match = mapMeterType(classification, connection?.meterTypes, fallbacks);
   if (match) return match;
+  // An entry that is there but names no taxonomy entry (the schema refuses it at load).
+  for (const name of [classification, fallbacks.quantityName]) {
+    const entry = name ? mappingEntry(name, connection?.meterTypes) : undefined;
+    if (!entry) continue;
+    const [key, target] = entry;
+    const problem = isMeterCategory(target.type)
+      ? target.subtype && subtypeProblem(target.type, target.subtype)
+      : `type "${String(target.type)}" is not Energy, Water or Waste`;
+    if (problem)
+      return {
+        code: 'NORM_METER_TYPE_UNMAPPED',
+        message: `meter ${meterId}: the connection's meterTypes entry "${key}" does not map to the taxonomy: ${problem}`,
+        recordIndex: null,
+        detail: null,
+      };
+  }
   const what = [
     classification ? `classification "${classification}"` : 'no classification',
     fallbacks.quantityName ? `quantity "${fallbacks.quantityName}"` : null,

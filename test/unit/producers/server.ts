@@ -79,7 +79,7 @@ export function conn(input: Partial<ConnectionInput> & { baseUrl: string }): Con
     auth: { type: 'none' },
     generic: {
       meters: { path: '/m', fields: { externalId: 'id', assetId: 'a', unit: 'u' } },
-      usage: { path: '/u', kind: 'consumption', fields: { value: 'v' } },
+      usage: { path: '/u/{meterId}', kind: 'consumption', fields: { start: 's', end: 'e', value: 'v' } },
     },
     http: {
       timeoutMs: 2_000,

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { isReject, meterTypeOrReject } from '../../../processors/normalise/common.js';
+import type { ConnectionConfig } from '../../../schemas/connection.js';
 import { canonicalSubtype, mapMeterType, METER_TAXONOMY } from '../../../schemas/taxonomy.js';
 
 describe('meter-type taxonomy', () => {
@@ -116,5 +118,28 @@ describe('mapMeterType', () => {
   it('matches whole words only', () => {
     // "gasket" is not gas, "powerhouse water" is water.
     expect(mapMeterType('gasket counter', {}, {})).toBeUndefined();
+  });
+});
+
+describe('the advice of an unmapped meter (NORM_METER_TYPE_UNMAPPED)', () => {
+  const withMapping = (meterTypes: ConnectionConfig['meterTypes']) => ({ meterTypes }) as ConnectionConfig;
+  const advice = (classification: string, connection: ConnectionConfig): string => {
+    const r = meterTypeOrReject(classification, connection, {}, 'M1');
+    if (!isReject(r)) throw new Error('expected a reject');
+    expect(r.code).toBe('NORM_METER_TYPE_UNMAPPED');
+    return r.message;
+  };
+
+  it('asks to add a classification that has no meterTypes entry', () => {
+    expect(advice('Gizmo', withMapping({}))).toContain("add it to the connection's meterTypes");
+  });
+
+  it('names the entry that is already there and what is wrong with it, never asks to add it (review L4)', () => {
+    // Such a connection no longer loads; a connection built without the schema can still carry it.
+    const msg = advice('electric', withMapping({ Electric: { type: 'Energy', subtype: 'Electricity' } }));
+    expect(msg).not.toContain('add it');
+    expect(msg).toContain('meterTypes entry "Electric"');
+    expect(msg).toContain('"Electricity" is not a sub-category of Energy');
+    expect(msg).toContain('Off-site Electricity');
   });
 });
