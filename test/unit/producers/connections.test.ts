@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConnections } from '../../../producers/sync/connections.js';
+import { parse as parseYaml } from 'yaml';
+import { loadConnections, parseConnection } from '../../../producers/sync/connections.js';
 import { createConnector } from '../../../producers/connectors/index.js';
 import { cronOf } from '../../../producers/sync/scheduler.js';
 import { REPO_ROOT } from '../../../lib/config.js';
@@ -27,6 +28,24 @@ describe('connection files', () => {
     for (const c of cs) {
       expect(() => createConnector(c)).not.toThrow();
       expect(cronOf(c)).toBeTruthy();
+    }
+  });
+
+  it('the deploy examples (compose .example files, the k8s ConfigMap) load and build connectors', async () => {
+    const compose = join(REPO_ROOT, 'deploy/compose/connections');
+    const docs: [string, unknown][] = [];
+    for (const n of (await readdir(compose)).filter((f) => f.endsWith('.example')))
+      docs.push([n, parseYaml(await readFile(join(compose, n), 'utf8'))]);
+    const map = parseYaml(
+      await readFile(join(REPO_ROOT, 'deploy/k8s/configmap-connections.yaml'), 'utf8'),
+    ) as {
+      data: Record<string, string>;
+    };
+    for (const [n, text] of Object.entries(map.data)) docs.push([`configmap ${n}`, parseYaml(text)]);
+    expect(docs.length).toBeGreaterThanOrEqual(2);
+    for (const [n, raw] of docs) {
+      const c = parseConnection(raw, n);
+      expect(() => createConnector(c), n).not.toThrow();
     }
   });
 
@@ -106,8 +125,9 @@ describe('connection files', () => {
         options,
       }),
     });
-    const [c] = await loadConnections(d);
     try {
+      // Options are checked when the file is loaded; the connector checks them again.
+      const [c] = await loadConnections(d);
       createConnector(c!);
       return {};
     } catch (e) {
