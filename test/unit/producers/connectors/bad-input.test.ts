@@ -46,7 +46,11 @@ function generic(usage: Record<string, unknown>): Partial<ConnectionInput> {
   return {
     generic: {
       meters: { path: '/m', fields: { externalId: 'id', assetId: 'a', unit: 'u' } },
-      usage: { kind: 'consumption', ...usage } as never,
+      usage: {
+        kind: 'consumption',
+        ...usage,
+        fields: { start: 's', end: 'e', ...(usage.fields as object) },
+      } as never,
     },
   };
 }
