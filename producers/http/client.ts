@@ -344,8 +344,14 @@ export class HttpClient {
     this.stats.requests++;
     const started = this.now();
     // timeoutMs is idle time between chunks; this bounds the attempt as a whole (slow-loris).
-    const deadline = AbortSignal.timeout(this.limits.requestDeadlineMs);
-    const signal = spec.signal ? AbortSignal.any([spec.signal, deadline]) : deadline;
+    // A controller per attempt, released in finally: AbortSignal.any/timeout would keep every
+    // attempt reachable from the run's long-lived signal until it aborts.
+    spec.signal?.throwIfAborted();
+    const attempt = new AbortController();
+    let deadline = false;
+    const timer = setTimeout(() => ((deadline = true), attempt.abort()), this.limits.requestDeadlineMs);
+    const forward = (): void => attempt.abort(spec.signal?.reason);
+    spec.signal?.addEventListener('abort', forward, { once: true });
     let answer: Answer;
     try {
       const res = await request(target.url, {
@@ -353,7 +359,7 @@ export class HttpClient {
         headers: target.headers,
         body,
         dispatcher: this.dispatcher,
-        signal,
+        signal: attempt.signal,
       });
       const resHeaders = flattenHeaders(res.headers);
       this.refuseEncoding(res, resHeaders, spec, hop.url);
@@ -362,8 +368,11 @@ export class HttpClient {
     } catch (err) {
       if (spec.signal?.aborted) throw spec.signal.reason;
       if (err instanceof MeterflowError) throw err;
-      if (deadline.aborted) return { kind: 'failure', failure: 'timeout', err, deadline: true };
+      if (deadline) return { kind: 'failure', failure: 'timeout', err, deadline: true };
       return { kind: 'failure', failure: transportFailure(err), err, deadline: false };
+    } finally {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener('abort', forward);
     }
     this.opts.onResponse?.({ status: answer.status, headers: answer.headers }, this.budget);
     pollMetrics.requests.inc({
