@@ -205,16 +205,52 @@ export async function groupLag(
   });
 }
 
-/** Consecutive answered fetches without data before the idle rule of readToEnd may apply. */
-const IDLE_FETCHES = 3;
+/**
+ * Settles with `p`, or rejects with the signal's reason as soon as it aborts, so that no await
+ * (a connect, a group join, a lookup) outlives a deadline. `p` itself is not cancelled.
+ */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(errorMessage(e)));
+      },
+    );
+  });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error(errorMessage(r));
+}
+
+/**
+ * A partition whose position stays short of its stop offset while the broker keeps answering
+ * fetches has nothing readable left (its tail was removed by compaction): it is done after this
+ * many answered fetches and this long without progress. Never the normal way to finish.
+ */
+const TAIL_FETCHES = 10;
+const TAIL_MS = 3_000;
 
 export interface ReadToEndOptions {
   /** Only these partitions (default all). */
   partitions?: number[];
-  /** Give up after this long (ms). */
+  /** Safety net: give up with RT_STATE_RESTORE after this long (ms), setup included; default 120 s. */
   timeoutMs?: number;
-  /** A partition counts as read when nothing new arrived for this long (ms). */
-  idleMs?: number;
+  /** Aborts the read, setup included, rejecting with the signal's reason (a command deadline). */
+  signal?: AbortSignal;
 }
 
 export interface ReadMessage {
@@ -226,15 +262,196 @@ export interface ReadMessage {
   timestamp: string;
 }
 
+interface Range {
+  from: bigint;
+  /** Exclusive: the last stable offset when the read began. */
+  to: bigint;
+}
+
 /**
- * Reads a topic from the beginning up to the high watermarks taken at the start, with
- * read_committed isolation, calling `onMessage` for each record in partition order. kafkajs has
- * no manual assignment, so this uses a throw-away consumer group that commits nothing and is
- * deleted afterwards. Used to restore state from compacted topics and to inspect topics.
- * A partition whose remaining offsets belong to a transaction still open (or markers kafkajs does
- * not report) cannot be read to its watermark: it is also done once the broker has answered
- * several fetches in a row with nothing new and `idleMs` has passed. Counting answered fetches,
- * not only time, keeps a slow broker or a starved process from ending a state restore early.
+ * Reads the given offset ranges of a topic's partitions with read_committed isolation, calling
+ * `onMessage` for each record in partition order; a partition is finished when its position
+ * reaches the end of its range, or when `onMessage` returns true for one of its records.
+ *
+ * kafkajs has no manual assignment: a throw-away consumer group that commits nothing does the
+ * reading (it seeks to each range's start when it joins), every partition outside the ranges is
+ * paused, and the group is deleted afterwards. The position counts every offset the broker
+ * returned, transaction markers and aborted records included (kafkajs reports batches of only
+ * those through END_BATCH_PROCESS), so a partition ending in markers finishes as soon as they
+ * are fetched.
+ */
+async function readRanges(
+  kafka: Kafka,
+  admin: Admin,
+  topic: string,
+  /** Every partition of the topic: those outside `ranges` are paused. */
+  partitions: number[],
+  ranges: Map<number, Range>,
+  onMessage: (m: ReadMessage) => boolean | void | Promise<boolean | void>,
+  deadline: AbortSignal,
+): Promise<number> {
+  const remaining = new Map([...ranges].filter(([, r]) => r.to > r.from));
+  if (remaining.size === 0) return 0;
+  const groupId = `meterflow-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  let consumer: Consumer | undefined;
+  let closed = false;
+  let count = 0;
+  try {
+    // Short fetch waits: a partition whose next offsets are only markers comes back quickly.
+    const c = kafka.consumer({
+      groupId,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 250,
+    });
+    consumer = c;
+    const done = new Promise<void>((resolve, reject) => {
+      const fail = (e: unknown): void => reject(e instanceof Error ? e : new Error(errorMessage(e)));
+      deadline.addEventListener('abort', () => fail(abortReason(deadline)), { once: true });
+      const finish = (partition: number): void => {
+        if (!remaining.delete(partition)) return;
+        c.pause([{ topic, partitions: [partition] }]);
+        if (remaining.size === 0) resolve();
+      };
+      /** Answered fetches and the time of the last progress of any unfinished partition. */
+      let fetches = 0;
+      let progressAt = Date.now();
+      const progress = (partition: number, lastOffset: string): void => {
+        const r = remaining.get(partition);
+        if (!r) return;
+        fetches = 0;
+        progressAt = Date.now();
+        if (BigInt(lastOffset) + 1n >= r.to) finish(partition);
+      };
+      c.on(c.events.GROUP_JOIN, () => {
+        fetches = 0;
+        progressAt = Date.now();
+        const others = partitions.filter((p) => !remaining.has(p));
+        if (others.length > 0) c.pause([{ topic, partitions: others }]);
+        // Before the first fetch of the generation; a batch fetched earlier is skipped below.
+        for (const [partition, r] of remaining)
+          if (r.from > 0n) c.seek({ topic, partition, offset: r.from.toString() });
+      });
+      c.on(c.events.FETCH, () => {
+        if (++fetches >= TAIL_FETCHES && Date.now() - progressAt >= TAIL_MS)
+          for (const p of [...remaining.keys()]) finish(p);
+      });
+      // Batches of only transaction markers or aborted records, which eachBatch never sees.
+      c.on(c.events.END_BATCH_PROCESS, (e) => progress(e.payload.partition, e.payload.lastOffset));
+      c.on(c.events.CRASH, (e) => {
+        if (!e.payload.restart) fail(e.payload.error);
+      });
+      // A deadline can pass while a step is pending: each step checks that the read is still on,
+      // so that nothing connects or joins after the cleanup below ran.
+      const start = async (): Promise<void> => {
+        await c.connect();
+        if (closed) return;
+        await c.subscribe({ topic, fromBeginning: true });
+        if (closed) return;
+        await c.run({
+          autoCommit: false,
+          eachBatch: async (payload) => {
+            const { batch } = payload;
+            const r = remaining.get(batch.partition);
+            if (!r) return;
+            for (const m of batch.messages) {
+              if (BigInt(m.offset) < r.from) continue;
+              if (BigInt(m.offset) >= r.to) break;
+              const headers: Record<string, string> = {};
+              for (const [k, v] of Object.entries(m.headers ?? {}))
+                if (v !== undefined) headers[k] = String(v);
+              let stop: boolean | void;
+              try {
+                stop = await onMessage({
+                  partition: batch.partition,
+                  offset: m.offset,
+                  key: m.key,
+                  value: m.value,
+                  headers,
+                  timestamp: m.timestamp,
+                });
+              } catch (err) {
+                // Handing the error to kafkajs would make it retry the batch: report it instead.
+                fail(err);
+                return;
+              }
+              count++;
+              if (stop === true) {
+                finish(batch.partition);
+                return;
+              }
+            }
+            progress(batch.partition, batch.lastOffset());
+            await payload.heartbeat();
+          },
+        });
+      };
+      const started = start();
+      abortable(started, deadline).catch(fail);
+      // Disconnect again once a step that was pending at cleanup time settles.
+      void started
+        .then(
+          () => (closed ? c.disconnect() : undefined),
+          () => c.disconnect(),
+        )
+        .catch(() => undefined);
+    });
+    await done;
+    return count;
+  } finally {
+    closed = true;
+    // Cleanup is bounded too: a broker that stopped answering must not keep the caller waiting.
+    const cleanup = (async () => {
+      await consumer?.disconnect().catch(() => undefined);
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+    })();
+    await Promise.race([cleanup, new Promise((r) => setTimeout(r, 5_000).unref())]);
+  }
+}
+
+/** A signal that aborts with `signal` or after `timeoutMs` (RT_STATE_RESTORE), whichever first. */
+function deadlineOf(
+  topic: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): { deadline: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  // Infinity: the caller's signal is the only deadline.
+  const timer = Number.isFinite(timeoutMs)
+    ? setTimeout(
+        () =>
+          controller.abort(
+            new MeterflowError(
+              'RT_STATE_RESTORE',
+              `reading ${topic} to its end took longer than ${timeoutMs} ms`,
+              {
+                retriable: true,
+                context: { topic },
+              },
+            ),
+          ),
+        timeoutMs,
+      )
+    : undefined;
+  const onAbort = (): void => controller.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    deadline: controller.signal,
+    clear: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/**
+ * Reads a topic from the beginning up to each partition's last stable offset taken at the start
+ * (the end as a read_committed consumer sees it: kafkajs lists offsets with that isolation),
+ * calling `onMessage` for each record in partition order, and returns as soon as every
+ * partition's position reached it. The time taken follows what is read: an empty partition
+ * costs one offsets request, a small one a group join and a fetch or two. Used to restore state
+ * from compacted topics and to inspect topics.
  */
 export async function readToEnd(
   kafka: Kafka,
@@ -242,101 +459,91 @@ export async function readToEnd(
   onMessage: (m: ReadMessage) => void | Promise<void>,
   options: ReadToEndOptions = {},
 ): Promise<number> {
-  const timeoutMs = options.timeoutMs ?? 120_000;
-  const idleMs = options.idleMs ?? 1_500;
+  const { deadline, clear } = deadlineOf(topic, options.timeoutMs ?? 120_000, options.signal);
   const admin = kafka.admin();
-  await admin.connect();
-  const groupId = `meterflow-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  let consumer: Consumer | undefined;
   try {
-    const offsets = await topicOffsets(admin, topic);
-    const remaining = new Map<number, bigint>();
+    await abortable(admin.connect(), deadline);
+    const offsets = await abortable(topicOffsets(admin, topic), deadline);
+    const ranges = new Map<number, Range>();
     for (const o of offsets) {
       if (options.partitions && !options.partitions.includes(o.partition)) continue;
-      if (BigInt(o.high) > BigInt(o.low)) remaining.set(o.partition, BigInt(o.high));
+      ranges.set(o.partition, { from: BigInt(o.low), to: BigInt(o.high) });
     }
-    if (remaining.size === 0) return 0;
-    // Short fetch waits: an empty fetch must come back quickly for the idle rule to mean
-    // "nothing more is committed", not "the broker is still holding a long poll".
-    consumer = kafka.consumer({
-      groupId,
-      readUncommitted: false,
-      allowAutoTopicCreation: false,
-      maxWaitTimeInMs: 250,
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let count = 0;
-    let lastActivity = Date.now();
-    /** Fetches answered since anything arrived. */
-    let emptyFetches = 0;
-    const started = Date.now();
-    let failure: unknown;
-    let joined = false;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      joined = true;
-      lastActivity = Date.now();
-      emptyFetches = 0;
-    });
-    // Emitted when a fetch is answered, before its batches (if any) are handed out.
-    consumer.on(consumer.events.FETCH, () => {
-      emptyFetches++;
-    });
-    // Also fired for batches holding only transaction markers, which eachBatch never sees.
-    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-      const stop = remaining.get(e.payload.partition);
-      lastActivity = Date.now();
-      emptyFetches = 0;
-      if (stop !== undefined && BigInt(e.payload.lastOffset) + 1n >= stop)
-        remaining.delete(e.payload.partition);
-    });
-    await consumer
-      .run({
-        autoCommit: false,
-        eachBatch: async (payload) => {
-          const { batch } = payload;
-          const stop = remaining.get(batch.partition);
-          if (stop === undefined) return;
-          lastActivity = Date.now();
-          emptyFetches = 0;
-          for (const m of batch.messages) {
-            if (BigInt(m.offset) >= stop) break;
-            const headers: Record<string, string> = {};
-            for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = String(v);
-            await onMessage({
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key,
-              value: m.value,
-              headers,
-              timestamp: m.timestamp,
-            });
-            count++;
-          }
-          if (BigInt(batch.lastOffset()) + 1n >= stop) remaining.delete(batch.partition);
-          await payload.heartbeat();
-        },
-      })
-      .catch((e: unknown) => {
-        failure = e;
-      });
-    while (remaining.size > 0 && failure === undefined) {
-      const now = Date.now();
-      if (now - started > timeoutMs) {
-        throw new MeterflowError(
-          'RT_STATE_RESTORE',
-          `reading ${topic} to its end took longer than ${timeoutMs} ms`,
-          { context: { topic } },
-        );
-      }
-      if (joined && emptyFetches >= IDLE_FETCHES && now - lastActivity > idleMs) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(errorMessage(failure));
-    return count;
+    return await readRanges(
+      kafka,
+      admin,
+      topic,
+      offsets.map((o) => o.partition),
+      ranges,
+      async (m) => {
+        await onMessage(m);
+      },
+      deadline,
+    );
   } finally {
-    await consumer?.disconnect().catch(() => undefined);
-    await admin.deleteGroups([groupId]).catch(() => undefined);
-    await admin.disconnect().catch(() => undefined);
+    clear();
+    await Promise.race([
+      admin.disconnect().catch(() => undefined),
+      new Promise((r) => setTimeout(r, 2_000).unref()),
+    ]);
   }
+}
+
+export interface PartitionLag {
+  partition: number;
+  /** Records from the group's first unread record to the last stable offset. */
+  lag: number;
+}
+
+/**
+ * Lag of a consumer group on a topic that transaction markers do not inflate. A group reading
+ * transactional output commits the offset after its last record, which is the commit marker: by
+ * offsets it stays one behind per partition for ever. Where the committed offset is short of the
+ * last stable offset, the records in between are fetched up to the first one a read_committed
+ * consumer would deliver; without one the lag is 0, else it counts from that record (markers
+ * after it still count, as they do in any offset arithmetic).
+ */
+export async function committedLag(
+  kafka: Kafka,
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<PartitionLag[]> {
+  const [ends, committed] = await abortable(
+    Promise.all([topicOffsets(admin, topic), admin.fetchOffsets({ groupId, topics: [topic] })]),
+    options.signal,
+  );
+  const committedBy = new Map<number, bigint>();
+  for (const t of committed) for (const p of t.partitions) committedBy.set(p.partition, BigInt(p.offset));
+  const ranges = new Map<number, Range>();
+  for (const e of ends) {
+    const low = BigInt(e.low);
+    const c = committedBy.get(e.partition) ?? -1n;
+    ranges.set(e.partition, { from: c < low ? low : c, to: BigInt(e.high) });
+  }
+  const first = new Map<number, bigint>();
+  if ([...ranges.values()].some((r) => r.to > r.from)) {
+    const { deadline, clear } = deadlineOf(topic, options.timeoutMs ?? 60_000, options.signal);
+    try {
+      await readRanges(
+        kafka,
+        admin,
+        topic,
+        ends.map((e) => e.partition),
+        ranges,
+        (m) => {
+          first.set(m.partition, BigInt(m.offset));
+          return true;
+        },
+        deadline,
+      );
+    } finally {
+      clear();
+    }
+  }
+  return [...ranges].map(([partition, r]) => {
+    const f = first.get(partition);
+    return { partition, lag: f === undefined ? 0 : Number(r.to - f) };
+  });
 }
