@@ -456,8 +456,11 @@ async function syncStream(a: StreamArgs): Promise<void> {
         let earlyBytes = 0;
         let earlyItems = 0;
         let sentEarly = { envelopes: 0, items: 0, bytes: 0 };
+        // Rows of no listed meter (meta.unmatched) get no meter: the usage stage quarantines them.
         const attach = (list: RawEnvelope[]): RawEnvelope[] =>
-          list.map((e) => attachMeter(e, a.meterEnvelopes.get(e.external_id)));
+          list.map((e) =>
+            e.meta.unmatched === undefined ? attachMeter(e, a.meterEnvelopes.get(e.external_id)) : e,
+          );
         const take = async (list: RawEnvelope[], items: number): Promise<void> => {
           ctx.signal.throwIfAborted();
           for (const e of attach(list)) {

@@ -95,7 +95,12 @@ describe('arcadia connector against the simulator', () => {
     // snapshot_complete on every partition
     const markers = entities.filter((e) => e.value.entity_kind === 'snapshot_complete');
     expect(new Set(markers.map((m) => m.partition))).toEqual(new Set([0, 1, 2]));
-    expect(JSON.parse(markers[0]!.value.payload)).toEqual({ kinds: ['asset', 'meter'] });
+    // The counts let the entities stage refuse to deactivate a kind the run saw none of.
+    expect(JSON.parse(markers[0]!.value.payload)).toEqual({
+      kinds: ['asset', 'meter'],
+      meters: sim.truth().meters.length,
+      assets: new Set(sim.truth().meters.map((m) => m.siteId)).size,
+    });
 
     const usage = await readEnvelopes(ctx, 'rawUsage');
     expect(usage.every((u) => u.value.format === 'arcadia.normalizedIntervals')).toBe(true);
