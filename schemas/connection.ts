@@ -4,10 +4,11 @@
  * values. The descriptions are the reference documentation of the connection file.
  */
 import { z } from 'zod';
-import { isValidTimeZone } from '../processors/aggregate/core/zone.js';
-import { arcadiaOptionsSchema } from '../producers/connectors/arcadia/options.js';
-import { enerkeyOptionsSchema } from '../producers/connectors/enerkey/options.js';
+import { arcadiaOptionsSchema } from './providers/arcadia-options.js';
+import { enerkeyOptionsSchema } from './providers/enerkey-options.js';
+import { looksLikeSecret } from './secret-names.js';
 import { classificationKey, subtypeProblem } from './taxonomy.js';
+import { isValidTimeZone } from './time-zone.js';
 
 /**
  * `z.object(...).apply(closed)`: a strict object whose unknown keys are named with the keys valid at
@@ -53,7 +54,12 @@ const isoDateOrTime = z.string().refine((s) => isoInstant(s) !== undefined, {
 
 const envName = z
   .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable NAME (A-Z, 0-9, _), not a secret value');
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable NAME (A-Z, 0-9, _), not a secret value')
+  // zod's message never echoes the value, so a pasted secret stays out of the error.
+  .refine(
+    (n) => !looksLikeSecret(n),
+    'looks like a secret value: give the NAME of the environment variable that holds it',
+  );
 
 export const ianaZone = z.string().refine(isValidTimeZone, {
   message:

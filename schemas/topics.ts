@@ -31,9 +31,12 @@ export interface TopicSpec {
   schema: AvroSchema;
   /** compact: latest value per key (entities, aggregates, state); delete: long retention log. */
   cleanup: 'compact' | 'delete';
-  /** -1 = keep forever (replay source). */
+  /** -1 = keep forever (replay source); else ms. */
   retentionMs: number;
 }
+
+/** Retention of the quarantine topic: 30 days. */
+export const QUARANTINE_RETENTION_MS = 30 * 24 * 60 * 60 * 1_000;
 
 export const TOPICS = {
   rawEntities: { logical: 'raw.entities', schema: rawEnvelopeSchema, cleanup: 'delete', retentionMs: -1 },
@@ -48,7 +51,17 @@ export const TOPICS = {
     cleanup: 'compact',
     retentionMs: -1,
   },
-  quarantine: { logical: 'quarantine', schema: quarantineSchema, cleanup: 'delete', retentionMs: -1 },
+  /**
+   * Rejected input is evidence for an operator, not a replay source (the raw topics are): kept
+   * 30 days, enough to notice, fix and redrive, and bounded whatever a broken provider sends.
+   * Applies when the topic is created; an existing topic keeps its retention.ms.
+   */
+  quarantine: {
+    logical: 'quarantine',
+    schema: quarantineSchema,
+    cleanup: 'delete',
+    retentionMs: QUARANTINE_RETENTION_MS,
+  },
   syncState: { logical: 'sync-state', schema: syncStateSchema, cleanup: 'compact', retentionMs: -1 },
   syncRuns: { logical: 'sync-runs', schema: syncRunSchema, cleanup: 'compact', retentionMs: -1 },
   meterMappings: {

@@ -31,22 +31,7 @@ function formatter(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
-const validity = new Map<string, boolean>();
-
-/** True when Intl knows the zone (IANA names and 'UTC'). */
-export function isValidTimeZone(zone: string): boolean {
-  let ok = validity.get(zone);
-  if (ok === undefined) {
-    try {
-      // Fixed offsets like "+02:00" are accepted by newer Intl versions but are not IANA zones.
-      ok = zone.length > 0 && !/^[+-]\d/.test(zone) && formatter(zone) !== undefined;
-    } catch {
-      ok = false;
-    }
-    validity.set(zone, ok);
-  }
-  return ok;
-}
+export { isValidTimeZone } from '../../../schemas/time-zone.js';
 
 /** Offset of the zone at an instant, in ms (local wall = instant + offset). Second precision. */
 export function offsetAt(zone: string, instant: number): number {

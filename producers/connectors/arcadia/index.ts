@@ -26,7 +26,7 @@ import {
   usageChunk,
 } from '../types.js';
 import { runPool } from '../../http/pool.js';
-import { arcadiaOptionsSchema, type ArcadiaOptions } from './options.js';
+import { arcadiaOptionsSchema, type ArcadiaOptions } from '../../../schemas/providers/arcadia-options.js';
 
 interface ArcadiaMeter {
   id: string;

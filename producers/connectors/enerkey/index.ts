@@ -26,7 +26,7 @@ import {
   type UsageStream,
   usageChunk,
 } from '../types.js';
-import { enerkeyOptionsSchema, type EnerKeyOptions } from './options.js';
+import { enerkeyOptionsSchema, type EnerKeyOptions } from '../../../schemas/providers/enerkey-options.js';
 
 /** A number or non-empty string as a string. */
 const scalar = (v: unknown): string | undefined =>

@@ -53,6 +53,19 @@ describe('connection load checks', () => {
     expect(problem(generic())).toBe('');
   });
 
+  it('a secret pasted into an ...Env field is refused at load and never printed (review L1)', () => {
+    for (const secret of ['AKIAIOSFODNN7EXAMPLE', 'A3F9C2B7D1E8F4A6B0C5D9E2F7A1B4C8']) {
+      const msg = problem(
+        generic((c) => {
+          c.auth = { type: 'apiKey', in: 'header', name: 'X-Key', keys: [{ valueEnv: secret }] };
+        }),
+      );
+      expect(msg).toMatch(/auth.*looks like a secret value/);
+      expect(msg).not.toContain(secret.slice(4));
+    }
+    expect(problem(generic((c) => (c.auth = { type: 'bearer', tokenEnv: 'ACME_API_TOKEN' })))).toBe('');
+  });
+
   it('a meterTypes subtype outside the taxonomy names the entry and lists the valid subtypes (review L4)', () => {
     const msg = problem(
       generic((c) => {
