@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   POLL_ACTIVATION_TIMEOUT: 'a meter did not reach the expected state in time',
   POLL_RUN_OVERLAP: 'a sync of this connection is already running',
   POLL_RUN_DEADLINE: 'a sync run exceeded its deadline (http.runDeadlineMs) and was aborted',
+  POLL_RUN_STOPPED: 'a sync run was stopped by the operator or a shutdown before it finished',
   POLL_SNAPSHOT_EMPTY:
     'a snapshot found no meters or assets although the previous complete one had some; nothing is deactivated',
 
@@ -80,6 +81,7 @@ export const ERROR_CODES = {
   // CLI
   CLI_USAGE: 'the command line is not valid',
   CLI_REFUSED: 'the operation was refused for safety',
+  CLI_TIMEOUT: 'an operator command did not finish within its deadline (--timeout)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

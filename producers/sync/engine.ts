@@ -286,8 +286,8 @@ export async function runSync(
     else if (signal.aborted)
       record(
         new MeterflowError(
-          'POLL_HTTP_NETWORK',
-          `connection ${connection.id}: run aborted: ${errorMessage(signal.reason ?? e)}`,
+          'POLL_RUN_STOPPED',
+          `connection ${connection.id}: run stopped before it finished: ${errorMessage(signal.reason ?? e)}`,
           { cause: e, context: { connection: connection.id } },
         ),
       );

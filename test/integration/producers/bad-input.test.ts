@@ -181,6 +181,29 @@ describe('run deadline', () => {
     expect(guard.isRunning('deadline')).toBe(false);
   });
 
+  it('a run stopped by its caller is recorded as failed with POLL_RUN_STOPPED, not a network error', async () => {
+    sim = await startArcadiaSimulator({
+      credentials: 1,
+      sites: 1,
+      meters: 1,
+      days: 5,
+      intervalsActive: true,
+    });
+    sim.setFaults({ slow: { delayMs: 30_000, endpoints: ['normalizedIntervals'] } });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('SIGTERM')), 500);
+    const run = await runSync(
+      { ...arcadia('stopped'), http: { ...arcadia('stopped').http, runDeadlineMs: 60_000 } },
+      syncDeps(ctx, env()),
+      { mode: 'incremental', to: '2024-01-03', signal: stop.signal },
+    );
+    expect(run.status).toBe('failed');
+    expect(run.error_messages.join('\n')).toMatch(
+      /^POLL_RUN_STOPPED: .*stopped before it finished: SIGTERM/m,
+    );
+    expect(run.error_messages.join('\n')).not.toContain('POLL_HTTP_NETWORK');
+  });
+
   it('a scheduled run that hangs is cut at its deadline, so the next tick runs again', async () => {
     sim = await startArcadiaSimulator({
       credentials: 1,
