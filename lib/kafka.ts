@@ -400,12 +400,13 @@ async function readRanges(
     return count;
   } finally {
     closed = true;
-    // Cleanup is bounded too: a broker that stopped answering must not keep the caller waiting.
+    // Cleanup is bounded too, and not awaited after a deadline: a broker that stopped answering
+    // must not keep the caller waiting.
     const cleanup = (async () => {
       await consumer?.disconnect().catch(() => undefined);
       await admin.deleteGroups([groupId]).catch(() => undefined);
     })();
-    await Promise.race([cleanup, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    if (!deadline.aborted) await Promise.race([cleanup, new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
 }
 
@@ -461,8 +462,9 @@ export async function readToEnd(
 ): Promise<number> {
   const { deadline, clear } = deadlineOf(topic, options.timeoutMs ?? 120_000, options.signal);
   const admin = kafka.admin();
+  const connecting = admin.connect();
   try {
-    await abortable(admin.connect(), deadline);
+    await abortable(connecting, deadline);
     const offsets = await abortable(topicOffsets(admin, topic), deadline);
     const ranges = new Map<number, Range>();
     for (const o of offsets) {
@@ -482,10 +484,12 @@ export async function readToEnd(
     );
   } finally {
     clear();
-    await Promise.race([
-      admin.disconnect().catch(() => undefined),
-      new Promise((r) => setTimeout(r, 2_000).unref()),
-    ]);
+    // A connect still pending after a deadline is closed whenever it settles.
+    const closing = connecting.then(
+      () => admin.disconnect(),
+      () => undefined,
+    );
+    if (!deadline.aborted) await Promise.race([closing, new Promise((r) => setTimeout(r, 2_000).unref())]);
   }
 }
 

@@ -2,13 +2,14 @@
  * `meterflow quarantine list | inspect | redrive`: what was rejected and why, and sending it
  * back through the pipeline after a mapping or configuration fix.
  */
-import { loadConfig } from '../config.js';
-import { MeterflowError } from '../errors.js';
-import { createKafka, readToEnd } from '../kafka.js';
+import type { Producer } from 'kafkajs';
+import { loadConfig, type Config } from '../config.js';
+import { errorMessage, MeterflowError } from '../errors.js';
+import { abortable, createKafka, readToEnd, type ReadMessage } from '../kafka.js';
 import { AvroRegistry } from '../registry.js';
-import { topicName } from '../../schemas/topics.js';
+import { QUARANTINE_HEADERS, TOPICS, topicName } from '../../schemas/topics.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
-import { parse, type Command } from './args.js';
+import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 export interface QuarantineFilter {
   reason?: string | undefined;
@@ -26,21 +27,89 @@ export function matches(q: QuarantineRecord, f: QuarantineFilter): boolean {
   );
 }
 
-/** Reads the quarantine topic; the latest record per id (a replay re-quarantines the same id). */
-export async function readQuarantine(filter: QuarantineFilter): Promise<QuarantineRecord[]> {
-  const config = loadConfig();
+/**
+ * The filter on the dead-letter headers, before anything is decoded: false when a header rules
+ * the record out. A record without the header (written before headers existed) is not ruled out
+ * here; `matches` decides on its decoded value.
+ */
+export function headersMayMatch(headers: Record<string, string>, f: QuarantineFilter): boolean {
+  // Records written with headers always carry the reason; the connection header only when the
+  // record has a connection.
+  if (headers[QUARANTINE_HEADERS.reason] === undefined) return true;
+  return (
+    (!f.reason || headers[QUARANTINE_HEADERS.reason] === f.reason) &&
+    (!f.stage || headers[QUARANTINE_HEADERS.stage] === f.stage) &&
+    (!f.connection || headers[QUARANTINE_HEADERS.connection] === f.connection)
+  );
+}
+
+/** What a scan hands out for each record whose headers pass the filter. */
+export type Scanned =
+  | { kind: 'record'; record: QuarantineRecord; message: ReadMessage }
+  | { kind: 'undecodable'; error: string; message: ReadMessage };
+
+export interface ScanOptions {
+  config?: Config;
+  signal?: AbortSignal;
+  /**
+   * Called for each record that passes the header filter; returning false says the value is not
+   * wanted (a cap was reached): it is then counted from its headers without being decoded.
+   */
+  wantsValue?: () => boolean;
+}
+
+export interface ScanResult {
+  /** Records matching the filter, by reason (from the headers where not decoded). */
+  byReason: Map<string, number>;
+  matched: number;
+}
+
+/**
+ * Streams the quarantine topic: the header filter first, then one record at a time is decoded
+ * and handed to `onRecord`, which prints or sends it. Nothing of the topic is kept.
+ */
+export async function scanQuarantine(
+  filter: QuarantineFilter,
+  onRecord: (s: Scanned) => void | Promise<void>,
+  options: ScanOptions = {},
+): Promise<ScanResult> {
+  const config = options.config ?? loadConfig();
   const kafka = createKafka(config, '-cli');
   const registry = AvroRegistry.fromConfig(config);
-  const raw: Buffer[] = [];
-  await readToEnd(kafka, topicName(config.kafka.topicPrefix, 'quarantine'), (m) => {
-    if (m.value) raw.push(m.value);
-  });
-  const byId = new Map<string, QuarantineRecord>();
-  for (const v of raw) {
-    const q = await registry.decode<QuarantineRecord>(v);
-    if (matches(q, filter)) byId.set(q.id, q);
-  }
-  return [...byId.values()];
+  const byReason = new Map<string, number>();
+  let matched = 0;
+  const count = (reason: string): void => {
+    matched++;
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  };
+  await readToEnd(
+    kafka,
+    topicName(config.kafka.topicPrefix, 'quarantine'),
+    async (m) => {
+      if (!headersMayMatch(m.headers, filter)) return;
+      const headerReason = m.headers[QUARANTINE_HEADERS.reason];
+      // Past a cap the value is not needed when the headers can tell the reason and the filter.
+      if (options.wantsValue?.() === false && headerReason !== undefined && !filter.since) {
+        count(headerReason);
+        return;
+      }
+      if (!m.value) return;
+      let record: QuarantineRecord;
+      try {
+        record = await abortable(registry.decode<QuarantineRecord>(m.value), options.signal);
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        count(headerReason ?? 'undecodable');
+        await onRecord({ kind: 'undecodable', error: errorMessage(err), message: m });
+        return;
+      }
+      if (!matches(record, filter)) return;
+      count(record.reason_code);
+      await onRecord({ kind: 'record', record, message: m });
+    },
+    options.signal ? { signal: options.signal } : {},
+  );
+  return { byReason, matched };
 }
 
 const filterOptions = {
@@ -50,6 +119,8 @@ const filterOptions = {
   since: { type: 'string' },
   json: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  limit: { type: 'string' },
+  ...timeoutOption,
 } as const;
 
 function filterFrom(values: {
@@ -64,89 +135,221 @@ function filterFrom(values: {
   return { reason: values.reason, stage: values.stage, connection: values.connection, since };
 }
 
+function limitFrom(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new MeterflowError('CLI_USAGE', `--limit must be a whole number, not "${value}"`);
+  return n;
+}
+
+function where(m: ReadMessage): string {
+  return `quarantine:${m.partition}:${m.offset}`;
+}
+
+function listLine(q: QuarantineRecord): string {
+  return `${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}`;
+}
+
+function printRecord(q: QuarantineRecord): void {
+  const original = q.original.toString('utf8');
+  const printable = /^[\x09\x0a\x0d\x20-\x7e\u00a0-\uffff]*$/.test(original);
+  console.log(
+    JSON.stringify(
+      {
+        ...q,
+        quarantined_at: new Date(q.quarantined_at).toISOString(),
+        original: printable ? original : `base64:${q.original.toString('base64')}`,
+      },
+      null,
+      2,
+    ),
+  );
+}
+
+function printCounts(result: ScanResult): void {
+  console.log(`${result.matched} quarantined record(s)`);
+  for (const [reason, n] of [...result.byReason].sort((a, b) => b[1] - a[1]))
+    console.log(`  ${reason.padEnd(28)} ${n}`);
+}
+
+const RETENTION_DAYS = TOPICS.quarantine.retentionMs / 86_400_000;
+
+async function list(filter: QuarantineFilter, limit: number, json: boolean, signal: AbortSignal) {
+  let shown = 0;
+  const result = await scanQuarantine(
+    filter,
+    (s) => {
+      if (shown >= limit) return;
+      shown++;
+      if (s.kind === 'undecodable') {
+        const line = `${where(s.message)}: cannot decode (${s.error})`;
+        if (json) console.log(JSON.stringify({ at: where(s.message), undecodable: s.error }));
+        else console.log(line);
+        return;
+      }
+      const q = s.record;
+      if (json) console.log(JSON.stringify({ ...q, original: q.original.toString('base64') }));
+      else console.log(listLine(q));
+    },
+    { signal, wantsValue: () => shown < limit },
+  );
+  const rest = result.matched - shown;
+  if (json) {
+    if (rest > 0) console.error(`${rest} more record(s) not shown (--limit ${limit})`);
+    return;
+  }
+  printCounts(result);
+  if (rest > 0) console.log(`${rest} more record(s) not shown (--limit ${limit}, or narrow the filter)`);
+}
+
+/** The latest version of each record whose id starts with `id`, at most `limit` of them. */
+async function inspect(id: string, filter: QuarantineFilter, limit: number, signal: AbortSignal) {
+  const found = new Map<string, QuarantineRecord>();
+  let more = 0;
+  const seenMore = new Set<string>();
+  await scanQuarantine(
+    filter,
+    (s) => {
+      if (s.kind !== 'record' || !(s.record.id === id || s.record.id.startsWith(id))) return;
+      if (found.has(s.record.id) || found.size < limit) found.set(s.record.id, s.record);
+      else if (seenMore.size < 1_000 && !seenMore.has(s.record.id)) {
+        seenMore.add(s.record.id);
+        more++;
+      }
+    },
+    { signal },
+  );
+  if (found.size === 0) {
+    console.error(`no quarantine record ${id}`);
+    return 1;
+  }
+  for (const q of found.values()) printRecord(q);
+  if (more > 0) console.error(`${more} more record(s) match ${id}: give more of the id`);
+  return 0;
+}
+
+/**
+ * Sends each matching record's original bytes back to its source topic, as the records stream
+ * by, in sends of at most REDRIVE_BATCH messages; a source message rejected for several reasons
+ * goes back once.
+ */
+const REDRIVE_BATCH = 100;
+
+async function redrive(
+  filter: QuarantineFilter,
+  limit: number,
+  dryRun: boolean,
+  signal: AbortSignal,
+): Promise<number> {
+  const config = loadConfig();
+  let producer: Producer | undefined;
+  if (!dryRun) {
+    producer = createKafka(config, '-cli').producer({ idempotent: true });
+    await abortable(producer.connect(), signal);
+  }
+  const sources = new Set<string>();
+  let pending: { topic: string; key: string | null; value: Buffer; id: string }[] = [];
+  let sent = 0;
+  let undecodable = 0;
+  const flush = async (): Promise<void> => {
+    if (!producer || pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    await abortable(
+      producer.sendBatch({
+        topicMessages: [...new Set(batch.map((b) => b.topic))].map((topic) => ({
+          topic,
+          messages: batch
+            .filter((b) => b.topic === topic)
+            .map((b) => ({ key: b.key, value: b.value, headers: { 'mf.redrive.of': b.id } })),
+        })),
+      }),
+      signal,
+    );
+    sent += batch.length;
+  };
+  try {
+    const result = await scanQuarantine(
+      filter,
+      async (s) => {
+        if (s.kind === 'undecodable') {
+          undecodable++;
+          console.error(`${where(s.message)}: cannot decode, not redriven (${s.error})`);
+          return;
+        }
+        const q = s.record;
+        const source = `${q.source_topic}|${q.source_partition}|${q.source_offset}`;
+        if (sources.has(source) || sources.size >= limit) return;
+        sources.add(source);
+        pending.push({ topic: q.source_topic, key: q.source_key, value: q.original, id: q.id });
+        if (pending.length >= REDRIVE_BATCH) await flush();
+      },
+      { config, signal, wantsValue: () => sources.size < limit },
+    );
+    await flush();
+    const verb = dryRun ? 'would redrive' : 'redrove';
+    console.log(
+      `${verb} ${sources.size} message(s) to their source topics (${result.matched} quarantine record(s))`,
+    );
+    if (sources.size >= limit && Number.isFinite(limit))
+      console.log(`stopped at --limit ${limit}; run again for the rest (a redrive is safe to repeat)`);
+    return undecodable > 0 ? 1 : 0;
+  } catch (err) {
+    if (sent > 0) console.error(`redrove ${sent} message(s) before the failure; a redrive is safe to repeat`);
+    throw err;
+  } finally {
+    if (producer) {
+      const closing = producer.disconnect().catch(() => undefined);
+      if (!signal.aborted) await closing;
+    }
+  }
+}
+
 export const quarantineCommand: Command = {
   summary: 'list, inspect and redrive quarantined records',
   help: `Usage:
-  meterflow quarantine list    [--reason CODE] [--stage S] [--connection C] [--since ISO] [--json]
-  meterflow quarantine inspect <id>
-  meterflow quarantine redrive [--reason CODE] [--stage S] [--connection C] [--since ISO] [--dry-run]
+  meterflow quarantine list    [--reason CODE] [--stage S] [--connection C] [--since ISO] [--limit N] [--json]
+  meterflow quarantine inspect <id> [--reason CODE] [--stage S] [--connection C] [--limit N]
+  meterflow quarantine redrive [--reason CODE] [--stage S] [--connection C] [--since ISO] [--limit N] [--dry-run]
+  every form: [--timeout SECONDS] (default 60; the whole command, connecting included: CLI_TIMEOUT)
 
-list: counts by reason, then one line per record (id, time, stage, reason, source, message).
-inspect: the whole record, with the original bytes (as text when they are UTF-8 JSON).
+The topic is read as a stream: --reason, --stage and --connection are matched on the records'
+mf.error.* headers before anything is decoded, and nothing is held but what is printed.
+list: one line per record (id, time, stage, reason, source, message) as they are read, at most
+  --limit (default 100), then the count by reason of every match.
+inspect: the whole record, with the original bytes (as text when they are UTF-8 JSON); the latest
+  version of each record whose id starts with <id>, at most --limit (default 5).
 redrive: writes each record's original bytes back to its source topic with its key, so the stage
-that rejected it sees it again (after you fixed a mapping or a connection file). Slot semantics
-and versions make this safe to repeat.`,
+  that rejected it sees it again (after you fixed a mapping or a connection file); at most --limit
+  source messages (default all). Slot semantics and versions make this safe to repeat.
+
+Records stay in the quarantine topic for ${RETENTION_DAYS} days (retention.ms of the topic, set when
+\`meterflow migrate\` creates it; an existing topic keeps its own setting).`,
   async run(argv) {
     const { values, positionals } = parse(argv, filterOptions);
     const action = positionals[0];
-    if (action === 'inspect') {
-      const id = positionals[1];
-      if (!id) throw new MeterflowError('CLI_USAGE', 'quarantine inspect needs an id');
-      const found = (await readQuarantine({})).find((q) => q.id === id || q.id.startsWith(id));
-      if (!found) {
-        console.error(`no quarantine record ${id}`);
-        return 1;
-      }
-      const original = found.original.toString('utf8');
-      const printable = /^[\x09\x0a\x0d\x20-\x7e\u00a0-\uffff]*$/.test(original);
-      console.log(
-        JSON.stringify(
-          {
-            ...found,
-            quarantined_at: new Date(found.quarantined_at).toISOString(),
-            original: printable ? original : `base64:${found.original.toString('base64')}`,
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
+    if (action !== 'list' && action !== 'inspect' && action !== 'redrive')
+      throw new MeterflowError('CLI_USAGE', 'quarantine needs list, inspect or redrive');
     const filter = filterFrom(values);
-    const records = await readQuarantine(filter);
-    if (action === 'list') {
-      if (values.json) {
-        for (const q of records)
-          console.log(JSON.stringify({ ...q, original: q.original.toString('base64') }));
+    const id = positionals[1];
+    if (action === 'inspect' && !id) throw new MeterflowError('CLI_USAGE', 'quarantine inspect needs an id');
+    const deadline = commandDeadline(`meterflow quarantine ${action}`, values.timeout, 60);
+    try {
+      if (action === 'list') {
+        await list(filter, limitFrom(values.limit, 100), values.json === true, deadline.signal);
         return 0;
       }
-      const counts = new Map<string, number>();
-      for (const q of records) counts.set(q.reason_code, (counts.get(q.reason_code) ?? 0) + 1);
-      console.log(`${records.length} quarantined record(s)`);
-      for (const [reason, n] of [...counts].sort((a, b) => b[1] - a[1]))
-        console.log(`  ${reason.padEnd(28)} ${n}`);
-      for (const q of records) {
-        console.log(
-          `${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}`,
-        );
-      }
-      return 0;
+      if (action === 'inspect')
+        return await inspect(id!, filter, limitFrom(values.limit, 5), deadline.signal);
+      return await redrive(
+        filter,
+        limitFrom(values.limit, Number.POSITIVE_INFINITY),
+        values['dry-run'] === true,
+        deadline.signal,
+      );
+    } finally {
+      deadline.clear();
     }
-    if (action === 'redrive') {
-      // One message per source message: several rejections of one chunk redrive it once.
-      const unique = new Map<string, QuarantineRecord>();
-      for (const q of records) unique.set(`${q.source_topic}|${q.source_partition}|${q.source_offset}`, q);
-      if (values['dry-run']) {
-        console.log(`would redrive ${unique.size} message(s) (${records.length} quarantine record(s))`);
-        return 0;
-      }
-      const config = loadConfig();
-      const kafka = createKafka(config, '-cli');
-      const producer = kafka.producer({ idempotent: true });
-      await producer.connect();
-      try {
-        for (const q of unique.values()) {
-          await producer.send({
-            topic: q.source_topic,
-            messages: [{ key: q.source_key, value: q.original, headers: { 'mf.redrive.of': q.id } }],
-          });
-        }
-      } finally {
-        await producer.disconnect();
-      }
-      console.log(`redrove ${unique.size} message(s) to their source topics`);
-      return 0;
-    }
-    throw new MeterflowError('CLI_USAGE', 'quarantine needs list, inspect or redrive');
   },
 };

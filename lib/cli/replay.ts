@@ -5,10 +5,10 @@
  */
 import type { Admin } from 'kafkajs';
 import { MeterflowError } from '../errors.js';
-import { createKafka, ensureTopics, readToEnd, topicOffsets } from '../kafka.js';
+import { abortable, createKafka, ensureTopics, readToEnd, topicOffsets } from '../kafka.js';
 import { loadConfig } from '../config.js';
 import { TOPICS, topicName, type TopicId } from '../../schemas/topics.js';
-import { parse, type Command } from './args.js';
+import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 /** Accepts a catalogue name (raw.usage) or a full topic name. */
 export function resolveTopic(prefix: string, name: string): string {
@@ -16,8 +16,8 @@ export function resolveTopic(prefix: string, name: string): string {
   return id ? topicName(prefix, id) : name;
 }
 
-export async function assertGroupIdle(admin: Admin, groupId: string): Promise<void> {
-  const { groups } = await admin.describeGroups([groupId]);
+export async function assertGroupIdle(admin: Admin, groupId: string, signal?: AbortSignal): Promise<void> {
+  const { groups } = await abortable(admin.describeGroups([groupId]), signal);
   const g = groups[0];
   if (g && g.members.length > 0) {
     throw new MeterflowError(
@@ -53,8 +53,9 @@ export async function offsetsFor(
   admin: Admin,
   topic: string,
   from: From,
+  signal?: AbortSignal,
 ): Promise<{ partition: number; offset: string }[]> {
-  const offsets = await topicOffsets(admin, topic);
+  const offsets = await abortable(topicOffsets(admin, topic), signal);
   switch (from.kind) {
     case 'earliest':
       return offsets.map((o) => ({ partition: o.partition, offset: o.low }));
@@ -63,7 +64,7 @@ export async function offsetsFor(
     case 'offset':
       return offsets.map((o) => ({ partition: o.partition, offset: from.offset }));
     case 'timestamp':
-      return (await admin.fetchTopicOffsetsByTimestamp(topic, from.ms)).map((o) => ({
+      return (await abortable(admin.fetchTopicOffsetsByTimestamp(topic, from.ms), signal)).map((o) => ({
         partition: o.partition,
         offset: o.offset,
       }));
@@ -82,6 +83,8 @@ ClickHouse keeps the latest version, so nothing is counted twice.
 The second form copies records (key, value, headers) into another topic, e.g. a fresh prefix.
 
 Topics may be given by catalogue name (raw.usage, usage, quarantine...) or full name.
+--timeout SECONDS bounds the whole command, connecting included (CLI_TIMEOUT after it): default
+60 s for --group, 3600 s for a copy with --to-topic.
 Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <prefix>sink.<family>.`,
   async run(argv) {
     const { values } = parse(
@@ -92,6 +95,7 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
         'to-topic': { type: 'string' },
         from: { type: 'string' },
         until: { type: 'string' },
+        ...timeoutOption,
       },
       false,
     );
@@ -101,34 +105,41 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
     const config = loadConfig();
     const topic = resolveTopic(config.kafka.topicPrefix, values.topic);
     const from = parseFrom(values.from);
+    const deadline = commandDeadline('meterflow replay', values.timeout, values.group ? 60 : 3_600);
+    const signal = deadline.signal;
     const kafka = createKafka(config, '-cli');
     const admin = kafka.admin();
-    await admin.connect();
+    const connecting = admin.connect();
     try {
+      await abortable(connecting, signal);
       if (values.group) {
-        await assertGroupIdle(admin, values.group);
-        const partitions = await offsetsFor(admin, topic, from);
-        await admin.setOffsets({ groupId: values.group, topic, partitions });
+        await assertGroupIdle(admin, values.group, signal);
+        const partitions = await offsetsFor(admin, topic, from, signal);
+        await abortable(admin.setOffsets({ groupId: values.group, topic, partitions }), signal);
         console.log(
           `group ${values.group} on ${topic} now at ${partitions.map((p) => `${p.partition}:${p.offset}`).join(' ')}`,
         );
         return 0;
       }
       const target = resolveTopic(config.kafka.topicPrefix, values['to-topic']!);
-      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-      await ensureTopics(admin, config, [
-        {
-          name: target,
-          cleanup: 'delete',
-          partitions: meta.topics[0]?.partitions.length ?? config.kafka.partitions,
-        },
-      ]);
+      const meta = await abortable(admin.fetchTopicMetadata({ topics: [topic] }), signal);
+      await abortable(
+        ensureTopics(admin, config, [
+          {
+            name: target,
+            cleanup: 'delete',
+            partitions: meta.topics[0]?.partitions.length ?? config.kafka.partitions,
+          },
+        ]),
+        signal,
+      );
       const start = new Map(
-        (await offsetsFor(admin, topic, from)).map((p) => [p.partition, BigInt(p.offset)]),
+        (await offsetsFor(admin, topic, from, signal)).map((p) => [p.partition, BigInt(p.offset)]),
       );
       const until = values.until ? Date.parse(values.until) : Number.POSITIVE_INFINITY;
       const producer = kafka.producer({ idempotent: true });
-      await producer.connect();
+      const producing = producer.connect();
+      await abortable(producing, signal);
       let copied = 0;
       let pending: {
         key: Buffer | null;
@@ -138,21 +149,39 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
       }[] = [];
       const flush = async () => {
         if (pending.length === 0) return;
-        await producer.send({ topic: target, messages: pending });
+        await abortable(producer.send({ topic: target, messages: pending }), signal);
         copied += pending.length;
         pending = [];
       };
-      await readToEnd(kafka, topic, async (m) => {
-        if (BigInt(m.offset) < (start.get(m.partition) ?? 0n) || Number(m.timestamp) > until) return;
-        pending.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
-        if (pending.length >= 500) await flush();
-      });
-      await flush();
-      await producer.disconnect();
+      try {
+        await readToEnd(
+          kafka,
+          topic,
+          async (m) => {
+            if (BigInt(m.offset) < (start.get(m.partition) ?? 0n) || Number(m.timestamp) > until) return;
+            pending.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
+            if (pending.length >= 500) await flush();
+          },
+          { signal, timeoutMs: Number.POSITIVE_INFINITY },
+        );
+        await flush();
+      } finally {
+        const closing = producing.then(
+          () => producer.disconnect(),
+          () => undefined,
+        );
+        if (!signal.aborted) await closing;
+      }
       console.log(`copied ${copied} record(s) from ${topic} to ${target}`);
       return 0;
     } finally {
-      await admin.disconnect();
+      deadline.clear();
+      // After a deadline the connect may still be pending: disconnect whenever it settles.
+      const closing = connecting.then(
+        () => admin.disconnect(),
+        () => undefined,
+      );
+      if (!signal.aborted) await closing;
     }
   },
 };

@@ -2,12 +2,13 @@
  * `meterflow status`: per connection the last sync, watermarks and errors; per consumer group
  * the lag; quarantine counts by reason.
  */
-import { loadConfig } from '../config.js';
-import { createKafka, readToEnd, topicOffsets } from '../kafka.js';
+import type { Kafka } from 'kafkajs';
+import { loadConfig, type Config } from '../config.js';
+import { abortable, committedLag, createKafka, readToEnd } from '../kafka.js';
 import { AvroRegistry } from '../registry.js';
 import { QUARANTINE_HEADERS, topicName } from '../../schemas/topics.js';
 import type { SyncRun, SyncState } from '../../schemas/records.js';
-import { parse, type Command } from './args.js';
+import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 export interface StatusReport {
   connections: {
@@ -21,48 +22,62 @@ export interface StatusReport {
   quarantine: Record<string, number>;
 }
 
-async function readDecoded<T>(
-  kafka: ReturnType<typeof createKafka>,
-  registry: AvroRegistry,
-  topic: string,
-): Promise<T[]> {
-  const raw: Buffer[] = [];
-  await readToEnd(kafka, topic, (m) => {
-    if (m.value) raw.push(m.value);
-  });
-  const out: T[] = [];
-  for (const v of raw) out.push(await registry.decode<T>(v));
-  return out;
+export interface StatusOptions {
+  /** Default: loadConfig(). */
+  config?: Config;
+  /** The command's deadline: every connect, lookup and read races it. */
+  signal?: AbortSignal;
 }
 
-export async function collectStatus(): Promise<StatusReport> {
-  const config = loadConfig();
+/** Decodes a topic's records one at a time as they are read: nothing but `onRecord`'s keeps. */
+async function readDecoded<T>(
+  kafka: Kafka,
+  registry: AvroRegistry,
+  topic: string,
+  signal: AbortSignal | undefined,
+  onRecord: (r: T) => void,
+): Promise<void> {
+  await readToEnd(
+    kafka,
+    topic,
+    async (m) => {
+      if (m.value) onRecord(await abortable(registry.decode<T>(m.value), signal));
+    },
+    signal ? { signal } : {},
+  );
+}
+
+export async function collectStatus(options: StatusOptions = {}): Promise<StatusReport> {
+  const { signal } = options;
+  const config = options.config ?? loadConfig();
   const prefix = config.kafka.topicPrefix;
   const kafka = createKafka(config, '-cli');
   const registry = AvroRegistry.fromConfig(config);
   const admin = kafka.admin();
-  await admin.connect();
+  const connecting = admin.connect();
   try {
-    const topics = new Set(await admin.listTopics());
-    const runs = topics.has(topicName(prefix, 'syncRuns'))
-      ? await readDecoded<SyncRun>(kafka, registry, topicName(prefix, 'syncRuns'))
-      : [];
-    const states = topics.has(topicName(prefix, 'syncState'))
-      ? await readDecoded<SyncState>(kafka, registry, topicName(prefix, 'syncState'))
-      : [];
+    await abortable(connecting, signal);
+    const topics = new Set(await abortable(admin.listTopics(), signal));
 
+    // Latest run per connection and latest state per scope, kept as the records stream by.
     const lastRun = new Map<string, SyncRun>();
-    for (const r of runs) {
-      const prev = lastRun.get(r.connection_id);
-      if (
-        !prev ||
-        r.started_at > prev.started_at ||
-        (r.started_at === prev.started_at && r.finished_at !== null)
-      )
-        lastRun.set(r.connection_id, r);
+    if (topics.has(topicName(prefix, 'syncRuns'))) {
+      await readDecoded<SyncRun>(kafka, registry, topicName(prefix, 'syncRuns'), signal, (r) => {
+        const prev = lastRun.get(r.connection_id);
+        if (
+          !prev ||
+          r.started_at > prev.started_at ||
+          (r.started_at === prev.started_at && r.finished_at !== null)
+        )
+          lastRun.set(r.connection_id, r);
+      });
     }
     const latestState = new Map<string, SyncState>();
-    for (const s of states) latestState.set(`${s.connection_id}/${s.scope}`, s);
+    if (topics.has(topicName(prefix, 'syncState'))) {
+      await readDecoded<SyncState>(kafka, registry, topicName(prefix, 'syncState'), signal, (s) =>
+        latestState.set(`${s.connection_id}/${s.scope}`, s),
+      );
+    }
     const ids = new Set([...lastRun.keys(), ...[...latestState.values()].map((s) => s.connection_id)]);
     const connections = [...ids].sort().map((id) => {
       const marks = [...latestState.values()]
@@ -79,45 +94,65 @@ export async function collectStatus(): Promise<StatusReport> {
     });
 
     const groups: StatusReport['groups'] = [];
-    const listed = (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(prefix));
+    const listed = (await abortable(admin.listGroups(), signal)).groups.filter((g) =>
+      g.groupId.startsWith(prefix),
+    );
     const described =
-      listed.length > 0 ? (await admin.describeGroups(listed.map((g) => g.groupId))).groups : [];
+      listed.length > 0
+        ? (await abortable(admin.describeGroups(listed.map((g) => g.groupId)), signal)).groups
+        : [];
     for (const g of described) {
-      const offsets = await admin.fetchOffsets({ groupId: g.groupId });
+      const offsets = await abortable(admin.fetchOffsets({ groupId: g.groupId }), signal);
       for (const t of offsets) {
         if (!topics.has(t.topic)) continue;
-        const high = await topicOffsets(admin, t.topic);
-        let lag = 0;
-        for (const h of high) {
-          const c = Number(t.partitions.find((p) => p.partition === h.partition)?.offset ?? -1);
-          lag += c < 0 ? Number(h.high) - Number(h.low) : Math.max(0, Number(h.high) - c);
-        }
+        const lags = await committedLag(kafka, admin, g.groupId, t.topic, signal ? { signal } : {});
+        const lag = lags.reduce((n, p) => n + p.lag, 0);
         groups.push({ group: g.groupId, topic: t.topic, lag, state: g.state, members: g.members.length });
       }
     }
 
+    // Counted from the dead-letter headers: no value is decoded or kept.
     const quarantine: Record<string, number> = {};
     if (topics.has(topicName(prefix, 'quarantine'))) {
-      await readToEnd(kafka, topicName(prefix, 'quarantine'), (m) => {
-        const reason = m.headers[QUARANTINE_HEADERS.reason] ?? 'unknown';
-        quarantine[reason] = (quarantine[reason] ?? 0) + 1;
-      });
+      await readToEnd(
+        kafka,
+        topicName(prefix, 'quarantine'),
+        (m) => {
+          const reason = m.headers[QUARANTINE_HEADERS.reason] ?? 'unknown';
+          quarantine[reason] = (quarantine[reason] ?? 0) + 1;
+        },
+        signal ? { signal } : {},
+      );
     }
     return { connections, groups, quarantine };
   } finally {
-    await admin.disconnect();
+    // After a deadline the connect may still be pending: disconnect whenever it settles.
+    const closing = connecting.then(
+      () => admin.disconnect(),
+      () => undefined,
+    );
+    if (!signal?.aborted) await closing;
   }
 }
 
 export const statusCommand: Command = {
   summary: 'last sync and watermarks per connection, lag per consumer group, quarantine by reason',
-  help: `Usage: meterflow status [--json]
+  help: `Usage: meterflow status [--json] [--timeout SECONDS]
 
-Lag counts records between a group's committed offset and the end of each topic; a group that
-reads transactional output stops one short of the end (the final commit marker) when idle.`,
+Lag counts the records a group has still to read: from its first unread record to the end of
+each topic as a read_committed consumer sees it. Transaction markers behind the committed offset
+are not lag, so a group that read all of a transactional topic shows 0.
+Quarantine counts come from the records' mf.error.reason header.
+--timeout bounds the whole command, connecting included (default 60 s; CLI_TIMEOUT after it).`,
   async run(argv) {
-    const { values } = parse(argv, { json: { type: 'boolean' } }, false);
-    const report = await collectStatus();
+    const { values } = parse(argv, { json: { type: 'boolean' }, ...timeoutOption }, false);
+    const deadline = commandDeadline('meterflow status', values.timeout, 60);
+    let report: StatusReport;
+    try {
+      report = await collectStatus({ signal: deadline.signal });
+    } finally {
+      deadline.clear();
+    }
     if (values.json) {
       console.log(JSON.stringify(report, null, 2));
       return 0;

@@ -50,6 +50,22 @@ async function timedRead(
   return { n, ms: Date.now() - started, keys };
 }
 
+/** A commit returns before its markers are written: waits until the topic's ends are these. */
+async function settled(topic: string, highs: Record<number, number>): Promise<void> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    for (let i = 0; i < 100; i++) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      if (ends.every((e) => Number(e.high) === (highs[e.partition] ?? 0))) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${topic} did not reach ${JSON.stringify(highs)}`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   const admin = ctx.kafka.admin();
@@ -87,6 +103,8 @@ describe('readToEnd', () => {
     );
     await transaction(ctx.kafka, t('markers'), [{ partition: 1, key: 'z' }], 'commit');
 
+    await settled(t('small'), { 0: 16 });
+    await settled(t('markers'), { 0: 3, 1: 2 });
     const timings: Record<string, number> = {};
     const empty = await timedRead(t('empty'));
     expect(empty.n).toBe(0);
@@ -186,6 +204,7 @@ describe('committedLag', () => {
         [0, 1].map((p) => ({ partition: p, key: `r${i}${p}` })),
         'commit',
       );
+    await settled(topic, { 0: 6, 1: 6 });
     // The group commits the offset after the last record it read, as the stages do.
     const groupId = `${ctx.config.kafka.topicPrefix}lag-reader`;
     const last = new Map<number, bigint>();
@@ -212,6 +231,7 @@ describe('committedLag', () => {
         ],
         'commit',
       );
+      await settled(topic, { 0: 6, 1: 9 });
       const behind = await committedLag(ctx.kafka, admin, groupId, topic);
       expect(behind.find((p) => p.partition === 1)!.lag).toBe(3);
       expect(behind.filter((p) => p.partition !== 1).map((p) => p.lag)).toEqual([0, 0]);
