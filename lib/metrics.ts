@@ -27,6 +27,12 @@ export const stageMetrics = {
     labelNames: ['stage', 'reason'],
     registers: [metricsRegistry],
   }),
+  registryWaits: new Counter({
+    name: 'meterflow_stage_registry_waits_total',
+    help: 'batches retried because the schema registry could not answer (down or refusing credentials)',
+    labelNames: ['stage'],
+    registers: [metricsRegistry],
+  }),
   batchSeconds: new Histogram({
     name: 'meterflow_stage_batch_seconds',
     help: 'time to process and commit one batch',

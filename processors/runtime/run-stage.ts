@@ -23,7 +23,7 @@ import type { Config } from '../../lib/config.js';
 import { errorMessage, isRetriable, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION, ensureTopics, readToEnd } from '../../lib/kafka.js';
 import type { Logger } from '../../lib/log.js';
-import type { AvroRegistry, Serde } from '../../lib/registry.js';
+import { isRegistryUnavailable, type AvroRegistry, type Serde } from '../../lib/registry.js';
 import { topicName } from '../../schemas/topics.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { quarantineMessage } from '../../schemas/quarantine.js';
@@ -342,9 +342,13 @@ export async function runStage(
         await stage.process(msg, out);
       } catch (err) {
         const id = `${partition}:${msg.offset}`;
-        const n = (attempts.get(id) ?? 0) + 1;
-        if (isRetriable(err) && n < opts.maxAttempts) {
+        // A registry that cannot answer (down, refusing our credentials) says nothing about the
+        // record: such failures never count towards quarantining it, the batch waits instead.
+        const outage = isRegistryUnavailable(err);
+        const n = (attempts.get(id) ?? 0) + (outage ? 0 : 1);
+        if (outage || (isRetriable(err) && n < opts.maxAttempts)) {
           attempts.set(id, n);
+          if (outage) stageMetrics.registryWaits.inc({ stage: stage.name });
           // State may hold part of this batch: rebuild it before the retry.
           restored.delete(partition);
           throw err;

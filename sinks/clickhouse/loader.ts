@@ -17,9 +17,9 @@
  */
 import { sinkMetrics } from '../../lib/metrics.js';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { errorMessage, isMeterflowError, isRetriable, MeterflowError } from '../../lib/errors.js';
+import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { readerType, type AvroRegistry } from '../../lib/registry.js';
+import { isRegistryUnavailable, readerType, type AvroRegistry } from '../../lib/registry.js';
 import { groupLag } from '../../lib/kafka.js';
 import type avro from 'avsc';
 import type { QuarantineRecord } from '../../schemas/records.js';
@@ -114,22 +114,6 @@ class DrainTimeout extends Error {}
 
 /** Rows mapped between two turns of the event loop while consuming. */
 const YIELD_EVERY_ROWS = 2_000;
-
-/**
- * The registry could not be asked (network, 5xx): the bytes may be fine, so the record waits.
- * lib/registry marks that retriable (REG_UNREACHABLE); the REG_DECODE test covers clients that
- * wrap a failed fetch as a decode error.
- */
-function isTransientRegistryError(err: unknown): boolean {
-  if (isRetriable(err)) return true;
-  if (!isMeterflowError(err) || err.code !== 'REG_DECODE') return false;
-  const cause = err.cause;
-  if (cause === undefined) return false;
-  const msg = errorMessage(cause);
-  return (
-    cause instanceof TypeError || /fetch failed|ECONN|ETIMEDOUT|socket|answered 5\d\d|answered 429/i.test(msg)
-  );
-}
 
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -444,7 +428,7 @@ export class FamilyLoader {
     try {
       record = await this.deps.registry.decode(m.value, this.readers.get(topic));
     } catch (err) {
-      if (isTransientRegistryError(err)) {
+      if (isRegistryUnavailable(err)) {
         this.log.warn(
           { event: SINK_EVENTS.decodeDeferred, topic, partition, offset: m.offset, err: errorMessage(err) },
           'registry unreachable; will retry',
