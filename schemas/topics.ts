@@ -1,5 +1,5 @@
 /**
- * The topic catalogue (DESIGN section 3): logical name, value schema and retention. The physical
+ * The topic catalogue (DESIGN.md §3): logical name, value schema and retention. The physical
  * name is `<prefix><logical>`; the prefix comes from configuration (default "meterflow.").
  */
 import {

@@ -3,7 +3,7 @@
  * of that dimension (kWh for energy, m3 for volume, kg for mass).
  *
  * A symbol we do not know is registered on first sight and kept exactly as the provider wrote it,
- * with no dimension and no factor: it is never converted by guess (DESIGN section 4).
+ * with no dimension and no factor: it is never converted by guess (DESIGN.md §4).
  */
 
 export type UnitDimension = 'energy' | 'volume' | 'mass';

@@ -1,5 +1,5 @@
 /**
- * Arcadia Plug normalisers (shared/seeds/003_392a35f81f933490.txt):
+ * Arcadia Plug normalisers (the Arcadia Plug intervals API guide):
  *  - arcadia.meter: one meter of "List Meters Response" → Meter (+ a derived Asset when the meter
  *    has no site);
  *  - arcadia.site: the `site` object of a meter → Asset;

@@ -1,5 +1,5 @@
 /**
- * EnerKey normalisers (shared/seeds/002_b02d63c753099de1.txt; JSON shapes as served by the EnerKey
+ * EnerKey normalisers (the EnerKey API overview; JSON shapes as served by the EnerKey
  * simulator, see schemas/providers/enerkey.ts):
  *  - enerkey.facility → Asset;
  *  - enerkey.meter → Meter. `envelope.meta.quantity` carries the meter's quantity as JSON

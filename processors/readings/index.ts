@@ -1,6 +1,6 @@
 /**
  * readings: cumulative register readings → consumption intervals, by differencing consecutive
- * readings (seed 000 "Reading format"; DESIGN section 4).
+ * readings (the platform requirements' "Reading format"; DESIGN.md §4).
  *
  * A decrease is never summed as negative consumption. It is either
  *  - a rollover: the register wrapped at `rolloverValue` and the wrap gives a plausible delta

@@ -1,5 +1,5 @@
 /**
- * Zod schemas of the Arcadia Plug payloads we read (shared/seeds/003_392a35f81f933490.txt).
+ * Zod schemas of the Arcadia Plug payloads we read (the Arcadia Plug intervals API guide).
  * Loose objects: Arcadia adds fields over API versions, and we keep what we do not read out of the
  * way. Strict on the fields we read. The document's examples show placeholders like "null" and
  * "false" as strings and meterNumber both as a string and as a number, so those accept both.

@@ -1,5 +1,5 @@
 /**
- * The ClickHouse sink: canonical topics into ClickHouse tables (DESIGN section 6).
+ * The ClickHouse sink: canonical topics into ClickHouse tables (DESIGN.md §6).
  *
  *   const sink = createClickHouseSink(config, { batchMaxRows: 100_000, batchMaxMs: 1_000 });
  *   await sink.start();   // migrates, then one consumer group per table family

@@ -39,7 +39,7 @@ const MAX_INDEX = (1n << INDEX_BITS) - 1n;
 
 /**
  * UInt64 version of the index-th row of a Kafka record: offset << 12 | min(index, 4095).
- * Every key lives on one partition (DESIGN section 2), where offsets order its records: a replay
+ * Every key lives on one partition (DESIGN.md §2), where offsets order its records: a replay
  * writes the same number again, a later record (a correction, a deactivation) a higher one. The
  * record timestamp would not do: a producer sends a whole batch with one timestamp.
  * Sent as a decimal string: it exceeds 2^53.

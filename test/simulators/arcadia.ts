@@ -1,5 +1,5 @@
 /**
- * Arcadia "Plug" intervals API simulator (shared/seeds/003_392a35f81f933490.txt).
+ * Arcadia "Plug" intervals API simulator (the Arcadia Plug intervals API guide).
  *
  * Endpoints (base URL = returned `url`):
  *   POST  /oauth2/token                          form: grant_type=client_credentials, client_id, client_secret

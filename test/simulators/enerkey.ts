@@ -1,5 +1,5 @@
 /**
- * EnerKey API simulator (shared/seeds/002_b02d63c753099de1.txt).
+ * EnerKey API simulator (the EnerKey API overview).
  *
  * What the document fixes: the API key goes in the `Authorization` request header; two keys per
  * profile, each with validity dates; 40,000 requests per 24 h per key, with an `X-Rate-Limit` header

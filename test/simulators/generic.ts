@@ -1,6 +1,6 @@
 /**
  * Two generic REST providers for the configuration-driven connector. Neither is a real product: they
- * are shaped after the styles shared/seeds/000_492dbf02b98fc429.txt says a provider may use, and
+ * are shaped after the styles the platform API integration requirements says a provider may use, and
  * deliberately differ from each other in every dimension the connector configuration covers.
  *
  * ── Provider A: startGenericJsonSimulator ────────────────────────────────────────────────────────

@@ -2,7 +2,7 @@
  * The aggregation state of one meter-channel: its slots, its per-day bookkeeping and its months,
  * and the arithmetic from slots to day and month aggregates in the channel's IANA zone.
  *
- * Rules (DESIGN section 5):
+ * Rules (DESIGN.md §5):
  *  - local calendar days and months; a DST day has 23 or 25 hours (92 or 100 quarter-hours);
  *  - expected_count = local day length / resolution, where the resolution is the channel's
  *    shortest interval duration capped at one day;

@@ -1,5 +1,5 @@
 /**
- * Arcadia Plug intervals connector (shared/seeds/003_392a35f81f933490.txt): OAuth2 client
+ * Arcadia Plug intervals connector (the Arcadia Plug intervals API guide): OAuth2 client
  * credentials (connection.auth), credentials by correlationId, meters by credential ids with
  * page/size pagination, sites as assets, intervals activation with bounded polling, raw or
  * normalized intervals (one of them: they cover the same consumption) per meter and date chunk.

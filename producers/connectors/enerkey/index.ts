@@ -1,5 +1,5 @@
 /**
- * EnerKey connector (shared/seeds/002_b02d63c753099de1.txt): API key in Authorization (two keys
+ * EnerKey connector (the EnerKey API overview): API key in Authorization (two keys
  * with validity dates, connection.auth), the 24 h budget tracked from X-Rate-Limit, quantities,
  * facilities (cursor pages), meters per facility, hourly and monthly values for many meters per
  * request, split into one envelope per meter.

@@ -1,5 +1,5 @@
 /**
- * 001: the tables and latest-state views of DESIGN section 6.
+ * 001: the tables and latest-state views of DESIGN.md §6.
  *
  * Every table is a ReplacingMergeTree whose ORDER BY is exactly the identity of a fact, so that a
  * row inserted twice (a crash between insert and offset commit, a replay) collapses to one row in
