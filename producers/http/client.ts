@@ -407,7 +407,7 @@ export class HttpClient {
   ): void {
     const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
     if (encoding === '' || encoding === 'identity') return;
-    res.body.destroy();
+    discard(res.body);
     throw this.fail(
       'POLL_RESPONSE_CONTENT_TYPE',
       `response has Content-Encoding ${printable(encoding, 40)}, which meterflow neither requests nor decodes`,
@@ -559,7 +559,7 @@ export class HttpClient {
     const max = this.limits.maxResponseBytes;
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > max) {
-      body.destroy();
+      discard(body);
       throw this.fail(
         'POLL_RESPONSE_TOO_LARGE',
         `response of ${declared} bytes exceeds the limit of ${max} bytes`,
@@ -574,7 +574,7 @@ export class HttpClient {
       const b = chunk as Buffer;
       size += b.length;
       if (size > max) {
-        body.destroy();
+        discard(body);
         throw this.fail('POLL_RESPONSE_TOO_LARGE', `response exceeds the limit of ${max} bytes`, spec, url, {
           status,
         });
@@ -643,4 +643,13 @@ function lower(h: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h ?? {})) out[k.toLowerCase()] = v;
   return out;
+}
+
+/**
+ * Drops a body we refuse. Destroying an undici body emits an AbortError on the stream; with no
+ * listener that would surface as an uncaught exception after we already failed the request.
+ */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
 }
