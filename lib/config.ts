@@ -105,6 +105,17 @@ export const configSchema = z
       .string()
       .default('127.0.0.1')
       .describe('MF_METRICS_HOST: bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)'),
+    processors: z
+      .object({
+        maxTransactionBytes: int
+          .pipe(z.number().min(1))
+          .optional()
+          .describe(
+            'MF_MAX_TRANSACTION_BYTES: encoded output bytes after which a processors batch commits what it has processed and goes on in a new transaction (default 16 MiB)',
+          ),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -189,11 +200,16 @@ function collect(env: Env): Record<string, unknown> {
       database: env.CLICKHOUSE_DATABASE,
     }),
   };
+  const processors = {
+    ...fileSection('processors'),
+    ...definedOnly({ maxTransactionBytes: env.MF_MAX_TRANSACTION_BYTES }),
+  };
   return {
     ...file,
     kafka,
     registry,
     clickhouse,
+    processors,
     ...definedOnly({
       connectionsDir: env.MF_CONNECTIONS_DIR,
       logLevel: env.LOG_LEVEL,
@@ -211,6 +227,7 @@ const ENV_NAMES: Record<string, string> = {
   'kafka.partitions': 'MF_TOPIC_PARTITIONS',
   logLevel: 'LOG_LEVEL',
   metricsPort: 'MF_METRICS_PORT',
+  'processors.maxTransactionBytes': 'MF_MAX_TRANSACTION_BYTES',
 };
 
 /** Parses the configuration; throws CFG_INVALID naming every bad setting (secrets never echoed). */

@@ -45,6 +45,8 @@ export interface RunStageOptions {
   /**
    * Encoded bytes of outputs (values and keys) after which a batch commits what it has processed
    * and goes on in a new transaction: bounds memory and transaction size per partition.
+   * Default: the configuration's processors.maxTransactionBytes (MF_MAX_TRANSACTION_BYTES), else
+   * 16 MiB.
    */
   maxTransactionBytes?: number;
   now?: () => number;
@@ -195,7 +197,14 @@ export async function runStage(
   options: RunStageOptions = {},
 ): Promise<RunningStage> {
   const { kafka, config, registry, log } = deps;
-  const opts = { ...DEFAULTS, ...options };
+  const opts = {
+    ...DEFAULTS,
+    // The configured limit (MF_MAX_TRANSACTION_BYTES) unless the caller gives its own.
+    ...(config.processors.maxTransactionBytes !== undefined
+      ? { maxTransactionBytes: config.processors.maxTransactionBytes }
+      : {}),
+    ...options,
+  };
   const now = options.now ?? Date.now;
   const slog = log.child({ stage: stage.name });
   const prefix = config.kafka.topicPrefix;
