@@ -1,31 +1,20 @@
-/** Exponential backoff with "equal jitter", capped: spreads the retries of many sinks after an outage. */
-export interface BackoffPolicy {
-  initialMs: number;
-  maxMs: number;
-  factor: number;
+/**
+ * Transitional: loader.ts still calls the sink's former retry helpers. The mechanism lives in
+ * lib/retry.ts; this keeps the loader's old argument order and its resolve-on-abort wait until
+ * the loader is moved onto lib/retry.ts, then this file goes.
+ */
+import * as kernel from '../../lib/retry.js';
+
+export type { BackoffPolicy } from '../../lib/retry.js';
+
+/** lib/retry.ts backoffDelay with the policy first. */
+export function backoffDelay(policy: kernel.BackoffPolicy, attempt: number, random?: () => number): number {
+  return kernel.backoffDelay(attempt, policy, random);
 }
 
-/** Delay before retry number `attempt` (1-based): uniform in [cap/2, cap]. */
-export function backoffDelay(
-  policy: BackoffPolicy,
-  attempt: number,
-  random: () => number = Math.random,
-): number {
-  const cap = Math.min(policy.maxMs, policy.initialMs * policy.factor ** Math.max(0, attempt - 1));
-  // Half fixed, half random: keeps the growth visible while avoiding synchronised retries.
-  return Math.round(cap / 2 + random() * (cap / 2));
-}
-
-/** Resolves after `ms`, or early when `signal` aborts (used to cut backoff short on stop). */
+/** lib/retry.ts sleep, but an abort ends the wait quietly (the loader re-checks its state). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+  return kernel.sleep(ms, signal).catch((err: unknown) => {
+    if (!signal?.aborted) throw err;
   });
 }
