@@ -17,6 +17,7 @@
 import type { UsageAggregate, UsageChannel } from '../../../schemas/records.js';
 import { encodeDay, encodeMonth, type DayEntry } from './codec.js';
 import { DayTable, FLAG_EMITTED, FLAG_PRORATED, type MonthRecord } from './days.js';
+import { PeriodTotals, type SlotTotals } from './period.js';
 import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
 import {
   calendarFor,
@@ -36,12 +37,6 @@ export interface ChannelIdentity {
   connection_id: string;
   meter_external_id: string;
   channel: UsageChannel;
-}
-
-interface Totals {
-  sum: number;
-  count: number;
-  estimated: number;
 }
 
 export class ChannelState {
@@ -74,7 +69,9 @@ export class ChannelState {
   private cachedDay = Number.NaN;
   private cachedDayStart = 0;
   private cachedDayEnd = 0;
-  private readonly scratch: Totals = { sum: 0, count: 0, estimated: 0 };
+  /** Scratch for recomputation, reused: it runs for every touched day and month. */
+  private readonly slotScratch: SlotTotals = { sum: 0, count: 0, estimated: 0 };
+  private readonly totals = new PeriodTotals();
 
   constructor(id: ChannelIdentity, zone: string, unit: string) {
     this.id = id;
@@ -170,32 +167,23 @@ export class ChannelState {
     const i = this.days.slot(day);
     const ds = this.cal.dayStart(day);
     const de = this.cal.dayStart(day + 1);
-    const t = this.scratch;
+    const slots = this.slotScratch;
     if (this.grid)
-      this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), t);
+      this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), slots);
     else {
-      t.sum = 0;
-      t.count = 0;
-      t.estimated = 0;
+      slots.sum = 0;
+      slots.count = 0;
+      slots.estimated = 0;
     }
-    this.days.gridSum[i] = t.sum;
-    this.days.gridCount[i] = t.count;
-    this.days.gridEstimated[i] = t.estimated;
-    let value = t.sum;
-    let count = t.count;
-    let estimated = t.estimated;
-    let covered = this.grid ? t.count * this.grid.res : 0;
-    let prorated = false;
-    this.irregular.forEachOverlapping(ds, de, (iv) => {
-      const share = overlapShare(iv, ds, de);
-      if (share < 1) prorated = true;
-      value += iv.value * share;
-      covered += share * (iv.end - iv.start);
-      count++;
-      if (iv.estimated) estimated++;
-    });
+    this.days.gridSum[i] = slots.sum;
+    this.days.gridCount[i] = slots.count;
+    this.days.gridEstimated[i] = slots.estimated;
+    const t = this.totals.reset();
+    t.addSlots(slots, this.grid ? this.grid.res : 0);
+    t.addOverlapping(this.irregular, ds, de);
+    const { value, count, estimated, prorated } = t;
     const expected = this.expectedFor(de - ds);
-    const completeness = Math.min(1, covered / (de - ds));
+    const completeness = t.completeness(de - ds);
     const flags = this.days.flags[i]!;
     const newFlags = FLAG_EMITTED | (prorated ? FLAG_PRORATED : 0);
     if (!emit) {
@@ -250,30 +238,25 @@ export class ChannelState {
     const nextFirst = firstDayOfMonth(month + 1);
     const ms = this.cal.dayStart(firstDay);
     const me = this.cal.dayStart(nextFirst);
-    let value = 0;
-    let count = 0;
-    let estimated = 0;
+    const slots = this.slotScratch;
+    slots.sum = 0;
+    slots.count = 0;
+    slots.estimated = 0;
     let expected = 0;
-    let prorated = false;
     for (let d = firstDay; d < nextFirst; d++) {
       const i = this.days.find(d);
       if (i >= 0) {
-        value += this.days.gridSum[i]!;
-        count += this.days.gridCount[i]!;
-        estimated += this.days.gridEstimated[i]!;
+        slots.sum += this.days.gridSum[i]!;
+        slots.count += this.days.gridCount[i]!;
+        slots.estimated += this.days.gridEstimated[i]!;
       }
       expected += this.expectedFor(this.cal.dayLength(d));
     }
-    let covered = this.grid ? count * this.grid.res : 0;
-    this.irregular.forEachOverlapping(ms, me, (iv) => {
-      const share = overlapShare(iv, ms, me);
-      if (share < 1) prorated = true;
-      value += iv.value * share;
-      covered += share * (iv.end - iv.start);
-      count++;
-      if (iv.estimated) estimated++;
-    });
-    const completeness = Math.min(1, covered / (me - ms));
+    const t = this.totals.reset();
+    t.addSlots(slots, this.grid ? this.grid.res : 0);
+    t.addOverlapping(this.irregular, ms, me);
+    const { value, count, estimated, prorated } = t;
+    const completeness = t.completeness(me - ms);
     let rec = this.months.get(month);
     if (!rec)
       this.months.set(
@@ -602,10 +585,4 @@ export class ChannelState {
 
 export function channelKey(id: ChannelIdentity): string {
   return `${id.connection_id}/${id.meter_external_id}|${id.channel}`;
-}
-
-/** Fraction of an interval inside [from, to). */
-function overlapShare(iv: IrregularInterval, from: number, to: number): number {
-  const overlap = Math.min(iv.end, to) - Math.max(iv.start, from);
-  return overlap <= 0 ? 0 : overlap >= iv.end - iv.start ? 1 : overlap / (iv.end - iv.start);
 }

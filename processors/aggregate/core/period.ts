@@ -1,0 +1,79 @@
+/**
+ * The totals of one aggregation period (a local day or month), accumulated from its slots. Day and
+ * month recomputation fill the same accumulator: the grid part as ready-made sums, then every
+ * irregular interval overlapping the period, allocated pro rata by time overlap.
+ */
+import type { IrregularInterval, IrregularStore } from './slots.js';
+
+/** Sum, count and estimated count of regular slots (filled by GridStore.sumRange, DayTable.sumGrid). */
+export interface SlotTotals {
+  sum: number;
+  count: number;
+  estimated: number;
+}
+
+/** What an aggregate says about its period; a period is emitted again only when this changes. */
+export interface PeriodContent {
+  readonly value: number;
+  readonly count: number;
+  readonly estimated: number;
+  readonly expected: number;
+  readonly prorated: boolean;
+}
+
+export class PeriodTotals implements PeriodContent {
+  value = 0;
+  count = 0;
+  estimated = 0;
+  /** Intervals the resolution says the period holds; set by the caller, who knows the resolution. */
+  expected = 0;
+  /** Milliseconds of the period covered by intervals (overlapping intervals count twice). */
+  covered = 0;
+  /** Some interval only partly overlaps the period. */
+  prorated = false;
+
+  /** Start over (one instance is reused per channel: recomputation runs per interval batch). */
+  reset(): this {
+    this.value = 0;
+    this.count = 0;
+    this.estimated = 0;
+    this.expected = 0;
+    this.covered = 0;
+    this.prorated = false;
+    return this;
+  }
+
+  /** Add regular slots of `res` ms each, already summed. */
+  addSlots(slots: SlotTotals, res: number): void {
+    this.value += slots.sum;
+    this.count += slots.count;
+    this.estimated += slots.estimated;
+    this.covered += slots.count * res;
+  }
+
+  /** Add one interval's share of [from, to); it counts as one interval however little overlaps. */
+  addInterval(iv: IrregularInterval, from: number, to: number): void {
+    const share = overlapShare(iv, from, to);
+    if (share < 1) this.prorated = true;
+    this.value += iv.value * share;
+    this.covered += share * (iv.end - iv.start);
+    this.count++;
+    if (iv.estimated) this.estimated++;
+  }
+
+  /** Add every irregular interval overlapping [from, to). */
+  addOverlapping(irregular: IrregularStore, from: number, to: number): void {
+    irregular.forEachOverlapping(from, to, (iv) => this.addInterval(iv, from, to));
+  }
+
+  /** Share of a period of `length` ms covered by intervals, at most 1. */
+  completeness(length: number): number {
+    return Math.min(1, this.covered / length);
+  }
+}
+
+/** Fraction of an interval inside [from, to). */
+export function overlapShare(iv: IrregularInterval, from: number, to: number): number {
+  const overlap = Math.min(iv.end, to) - Math.max(iv.start, from);
+  return overlap <= 0 ? 0 : overlap >= iv.end - iv.start ? 1 : overlap / (iv.end - iv.start);
+}
