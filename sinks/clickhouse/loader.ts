@@ -349,11 +349,16 @@ export class FamilyLoader {
       this.pauseAll('buffer');
   }
 
-  /** One batch is buffered: by rows or by bytes. */
+  /**
+   * One batch is buffered: by rows or by bytes. A buffer bound set below the batch bound makes a
+   * full buffer a batch: consumption pauses there, so waiting for more would only wait for
+   * batchMaxMs.
+   */
   private batchFull(): boolean {
+    const o = this.deps.options;
     return (
-      this.bufferedRows >= this.deps.options.batchMaxRows ||
-      this.bufferedBytes >= this.deps.options.batchMaxBytes
+      this.bufferedRows >= Math.min(o.batchMaxRows, this.maxBuffered) ||
+      this.bufferedBytes >= Math.min(o.batchMaxBytes, this.maxBufferedBytes)
     );
   }
 
