@@ -15,6 +15,7 @@ import kafkajs, {
 } from 'kafkajs';
 import type { Config } from './config.js';
 import { errorMessage, MeterflowError } from './errors.js';
+import { retry } from './retry.js';
 import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
 
 export { CompressionTypes };
@@ -164,19 +165,25 @@ export async function topicOffsets(
   topic: string,
   attempts = 10,
 ): ReturnType<Admin['fetchTopicOffsets']> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await admin.fetchTopicOffsets(topic);
-    } catch (err) {
-      const type = (err as { type?: string }).type ?? '';
-      const retriable =
-        /NOT_LEADER|UNKNOWN_TOPIC_OR_PARTITION|LEADER_NOT_AVAILABLE|REPLICA_NOT_AVAILABLE/.test(type) ||
-        /not the leader|does not host|leader not available/i.test(errorMessage(err));
-      if (!retriable || attempt >= attempts) throw err;
-      await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100 * attempt));
-    }
-  }
+  return retry(() => admin.fetchTopicOffsets(topic), {
+    policy: { initialMs: 100, maxMs: 1_000 },
+    maxAttempts: attempts,
+    classify: isLeadershipMoment,
+    onRetry: () =>
+      admin.fetchTopicMetadata({ topics: [topic] }).then(
+        () => undefined,
+        () => undefined,
+      ),
+  });
+}
+
+/** A broker's passing "not the leader / does not host it yet" answer, not a real failure. */
+function isLeadershipMoment(err: unknown): boolean {
+  const type = (err as { type?: string }).type ?? '';
+  return (
+    /NOT_LEADER|UNKNOWN_TOPIC_OR_PARTITION|LEADER_NOT_AVAILABLE|REPLICA_NOT_AVAILABLE/.test(type) ||
+    /not the leader|does not host|leader not available/i.test(errorMessage(err))
+  );
 }
 
 /** High watermarks of every partition of a topic. */

@@ -4,9 +4,8 @@
  * count of remaining calls (EnerKey's X-Rate-Limit) tightens the daily budget.
  */
 import { MeterflowError } from '../../lib/errors.js';
-
-const MINUTE = 60_000;
-const DAY = 86_400_000;
+import { sleep as defaultSleep } from '../../lib/retry.js';
+import { DAY_MS, MINUTE_MS } from '../../schemas/time.js';
 
 export interface BudgetLimits {
   perMinute?: number;
@@ -39,7 +38,7 @@ export class RequestBudget {
   ) {}
 
   private prune(now: number): void {
-    while (this.head < this.stamps.length && this.stamps[this.head]! <= now - DAY) this.head++;
+    while (this.head < this.stamps.length && this.stamps[this.head]! <= now - DAY_MS) this.head++;
     if (this.head > 4096 && this.head * 2 > this.stamps.length) {
       this.stamps.splice(0, this.head);
       this.head = 0;
@@ -62,7 +61,7 @@ export class RequestBudget {
     const now = this.now();
     this.prune(now);
     return {
-      lastMinute: this.countSince(now - MINUTE),
+      lastMinute: this.countSince(now - MINUTE_MS),
       lastDay: this.stamps.length - this.head,
       providerRemaining: this.providerRemaining,
     };
@@ -116,11 +115,11 @@ export class RequestBudget {
         );
       }
       if (this.limits.perMinute !== undefined) {
-        const inMinute = this.countSince(now - MINUTE);
+        const inMinute = this.countSince(now - MINUTE_MS);
         if (inMinute >= this.limits.perMinute) {
-          // Oldest stamp inside the minute window leaves it at stamp + MINUTE.
+          // Oldest stamp inside the minute window leaves it at stamp + one minute.
           const idx = this.stamps.length - inMinute;
-          const wait = Math.max(1, this.stamps[idx]! + MINUTE - now + 1);
+          const wait = Math.max(1, this.stamps[idx]! + MINUTE_MS - now + 1);
           await this.sleep(wait, signal);
           continue;
         }
@@ -145,22 +144,4 @@ export class RequestBudget {
   providerResetIn(): number | undefined {
     return this.providerResetAt === undefined ? undefined : Math.max(0, this.providerResetAt - this.now());
   }
-}
-
-export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal!.reason as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

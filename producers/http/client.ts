@@ -5,16 +5,16 @@
  * MeterflowError naming connection, endpoint, page and a URL without credentials.
  */
 import { pollMetrics } from '../../lib/metrics.js';
+import { backoffDelay, sleep } from '../../lib/retry.js';
 import { Agent, request, type Dispatcher } from 'undici';
 import { errorMessage, MeterflowError, type ErrorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { baseUrlOf, type ConnectionConfig } from '../../schemas/connection.js';
 import { createAuthenticator, maxReauths, providerErrorPhrase, type Authenticator } from './auth.js';
 import { acceptHeader, parseBody, type BodyFormat } from './body.js';
-import { defaultSleep, RequestBudget } from './budget.js';
+import { RequestBudget } from './budget.js';
 import { HTTP_DEFAULTS, type HttpLimits } from './defaults.js';
 import {
-  backoffDelay,
   classify,
   DEFAULT_ERROR_POLICY,
   parseRetryAfter,
@@ -138,7 +138,7 @@ export class HttpClient {
     this.connectionId = c.id;
     this.baseUrl = baseUrlOf(c);
     this.now = opts.now ?? Date.now;
-    this.sleep = opts.sleep ?? defaultSleep;
+    this.sleep = opts.sleep ?? sleep;
     this.policy = opts.policy ?? DEFAULT_ERROR_POLICY;
     this.limits = { ...HTTP_DEFAULTS, ...c.http, ...opts.limits };
     this.budget = opts.budget ?? new RequestBudget(c.id, c.budget, this.now);
@@ -237,12 +237,13 @@ export class HttpClient {
     return new MeterflowError(err.code, message, { retriable: err.retriable, context });
   }
 
+  /** Backoff before the next retry, `retries` having been made so far. */
   private backoff(retries: number): number {
-    return backoffDelay(retries, {
-      baseMs: this.limits.backoffBaseMs,
-      maxMs: this.limits.backoffMaxMs,
-      random: this.opts.random,
-    });
+    return backoffDelay(
+      retries + 1,
+      { initialMs: this.limits.backoffBaseMs, maxMs: this.limits.backoffMaxMs },
+      this.opts.random,
+    );
   }
 
   /** Sends a request through budget, auth and the error policy; returns the successful response. */

@@ -40,7 +40,7 @@ export const HTTP_DEFAULTS: Readonly<HttpLimits> = {
   maxResponseBytes: 50 * 1024 * 1024,
   /** Retries of a retriable failure (5xx, network, timeout); connection.http.maxRetries. */
   maxRetries: 6,
-  /** Backoff base and cap (ms): full jitter, delay = random(0, min(cap, base * 2^attempt)). */
+  /** Backoff base and cap (ms), lib/retry.ts backoffDelay; a retry never waits less than the base. */
   backoffBaseMs: 500,
   backoffMaxMs: 60_000,
   /** Total time one request may spend waiting on 429 responses before it fails (ms). */

@@ -7,7 +7,7 @@ import type { ErrorCode } from '../../lib/errors.js';
 export type PolicyAction =
   /** Hand the response to the caller. */
   | 'success'
-  /** Retry with exponential backoff and full jitter. */
+  /** Retry with exponential backoff and jitter (lib/retry.ts backoffDelay). */
   | 'retry'
   /** Wait for Retry-After (or backoff when absent), then retry; not counted as a failure retry. */
   | 'rateLimited'
@@ -71,19 +71,6 @@ export function classify(
       return rule;
   }
   return FALLBACK;
-}
-
-export interface BackoffOptions {
-  baseMs: number;
-  maxMs: number;
-  /** Random source in [0, 1); injectable for tests. */
-  random?: () => number;
-}
-
-/** Exponential backoff with full jitter: random(0, min(cap, base * 2^attempt)); attempt starts at 0. */
-export function backoffDelay(attempt: number, o: BackoffOptions): number {
-  const ceiling = Math.min(o.maxMs, o.baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor((o.random ?? Math.random)() * ceiling);
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or invalid. */

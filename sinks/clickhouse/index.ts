@@ -14,6 +14,7 @@ import type { Config } from '../../lib/config.js';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION, createKafka, ensureCatalogueTopics } from '../../lib/kafka.js';
 import { createLogger, type Logger } from '../../lib/log.js';
+import { isRetriable, retry } from '../../lib/retry.js';
 import { AvroRegistry, type Serde } from '../../lib/registry.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { topicName, type TopicId } from '../../schemas/topics.js';
@@ -24,7 +25,6 @@ import { FamilyLoader, type LoaderStats, type QuarantineWriter } from './loader.
 import { migrate } from './migrate.js';
 import { sinkOptionsSchema, type SinkOptions, type SinkOptionsInput } from './options.js';
 import { quarantineMessage } from './quarantine.js';
-import { backoffDelay, sleep } from './retry.js';
 
 export {
   sinkOptionsSchema,
@@ -118,25 +118,23 @@ export function createClickHouseSink(config: Config, input: ClickHouseSinkOption
   let stopped = false;
   const startAbort = new AbortController();
 
-  /** Migrates, waiting for ClickHouse if it is not up yet (a sink starting before its database). */
+  /**
+   * Migrates, waiting for ClickHouse if it is not up yet (a sink starting before its database).
+   * A stop() during the wait ends it quietly: start() then sees `stopped` and returns.
+   */
   async function migrateWhenReachable(c: ClickHouseClient): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await migrate(c, config.clickhouse.database, log);
-        return;
-      } catch (err) {
-        if (!(err instanceof MeterflowError && err.retriable) || stopped) throw err;
-        const delay = backoffDelay(
-          { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs, factor: options.retryFactor },
-          attempt,
-        );
+    await retry(() => migrate(c, config.clickhouse.database, log), {
+      policy: { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs, factor: options.retryFactor },
+      classify: (err) => isRetriable(err) && !stopped,
+      signal: startAbort.signal,
+      onRetry: ({ err, attempt, delayMs }) =>
         log.warn(
-          { event: 'ch.sink.migrate.retry', attempt, delayMs: delay, err: err.message },
+          { event: 'ch.sink.migrate.retry', attempt, delayMs, err: errorMessage(err) },
           'ClickHouse not reachable for migrations; retrying',
-        );
-        await sleep(delay, startAbort.signal);
-      }
-    }
+        ),
+    }).catch((err: unknown) => {
+      if (err !== startAbort.signal.reason) throw err;
+    });
   }
 
   return {

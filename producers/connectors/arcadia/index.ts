@@ -5,12 +5,13 @@
  * normalized intervals (one of them: they cover the same consumption) per meter and date chunk.
  */
 import { MeterflowError } from '../../../lib/errors.js';
-import { defaultSleep } from '../../http/budget.js';
+import { sleep as defaultSleep } from '../../../lib/retry.js';
 import { isoInstant, type TimeRange } from '../../http/chunking.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
-import { floorTo, parseOptions, QUARTER_MS } from '../options.js';
+import { floorTo, QUARTER_MS } from '../../../schemas/time.js';
+import { parseOptions } from '../options.js';
 import {
   asPollError,
   envelope,

@@ -15,7 +15,7 @@ import {
   type Retry,
 } from '../../../sinks/clickhouse/insert.js';
 import { migrate } from '../../../sinks/clickhouse/migrate.js';
-import { backoffDelay } from '../../../sinks/clickhouse/retry.js';
+import { backoffDelay } from '../../../lib/retry.js';
 import { ingestVersion, ingestVersionBase, usageRows } from '../../../sinks/clickhouse/rows.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { scalar } from './fixtures.js';
@@ -215,10 +215,10 @@ describe('rows', () => {
 
   it('backs off exponentially with jitter, capped', () => {
     const p = { initialMs: 100, maxMs: 1_000, factor: 2 };
-    expect(backoffDelay(p, 1, () => 0)).toBe(50);
-    expect(backoffDelay(p, 1, () => 1)).toBe(100);
-    expect(backoffDelay(p, 3, () => 1)).toBe(400);
-    expect(backoffDelay(p, 30, () => 1)).toBe(1_000);
-    expect(backoffDelay(p, 30, () => 0)).toBe(500);
+    expect(backoffDelay(1, p, () => 0)).toBe(50);
+    expect(backoffDelay(1, p, () => 1)).toBe(100);
+    expect(backoffDelay(3, p, () => 1)).toBe(400);
+    expect(backoffDelay(30, p, () => 1)).toBe(1_000);
+    expect(backoffDelay(30, p, () => 0)).toBe(500);
   });
 });

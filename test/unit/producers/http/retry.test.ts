@@ -1,11 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
-import {
-  backoffDelay,
-  classify,
-  DEFAULT_ERROR_POLICY,
-  parseRetryAfter,
-} from '../../../../producers/http/policy.js';
+import { classify, DEFAULT_ERROR_POLICY, parseRetryAfter } from '../../../../producers/http/policy.js';
 import { conn, noSleep, rejection, sendJson, serve, type TestServer } from '../server.js';
 
 let servers: TestServer[] = [];
@@ -36,13 +31,6 @@ describe('the error policy table', () => {
     expect(action({ status: 404 })).toBe('fail');
     expect(classify({ status: 403 }).code).toBe('POLL_AUTH');
     expect(DEFAULT_ERROR_POLICY.every((r) => r.description.length > 0)).toBe(true);
-  });
-
-  it('backoff is full jitter, exponential and capped', () => {
-    expect(backoffDelay(0, { baseMs: 100, maxMs: 10_000, random: () => 0.999 })).toBe(99);
-    expect(backoffDelay(3, { baseMs: 100, maxMs: 10_000, random: () => 0.5 })).toBe(400);
-    expect(backoffDelay(20, { baseMs: 100, maxMs: 10_000, random: () => 0.999 })).toBe(9990);
-    expect(backoffDelay(5, { baseMs: 100, maxMs: 10_000, random: () => 0 })).toBe(0);
   });
 
   it('Retry-After in seconds or as an HTTP date', () => {
@@ -76,6 +64,35 @@ describe('retries in the HTTP core', () => {
     expect(waits).toHaveLength(2);
     expect(http.stats).toMatchObject({ requests: 3, retries: 2, rateLimited: 1 });
     await http.close();
+  });
+
+  it('5xx retries back off exponentially from the base (lib/retry.ts), never below it', async () => {
+    const s = await server((_q, res) => sendJson(res, 503, {}));
+    for (const [random, first] of [
+      [() => 1, 1],
+      [() => 0, 0.5],
+    ] as const) {
+      const waits: number[] = [];
+      const base = 100;
+      const http = new HttpClient({
+        connection: conn({
+          baseUrl: s.url,
+          http: {
+            timeoutMs: 2_000,
+            maxResponseBytes: 1 << 20,
+            maxRetries: 4,
+            backoffBaseMs: base,
+            backoffMaxMs: 350,
+          },
+        }),
+        sleep: (ms) => (waits.push(ms), Promise.resolve()),
+        random,
+      });
+      await rejection(http.send({ url: '/x', endpoint: 'x' }));
+      const cap = (i: number) => Math.min(350, base * 2 ** i);
+      expect(waits).toEqual([0, 1, 2, 3].map((i) => Math.max(base, Math.round(first * cap(i)))));
+      await http.close();
+    }
   });
 
   it('never retries other 4xx', async () => {
