@@ -8,6 +8,7 @@ import { arcadiaOptionsSchema } from './providers/arcadia-options.js';
 import { enerkeyOptionsSchema } from './providers/enerkey-options.js';
 import { looksLikeSecret } from './secret-names.js';
 import { classificationKey, subtypeProblem } from './taxonomy.js';
+import { DAY_MS, HOUR_MS } from './time.js';
 import { isValidTimeZone } from './time-zone.js';
 
 /**
@@ -90,7 +91,7 @@ export const authSchema = z.discriminatedUnion('type', [
               const from = k.validFrom === undefined ? undefined : isoInstant(k.validFrom);
               const to = k.validTo === undefined ? undefined : isoInstant(k.validTo);
               // A date-only validTo covers that whole day (as the authenticator reads it).
-              const toEnd = to !== undefined && DATE.test(k.validTo ?? '') ? to + 86_400_000 : to;
+              const toEnd = to !== undefined && DATE.test(k.validTo ?? '') ? to + DAY_MS : to;
               if (from !== undefined && toEnd !== undefined && toEnd <= from)
                 ctx.addIssue({
                   code: 'custom',
@@ -409,7 +410,7 @@ function checkUsageStart(date: string, ctx: z.core.$RefinementCtx<string>): void
       : date < MIN_USAGE_START
         ? `"${date}" is before ${MIN_USAGE_START}`
         : // One day of slack: the day may already have begun in a zone east of UTC.
-          t > Date.now() + 86_400_000
+          t > Date.now() + DAY_MS
           ? `"${date}" is in the future: it is the first day fetched, so it must have begun`
           : undefined;
   if (why) ctx.addIssue({ code: 'custom', message: why });
@@ -504,7 +505,7 @@ export const connectionSchema = z
           .number()
           .int()
           .positive()
-          .default(6 * 3_600_000)
+          .default(6 * HOUR_MS)
           .describe('a sync run still going after this long is aborted and recorded as POLL_RUN_DEADLINE'),
         requestDeadlineMs: z
           .number()
@@ -526,7 +527,7 @@ export const connectionSchema = z
         maxRetries: 6,
         backoffBaseMs: 500,
         backoffMaxMs: 60_000,
-        runDeadlineMs: 6 * 3_600_000,
+        runDeadlineMs: 6 * HOUR_MS,
         requestDeadlineMs: 5 * 60_000,
         maxPages: 10_000,
       }),

@@ -9,7 +9,8 @@
  * move 0000-0099 to 1900-1999.
  */
 import type { ErrorCode } from '../../lib/errors.js';
-import { DAY_MS, wallToInstant } from '../aggregate/core/zone.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../schemas/time.js';
+import { wallToInstant } from '../aggregate/core/zone.js';
 
 export type ParsedTime =
   | { ok: true; instant: number; dateOnly: boolean }
@@ -100,7 +101,7 @@ function parseCommonInstant(t: string): number | undefined {
   const oh = digits2(t, i + 1);
   const om = digits2(t, i + 4);
   if (sign === 0 || oh < 0 || oh > 18 || om < 0 || om > 59) return undefined;
-  return wall - sign * (oh * 3_600_000 + om * 60_000);
+  return wall - sign * (oh * HOUR_MS + om * MINUTE_MS);
 }
 
 export function parseTimestamp(raw: unknown, zone: string | null | undefined): ParsedTime {
@@ -126,7 +127,7 @@ export function parseTimestamp(raw: unknown, zone: string | null | undefined): P
   if (hour > 24 || minute > 59 || second > 59 || (hour === 24 && (minute > 0 || second > 0 || ms > 0))) {
     return invalid(text, 'time out of range');
   }
-  const wall = dayStart + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms;
+  const wall = dayStart + hour * HOUR_MS + minute * MINUTE_MS + second * 1000 + ms;
   const dateOnly = hs === undefined;
   if (off !== undefined) {
     if (off === 'Z' || off === 'z') return { ok: true, instant: wall, dateOnly };
@@ -136,7 +137,7 @@ export function parseTimestamp(raw: unknown, zone: string | null | undefined): P
     const omin = om[3] === undefined ? 0 : Number(om[3]);
     if (oh > 18 || omin > 59) return invalid(text, 'offset out of range');
     const sign = om[1] === '-' ? -1 : 1;
-    return { ok: true, instant: wall - sign * (oh * 3_600_000 + omin * 60_000), dateOnly };
+    return { ok: true, instant: wall - sign * (oh * HOUR_MS + omin * MINUTE_MS), dateOnly };
   }
   if (!zone) {
     return {

@@ -5,6 +5,7 @@
  * VAL_TIMESTAMP_FUTURE.
  */
 import type { Reject } from '../normalise/types.js';
+import { DAY_MS, HOUR_MS } from '../../schemas/time.js';
 import type { UnitDimension } from '../../schemas/units.js';
 
 export interface ValidateOptions {
@@ -27,7 +28,7 @@ export interface ValidateOptions {
 }
 
 /** Default of `maxFutureMs`; the aggregator applies the same bound (processors/aggregate). */
-export const MAX_FUTURE_MS = 2 * 86_400_000;
+export const MAX_FUTURE_MS = 2 * DAY_MS;
 
 export const DEFAULT_VALIDATE_OPTIONS: ValidateOptions = {
   maxPerHour: {
@@ -64,6 +65,6 @@ export function futureEnd(
   if (end <= now + maxFutureMs) return null;
   return {
     code: 'VAL_TIMESTAMP_FUTURE',
-    message: `end ${new Date(end).toISOString()} is more than ${maxFutureMs / 3_600_000} h after now (${new Date(now).toISOString()}): a wrong year or clock at the provider?`,
+    message: `end ${new Date(end).toISOString()} is more than ${maxFutureMs / HOUR_MS} h after now (${new Date(now).toISOString()}): a wrong year or clock at the provider?`,
   };
 }

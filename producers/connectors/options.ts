@@ -11,14 +11,3 @@ export function parseOptions<S extends z.ZodType>(schema: S, connection: Connect
     context: { connection: connection.id, fields: r.error.issues.map((i) => `options.${i.path.join('.')}`) },
   });
 }
-
-export const HOUR_MS = 3_600_000;
-export const QUARTER_MS = 900_000;
-
-export const floorTo = (t: number, step: number): number => Math.floor(t / step) * step;
-
-/** Start of the UTC month of an instant. */
-export function utcMonthStart(t: number): number {
-  const d = new Date(t);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-}

@@ -6,6 +6,7 @@
  */
 import { MeterflowError } from '../../lib/errors.js';
 import type { AuthConfig } from '../../schemas/connection.js';
+import { DAY_MS } from '../../schemas/time.js';
 import { requireEnv, type Env } from './secrets.js';
 import { joinUrl } from './url.js';
 
@@ -108,7 +109,7 @@ function dateMs(s: string | undefined, end: boolean): number | undefined {
   // A date-only validTo covers that whole day.
   const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
   if (Number.isNaN(t)) return undefined;
-  return end && /^\d{4}-\d{2}-\d{2}$/.test(s) ? t + 86_400_000 : t;
+  return end && /^\d{4}-\d{2}-\d{2}$/.test(s) ? t + DAY_MS : t;
 }
 
 class ApiKeyAuth extends SecretHolder implements Authenticator {

@@ -1,6 +1,6 @@
 /** Date-range chunking: [from, to) split into pieces no longer than the provider allows. */
 
-export const DAY_MS = 86_400_000;
+import { DAY_MS } from '../../schemas/time.js';
 
 export interface TimeRange {
   /** Inclusive start, epoch ms. */
@@ -20,11 +20,6 @@ export function chunkRange(range: TimeRange, maxDays: number | undefined): TimeR
   const out: TimeRange[] = [];
   for (let f = range.from; f < range.to; f += step) out.push({ from: f, to: Math.min(f + step, range.to) });
   return out;
-}
-
-/** Start of the UTC day of an instant. */
-export function utcDayStart(t: number): number {
-  return Math.floor(t / DAY_MS) * DAY_MS;
 }
 
 /** YYYY-MM-DD (UTC) of an instant. */

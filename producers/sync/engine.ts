@@ -23,7 +23,8 @@ import {
   type UsageStream,
   usageChunk,
 } from '../connectors/types.js';
-import { chunkRange, DAY_MS, parseInstant, type TimeRange } from '../http/chunking.js';
+import { DAY_MS, floorTo, HOUR_MS } from '../../schemas/time.js';
+import { chunkRange, parseInstant, type TimeRange } from '../http/chunking.js';
 import { HttpClient } from '../http/client.js';
 import { RequestBudget } from '../http/budget.js';
 import type { Env } from '../http/secrets.js';
@@ -412,10 +413,10 @@ async function syncStream(a: StreamArgs): Promise<void> {
   const { connection, ctx, stream, state, opts } = a;
   const now = ctx.now();
   const end = a.rangeTo ?? now;
-  const lookback = connection.sync.lookbackHours * 3_600_000;
+  const lookback = connection.sync.lookbackHours * HOUR_MS;
   const defaultStart = connection.usageStart
     ? parseInstant(connection.usageStart)
-    : Math.floor((now - connection.sync.historyDays * DAY_MS) / DAY_MS) * DAY_MS;
+    : floorTo(now - connection.sync.historyDays * DAY_MS, DAY_MS);
   const scope = (m: MeterRef): string => `${stream.scopePrefix}:${m.externalId}`;
 
   // Plan: start per meter.

@@ -12,7 +12,8 @@ import type { HttpClientOptions } from '../../http/client.js';
 import { paginate } from '../../http/pagination.js';
 import { getArray } from '../../http/paths.js';
 import { parseRetryAfter } from '../../http/policy.js';
-import { floorTo, HOUR_MS, parseOptions, utcMonthStart } from '../options.js';
+import { floorTo, HOUR_MS, utcMonthStart } from '../../../schemas/time.js';
+import { parseOptions } from '../options.js';
 import {
   asPollError,
   envelope,

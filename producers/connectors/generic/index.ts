@@ -7,11 +7,11 @@
 import { MeterflowError } from '../../../lib/errors.js';
 import type { ConnectionConfig, GenericConnectorConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
-import { DAY_MS, isoDate, isoInstant, type TimeRange } from '../../http/chunking.js';
+import { DAY_MS, floorTo, MINUTE_MS } from '../../../schemas/time.js';
+import { isoDate, isoInstant, type TimeRange } from '../../http/chunking.js';
 import type { HttpResponse } from '../../http/client.js';
 import { paginate, type Page } from '../../http/pagination.js';
 import { getString } from '../../http/paths.js';
-import { floorTo } from '../options.js';
 import {
   asPollError,
   envelope,
@@ -191,7 +191,7 @@ export class GenericConnector implements Connector {
         // Without a meter filter one request serves every meter (split by the item's meter id).
         batchSize: perMeter ? 1 : 100_000,
         maxRangeDays: u.maxRangeDays,
-        settle: (to, now) => Math.min(to, dates ? floorTo(now, DAY_MS) : floorTo(now, 60_000)),
+        settle: (to, now) => Math.min(to, dates ? floorTo(now, DAY_MS) : floorTo(now, MINUTE_MS)),
         fetch: async (
           ctx: ConnectorContext,
           meters: MeterRef[],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RequestBudget } from '../../../../producers/http/budget.js';
-import { chunkRange, DAY_MS } from '../../../../producers/http/chunking.js';
+import { chunkRange } from '../../../../producers/http/chunking.js';
+import { DAY_MS } from '../../../../schemas/time.js';
 
 function clock(start = 0) {
   let now = start;
