@@ -16,8 +16,9 @@
  */
 import type { UsageAggregate, UsageChannel } from '../../../schemas/records.js';
 import { encodeDay, encodeMonth, type DayEntry } from './codec.js';
-import { DayTable, FLAG_EMITTED, FLAG_PRORATED, type MonthRecord } from './days.js';
-import { PeriodTotals, type SlotTotals } from './period.js';
+import { DayTable } from './days.js';
+import { MonthTable } from './months.js';
+import { PeriodTotals, type PeriodBook, type SlotTotals } from './period.js';
 import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
 import {
   calendarFor,
@@ -50,7 +51,7 @@ export class ChannelState {
   private minDuration = Number.POSITIVE_INFINITY;
   private resolutionChanged = false;
   readonly days = new DayTable();
-  readonly months = new Map<number, MonthRecord>();
+  readonly months = new MonthTable();
   /** Versions never go below this (set when the state is rebuilt for a new zone). */
   versionFloor = 0;
   /** Latest interval end seen: the channel's event-time clock for retention. */
@@ -164,173 +165,105 @@ export class ChannelState {
    * records the new version); without, only refreshes the caches (after a restore).
    */
   private recomputeDay(day: number, now: number, emit: boolean): UsageAggregate | null {
-    const i = this.days.slot(day);
-    const ds = this.cal.dayStart(day);
-    const de = this.cal.dayStart(day + 1);
+    this.days.add(day);
+    const start = this.cal.dayStart(day);
+    const end = this.cal.dayStart(day + 1);
     const slots = this.slotScratch;
     if (this.grid)
-      this.grid.sumRange(this.grid.firstIndexAtOrAfter(ds), this.grid.firstIndexAtOrAfter(de), slots);
+      this.grid.sumRange(this.grid.firstIndexAtOrAfter(start), this.grid.firstIndexAtOrAfter(end), slots);
     else {
       slots.sum = 0;
       slots.count = 0;
       slots.estimated = 0;
     }
-    this.days.gridSum[i] = slots.sum;
-    this.days.gridCount[i] = slots.count;
-    this.days.gridEstimated[i] = slots.estimated;
-    const t = this.totals.reset();
-    t.addSlots(slots, this.grid ? this.grid.res : 0);
-    t.addOverlapping(this.irregular, ds, de);
-    const { value, count, estimated, prorated } = t;
-    const expected = this.expectedFor(de - ds);
-    const completeness = t.completeness(de - ds);
-    const flags = this.days.flags[i]!;
-    const newFlags = FLAG_EMITTED | (prorated ? FLAG_PRORATED : 0);
-    if (!emit) {
-      if (this.days.version[i]! > 0) this.remember(i, value, count, estimated, expected, newFlags);
-      return null;
-    }
-    const unchanged =
-      (flags & FLAG_EMITTED) !== 0 &&
-      this.days.emittedValue[i] === value &&
-      this.days.emittedCount[i] === count &&
-      this.days.emittedEstimated[i] === estimated &&
-      this.days.emittedExpected[i] === expected &&
-      (flags & FLAG_PRORATED) === (newFlags & FLAG_PRORATED);
-    if (unchanged) return null;
-    if ((flags & FLAG_EMITTED) === 0 && count === 0) return null; // nothing ever to say about this day
-    const version = this.nextVersion(this.days.version[i]!, now);
-    this.days.version[i] = version;
-    this.remember(i, value, count, estimated, expected, newFlags);
+    this.days.setGrid(day, slots);
+    const totals = this.totals.reset();
+    totals.addSlots(slots, this.grid ? this.grid.res : 0);
+    totals.addOverlapping(this.irregular, start, end);
+    totals.expected = this.expectedFor(end - start);
+    const version = this.settle(this.days, day, totals, now, emit);
+    if (version === null) return null;
     this.dirtyDays.add(day);
-    return this.aggregate(
-      'day',
-      dayNoToDate(day),
-      ds,
-      value,
-      count,
-      expected,
-      completeness,
-      estimated,
-      prorated,
-      version,
-      now,
-    );
+    return this.aggregate({ granularity: 'day', period: dayNoToDate(day), start, end, totals, version, now });
   }
 
-  private remember(
-    i: number,
-    value: number,
-    count: number,
-    estimated: number,
-    expected: number,
-    flags: number,
-  ): void {
-    this.days.emittedValue[i] = value;
-    this.days.emittedCount[i] = count;
-    this.days.emittedEstimated[i] = estimated;
-    this.days.emittedExpected[i] = expected;
-    this.days.flags[i] = flags;
-  }
-
+  /** Recompute one month: the grid parts of its days, then the irregular slots overlapping it. */
   private recomputeMonth(month: number, now: number, emit: boolean): UsageAggregate | null {
+    this.months.add(month);
     const firstDay = firstDayOfMonth(month);
     const nextFirst = firstDayOfMonth(month + 1);
-    const ms = this.cal.dayStart(firstDay);
-    const me = this.cal.dayStart(nextFirst);
+    const start = this.cal.dayStart(firstDay);
+    const end = this.cal.dayStart(nextFirst);
     const slots = this.slotScratch;
-    slots.sum = 0;
-    slots.count = 0;
-    slots.estimated = 0;
-    let expected = 0;
-    for (let d = firstDay; d < nextFirst; d++) {
-      const i = this.days.find(d);
-      if (i >= 0) {
-        slots.sum += this.days.gridSum[i]!;
-        slots.count += this.days.gridCount[i]!;
-        slots.estimated += this.days.gridEstimated[i]!;
-      }
-      expected += this.expectedFor(this.cal.dayLength(d));
-    }
-    const t = this.totals.reset();
-    t.addSlots(slots, this.grid ? this.grid.res : 0);
-    t.addOverlapping(this.irregular, ms, me);
-    const { value, count, estimated, prorated } = t;
-    const completeness = t.completeness(me - ms);
-    let rec = this.months.get(month);
-    if (!rec)
-      this.months.set(
-        month,
-        (rec = {
-          version: 0,
-          emitted: false,
-          value: 0,
-          count: 0,
-          estimated: 0,
-          expected: 0,
-          prorated: false,
-        }),
-      );
-    if (!emit) {
-      if (rec.version > 0) Object.assign(rec, { emitted: true, value, count, estimated, expected, prorated });
-      return null;
-    }
-    const unchanged =
-      rec.emitted &&
-      rec.value === value &&
-      rec.count === count &&
-      rec.estimated === estimated &&
-      rec.expected === expected &&
-      rec.prorated === prorated;
-    if (unchanged || (!rec.emitted && count === 0)) return null;
-    const version = this.nextVersion(rec.version, now);
-    Object.assign(rec, { version, emitted: true, value, count, estimated, expected, prorated });
+    this.days.sumGrid(firstDay, nextFirst, slots);
+    const totals = this.totals.reset();
+    totals.addSlots(slots, this.grid ? this.grid.res : 0);
+    totals.addOverlapping(this.irregular, start, end);
+    for (let d = firstDay; d < nextFirst; d++) totals.expected += this.expectedFor(this.cal.dayLength(d));
+    const version = this.settle(this.months, month, totals, now, emit);
+    if (version === null) return null;
     this.dirtyMonths.add(month);
-    return this.aggregate(
-      'month',
-      monthNoToString(month),
-      ms,
-      value,
-      count,
-      expected,
-      completeness,
-      estimated,
-      prorated,
+    return this.aggregate({
+      granularity: 'month',
+      period: monthNoToString(month),
+      start,
+      end,
+      totals,
       version,
       now,
-    );
+    });
   }
 
-  private aggregate(
-    granularity: 'day' | 'month',
-    period: string,
-    periodStart: number,
-    value: number,
-    count: number,
-    expected: number,
-    completeness: number,
-    estimated: number,
-    prorated: boolean,
-    version: number,
+  /**
+   * Book a recomputed period: with `emit`, its new version when it has news (null when not);
+   * without, only the remembered content of an already versioned period is refreshed.
+   */
+  private settle(
+    book: PeriodBook,
+    period: number,
+    totals: PeriodTotals,
     now: number,
-  ): UsageAggregate {
+    emit: boolean,
+  ): number | null {
+    if (!emit) {
+      book.reloadContent(period, totals);
+      return null;
+    }
+    if (!book.hasNews(period, totals)) return null;
+    const version = this.nextVersion(book.versionOf(period), now);
+    book.markEmitted(period, version, totals);
+    return version;
+  }
+
+  private aggregate(p: {
+    granularity: 'day' | 'month';
+    /** YYYY-MM-DD or YYYY-MM. */
+    period: string;
+    /** The period's bounds (ms since the epoch). */
+    start: number;
+    end: number;
+    totals: PeriodTotals;
+    version: number;
+    now: number;
+  }): UsageAggregate {
+    const t = p.totals;
     return {
       connection_id: this.id.connection_id,
       meter_external_id: this.id.meter_external_id,
-      granularity,
-      period,
-      period_start: periodStart,
+      granularity: p.granularity,
+      period: p.period,
+      period_start: p.start,
       time_zone: this.zone,
       channel: this.id.channel,
-      value,
+      value: t.value,
       unit: this.unit,
-      interval_count: count,
-      expected_count: expected,
-      completeness,
-      estimated_count: estimated,
-      prorated,
-      version,
-      updated_at: now,
+      interval_count: t.count,
+      expected_count: t.expected,
+      completeness: t.completeness(p.end - p.start),
+      estimated_count: t.estimated,
+      prorated: t.prorated,
+      version: p.version,
+      updated_at: p.now,
     };
   }
 
@@ -387,9 +320,7 @@ export class ChannelState {
     const deleted: string[] = [];
     if (!Number.isNaN(this.days.first)) {
       for (let d = this.days.first; d < cutDay && d <= this.days.last; d++) {
-        const i = this.days.find(d);
-        if (i >= 0 && (this.days.version[i]! > 0 || this.days.gridCount[i]! > 0))
-          deleted.push(this.dayKey(d));
+        if (this.days.hasState(d)) deleted.push(this.dayKey(d));
         this.dirtyDays.delete(d);
         this.touched.delete(d);
       }
@@ -398,9 +329,9 @@ export class ChannelState {
     // Every irregular slot starting before the cut also ends by it (see the loop above).
     this.irregular.removeEndingBy(cut);
     this.days.dropBefore(cutDay);
-    for (const m of [...this.months.keys()]) {
+    for (const m of this.months.keys()) {
       if (m >= cutMonth) continue;
-      if (this.months.get(m)!.version > 0) deleted.push(this.monthKey(m));
+      if (this.months.versionOf(m) > 0) deleted.push(this.monthKey(m));
       this.months.delete(m);
       this.dirtyMonths.delete(m);
     }
@@ -445,16 +376,15 @@ export class ChannelState {
 
   /** The changelog value of a day: its grid slots, the irregular slots starting in it, its version. */
   encodeDay(day: number): Buffer | null {
-    const i = this.days.find(day);
-    const version = i >= 0 ? this.days.version[i]! : 0;
-    const ds = this.cal.dayStart(day);
-    const de = this.cal.dayStart(day + 1);
+    const version = this.days.versionOf(day);
+    const start = this.cal.dayStart(day);
+    const end = this.cal.dayStart(day + 1);
     const grid = this.grid;
-    const from = grid ? grid.firstIndexAtOrAfter(ds) : 0;
-    const to = grid ? grid.firstIndexAtOrAfter(de) : 0;
+    const from = grid ? grid.firstIndexAtOrAfter(start) : 0;
+    const to = grid ? grid.firstIndexAtOrAfter(end) : 0;
     const count = grid ? grid.countRange(from, to) : 0;
     const irregular: IrregularInterval[] = [];
-    this.irregular.forEachStartingIn(ds, de, (iv) => irregular.push(iv));
+    this.irregular.forEachStartingIn(start, end, (iv) => irregular.push(iv));
     if (version === 0 && count === 0 && irregular.length === 0) return null;
     return encodeDay(
       {
@@ -472,22 +402,15 @@ export class ChannelState {
   }
 
   encodeMonth(month: number): Buffer | null {
-    const rec = this.months.get(month);
-    if (!rec || rec.version === 0) return null;
-    return encodeMonth({
-      ...this.id,
-      zone: this.zone,
-      unit: this.unit,
-      monthNo: month,
-      version: rec.version,
-    });
+    const version = this.months.versionOf(month);
+    if (version === 0) return null;
+    return encodeMonth({ ...this.id, zone: this.zone, unit: this.unit, monthNo: month, version });
   }
 
   /** Put a day's slots and version back (restore); caches are refreshed by refreshAfterRestore. */
   restoreDay(entry: DayEntry): void {
     this.clearDay(entry.dayNo);
-    const i = this.days.slot(entry.dayNo);
-    this.days.version[i] = entry.version;
+    this.days.setVersion(entry.dayNo, entry.version);
     for (const s of entry.slots) {
       const start = entry.gridPhase + s.index * entry.gridRes;
       if (!this.grid) this.grid = new GridStore(entry.gridRes, entry.gridPhase);
@@ -501,36 +424,24 @@ export class ChannelState {
 
   /** Forget a day's slots and version (a tombstone in the changelog). */
   clearDay(day: number): void {
-    const ds = this.cal.dayStart(day);
-    const de = this.cal.dayStart(day + 1);
+    const start = this.cal.dayStart(day);
+    const end = this.cal.dayStart(day + 1);
     if (this.grid) {
       const grid = this.grid;
       const indices: number[] = [];
-      grid.forEachIn(grid.firstIndexAtOrAfter(ds), grid.firstIndexAtOrAfter(de), (index) =>
+      grid.forEachIn(grid.firstIndexAtOrAfter(start), grid.firstIndexAtOrAfter(end), (index) =>
         indices.push(index),
       );
       for (const index of indices) grid.clear(index);
     }
     const starts: number[] = [];
-    this.irregular.forEachStartingIn(ds, de, (iv) => starts.push(iv.start));
+    this.irregular.forEachStartingIn(start, end, (iv) => starts.push(iv.start));
     for (const s of starts) this.irregular.remove(s);
-    const i = this.days.find(day);
-    if (i >= 0) {
-      this.days.version[i] = 0;
-      this.days.flags[i] = 0;
-    }
+    this.days.forget(day);
   }
 
   restoreMonth(month: number, version: number): void {
-    this.months.set(month, {
-      version,
-      emitted: false,
-      value: 0,
-      count: 0,
-      estimated: 0,
-      expected: 0,
-      prorated: false,
-    });
+    this.months.restore(month, version);
   }
 
   /**
@@ -539,29 +450,14 @@ export class ChannelState {
    * old zone stays the latest of its key.
    */
   supersede(old: ChannelState): void {
-    if (!Number.isNaN(old.days.first)) {
-      for (let d = old.days.first; d <= old.days.last; d++) {
-        const j = old.days.find(d);
-        if (j < 0 || old.days.version[j] === 0) continue;
-        const i = this.days.slot(d);
-        this.days.flags[i] = FLAG_EMITTED;
-        this.days.emittedValue[i] = Number.NaN; // never equal: emitted again
-        this.touched.add(d);
-      }
-    }
-    for (const [m, rec] of old.months) {
-      if (rec.version === 0) continue;
-      this.months.set(m, {
-        version: 0,
-        emitted: true,
-        value: Number.NaN,
-        count: 0,
-        estimated: 0,
-        expected: 0,
-        prorated: false,
-      });
+    old.days.forEachVersioned((d) => {
+      this.days.markStale(d);
+      this.touched.add(d);
+    });
+    old.months.forEachVersioned((m) => {
+      this.months.markStale(m);
       this.touched.add(firstDayOfMonth(m));
-    }
+    });
   }
 
   /** Every slot, for rebuilding the channel in another zone. */
@@ -576,10 +472,7 @@ export class ChannelState {
 
   /** Highest version of any day or month (for the version floor of a rebuilt channel). */
   maxVersion(): number {
-    let max = 0;
-    for (const v of this.days.version) if (v > max) max = v;
-    for (const m of this.months.values()) if (m.version > max) max = m.version;
-    return max;
+    return Math.max(this.days.maxVersion(), this.months.maxVersion());
   }
 }
 

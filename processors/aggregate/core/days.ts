@@ -5,12 +5,14 @@
  *    from the slots so month totals are a 31-element sum;
  *  - the version and the content of the last emitted day aggregate, to bump versions and to skip
  *    re-emitting an unchanged aggregate.
+ * The arrays stay inside: callers speak in local day numbers.
  */
+import type { PeriodBook, PeriodContent, SlotTotals } from './period.js';
 
-export const FLAG_EMITTED = 1;
-export const FLAG_PRORATED = 2;
+const FLAG_EMITTED = 1;
+const FLAG_PRORATED = 2;
 
-export class DayTable {
+export class DayTable implements PeriodBook {
   /** Day number of index 0. */
   private base = 0;
   private capacity = 0;
@@ -18,18 +20,126 @@ export class DayTable {
   first = Number.NaN;
   last = Number.NaN;
 
-  gridSum = new Float64Array(0);
-  gridCount = new Int32Array(0);
-  gridEstimated = new Int32Array(0);
-  version = new Float64Array(0);
-  emittedValue = new Float64Array(0);
-  emittedCount = new Int32Array(0);
-  emittedEstimated = new Int32Array(0);
-  emittedExpected = new Int32Array(0);
-  flags = new Uint8Array(0);
+  private gridSum = new Float64Array(0);
+  private gridCount = new Int32Array(0);
+  private gridEstimated = new Int32Array(0);
+  private version = new Float64Array(0);
+  private emittedValue = new Float64Array(0);
+  private emittedCount = new Int32Array(0);
+  private emittedEstimated = new Int32Array(0);
+  private emittedExpected = new Int32Array(0);
+  private flags = new Uint8Array(0);
+
+  add(day: number): void {
+    this.slot(day);
+  }
+
+  /** Store the grid part of a day (adding the day). */
+  setGrid(day: number, slots: SlotTotals): void {
+    const i = this.slot(day);
+    this.gridSum[i] = slots.sum;
+    this.gridCount[i] = slots.count;
+    this.gridEstimated[i] = slots.estimated;
+  }
+
+  /** Sum the grid parts of the days in [fromDay, toDay) into `out` (a month: 28 to 31 days). */
+  sumGrid(fromDay: number, toDay: number, out: SlotTotals): void {
+    let sum = 0;
+    let count = 0;
+    let estimated = 0;
+    for (let d = fromDay; d < toDay; d++) {
+      const i = this.find(d);
+      if (i < 0) continue;
+      sum += this.gridSum[i]!;
+      count += this.gridCount[i]!;
+      estimated += this.gridEstimated[i]!;
+    }
+    out.sum = sum;
+    out.count = count;
+    out.estimated = estimated;
+  }
+
+  /** Whether the day has anything for the changelog: a version, or grid slots. */
+  hasState(day: number): boolean {
+    const i = this.find(day);
+    return i >= 0 && (this.version[i]! > 0 || this.gridCount[i]! > 0);
+  }
+
+  versionOf(day: number): number {
+    const i = this.find(day);
+    return i >= 0 ? this.version[i]! : 0;
+  }
+
+  /** Set the version of a day restored from the changelog (adding the day). */
+  setVersion(day: number, version: number): void {
+    const i = this.slot(day); // first: growing replaces the arrays
+    this.version[i] = version;
+  }
+
+  hasNews(day: number, c: PeriodContent): boolean {
+    const i = this.find(day);
+    const flags = i >= 0 ? this.flags[i]! : 0;
+    if ((flags & FLAG_EMITTED) === 0) return c.count !== 0;
+    return !(
+      this.emittedValue[i] === c.value &&
+      this.emittedCount[i] === c.count &&
+      this.emittedEstimated[i] === c.estimated &&
+      this.emittedExpected[i] === c.expected &&
+      (flags & FLAG_PRORATED) === (c.prorated ? FLAG_PRORATED : 0)
+    );
+  }
+
+  markEmitted(day: number, version: number, c: PeriodContent): void {
+    const i = this.slot(day);
+    this.version[i] = version;
+    this.remember(i, c);
+  }
+
+  reloadContent(day: number, c: PeriodContent): void {
+    const i = this.find(day);
+    if (i >= 0 && this.version[i]! > 0) this.remember(i, c);
+  }
+
+  private remember(i: number, c: PeriodContent): void {
+    this.emittedValue[i] = c.value;
+    this.emittedCount[i] = c.count;
+    this.emittedEstimated[i] = c.estimated;
+    this.emittedExpected[i] = c.expected;
+    this.flags[i] = FLAG_EMITTED | (c.prorated ? FLAG_PRORATED : 0);
+  }
+
+  /** Forget a day's version and what it emitted (its changelog entry was deleted). */
+  forget(day: number): void {
+    const i = this.find(day);
+    if (i < 0) return;
+    this.version[i] = 0;
+    this.flags[i] = 0;
+  }
+
+  /**
+   * Count the day as emitted with a content nothing equals (adding the day): its next
+   * recomputation emits it, as zero if it holds no intervals (a zone rebuild).
+   */
+  markStale(day: number): void {
+    const i = this.slot(day);
+    this.flags[i] = FLAG_EMITTED;
+    this.emittedValue[i] = Number.NaN;
+  }
+
+  /** Every day with a version, in day order. */
+  forEachVersioned(fn: (day: number) => void): void {
+    if (Number.isNaN(this.first)) return;
+    for (let d = this.first; d <= this.last; d++) if (this.versionOf(d) !== 0) fn(d);
+  }
+
+  maxVersion(): number {
+    let max = 0;
+    for (const v of this.version) if (v > max) max = v;
+    return max;
+  }
 
   /** Array index of a day, growing the arrays to include it. */
-  slot(day: number): number {
+  private slot(day: number): number {
     if (this.capacity === 0) {
       this.base = day - 32;
       this.resize(this.base, 128);
@@ -45,7 +155,7 @@ export class DayTable {
   }
 
   /** Array index of a day if it is inside the table, else -1 (no growth). */
-  find(day: number): number {
+  private find(day: number): number {
     const i = day - this.base;
     return this.capacity > 0 && i >= 0 && i < this.capacity && day >= this.first && day <= this.last ? i : -1;
   }
@@ -89,15 +199,4 @@ export class DayTable {
     this.base = newBase;
     this.capacity = newCapacity;
   }
-}
-
-/** Month bookkeeping: a dozen per meter-channel and year, so plain objects. */
-export interface MonthRecord {
-  version: number;
-  emitted: boolean;
-  value: number;
-  count: number;
-  estimated: number;
-  expected: number;
-  prorated: boolean;
 }

@@ -1,7 +1,8 @@
 /**
- * The totals of one aggregation period (a local day or month), accumulated from its slots. Day and
- * month recomputation fill the same accumulator: the grid part as ready-made sums, then every
- * irregular interval overlapping the period, allocated pro rata by time overlap.
+ * One aggregation period (a local day or month), shared by day and month recomputation:
+ *  - PeriodTotals accumulates it from its slots: the grid part as ready-made sums, then every
+ *    irregular interval overlapping the period, allocated pro rata by time overlap;
+ *  - PeriodBook is the bookkeeping of what was emitted for it (DayTable, MonthTable).
  */
 import type { IrregularInterval, IrregularStore } from './slots.js';
 
@@ -19,6 +20,26 @@ export interface PeriodContent {
   readonly estimated: number;
   readonly expected: number;
   readonly prorated: boolean;
+}
+
+/**
+ * The bookkeeping of emitted periods that day and month recomputation share (DayTable, MonthTable):
+ * a period is keyed by its local day or month number.
+ */
+export interface PeriodBook {
+  /** Start keeping the period (no-op when kept). */
+  add(period: number): void;
+  /** Version of the period's last aggregate; 0 when none was emitted or restored. */
+  versionOf(period: number): number;
+  /**
+   * Whether an aggregate with this content says something new: it differs from the last one
+   * emitted, or none was emitted and the period has intervals.
+   */
+  hasNews(period: number, content: PeriodContent): boolean;
+  /** An aggregate with this content and version was emitted. */
+  markEmitted(period: number, version: number, content: PeriodContent): void;
+  /** After a restore: a period with a version last emitted what its slots say now. */
+  reloadContent(period: number, content: PeriodContent): void;
 }
 
 export class PeriodTotals implements PeriodContent {
