@@ -6,17 +6,16 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
 import { parseFileText } from '../../lib/parse-file.js';
+import { parseOrThrow } from '../../lib/parse-or-throw.js';
 import { connectionSchema, type ConnectionConfig } from '../../schemas/connection.js';
 
 const EXT = /\.(ya?ml|json)$/i;
 
 /** Parses and validates one connection document; `source` names the file in errors. */
 export function parseConnection(raw: unknown, source: string): ConnectionConfig {
-  const r = connectionSchema.safeParse(raw);
-  if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-  throw new MeterflowError('CFG_INVALID', `connection file ${source}: ${problems.join('; ')}`, {
-    context: { file: source, fields: r.error.issues.map((i) => i.path.join('.')) },
+  return parseOrThrow(connectionSchema, raw, {
+    what: `connection file ${source}`,
+    context: { file: source },
   });
 }
 

@@ -14,6 +14,7 @@ import type { Config } from '../../lib/config.js';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION, createKafka, ensureCatalogueTopics } from '../../lib/kafka.js';
 import { createLogger, type Logger } from '../../lib/log.js';
+import { parseOrThrow } from '../../lib/parse-or-throw.js';
 import { isRetriable, retry } from '../../lib/retry.js';
 import { AvroRegistry, type Serde } from '../../lib/registry.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
@@ -53,15 +54,6 @@ export interface ClickHouseSink {
   stop(): Promise<void>;
   stats(): LoaderStats[];
   readonly options: SinkOptions;
-}
-
-function parseOptions(input: SinkOptionsInput): SinkOptions {
-  const r = sinkOptionsSchema.safeParse(input);
-  if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`);
-  throw new MeterflowError('CFG_INVALID', `invalid ClickHouse sink options:\n  ${problems.join('\n  ')}`, {
-    context: { settings: r.error.issues.map((i) => i.path.join('.')) },
-  });
 }
 
 function createQuarantineWriter(
@@ -106,7 +98,7 @@ function createQuarantineWriter(
 
 export function createClickHouseSink(config: Config, input: ClickHouseSinkOptions = {}): ClickHouseSink {
   const { log: givenLog, kafka: givenKafka, registry: givenRegistry, insert: givenInsert, ...tuning } = input;
-  const options = parseOptions(tuning);
+  const options: SinkOptions = parseOrThrow(sinkOptionsSchema, tuning, 'invalid ClickHouse sink options');
   const log = (givenLog ?? createLogger(config.logLevel)).child({ component: 'sink.clickhouse' });
   const kafka = givenKafka ?? createKafka(config, '-sink-clickhouse');
   const registry = givenRegistry ?? AvroRegistry.fromConfig(config);
