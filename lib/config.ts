@@ -10,9 +10,75 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { errorMessage, MeterflowError } from './errors.js';
 import { parseFileText } from './parse-file.js';
+import { parseOrThrow } from './parse-or-throw.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const LOCAL_ENDPOINTS_FILE = resolve(REPO_ROOT, '.local/endpoints.env');
+
+interface EnvVar {
+  name: string;
+  /** The setting it fills (dotted path in the configuration). */
+  setting: string;
+  /** What it means, for the schema's description. */
+  doc?: string;
+  /** Also read from .local/endpoints.env (the local services' endpoints). */
+  local?: boolean;
+  /** Read only when this variable is set too (SASL credentials without a mechanism mean nothing). */
+  with?: string;
+}
+
+/**
+ * Every environment variable, once: the schema's descriptions, collect() and the names in
+ * error messages all come from this table.
+ */
+const ENV_VARS: readonly EnvVar[] = [
+  { name: 'KAFKA_BROKERS', setting: 'kafka.brokers', doc: 'comma-separated host:port list', local: true },
+  { name: 'KAFKA_CLIENT_ID', setting: 'kafka.clientId' },
+  { name: 'KAFKA_SSL', setting: 'kafka.ssl', doc: 'use TLS' },
+  { name: 'KAFKA_SASL_MECHANISM', setting: 'kafka.sasl.mechanism' },
+  { name: 'KAFKA_SASL_USERNAME', setting: 'kafka.sasl.username', with: 'KAFKA_SASL_MECHANISM' },
+  { name: 'KAFKA_SASL_PASSWORD', setting: 'kafka.sasl.password', with: 'KAFKA_SASL_MECHANISM' },
+  { name: 'MF_TOPIC_PREFIX', setting: 'kafka.topicPrefix' },
+  { name: 'MF_TOPIC_PARTITIONS', setting: 'kafka.partitions', doc: 'partitions of created topics' },
+  { name: 'MF_TOPIC_REPLICATION', setting: 'kafka.replicationFactor' },
+  { name: 'SCHEMA_REGISTRY_URL', setting: 'registry.url', doc: 'Confluent API', local: true },
+  { name: 'SCHEMA_REGISTRY_USERNAME', setting: 'registry.username' },
+  { name: 'SCHEMA_REGISTRY_PASSWORD', setting: 'registry.password' },
+  { name: 'CLICKHOUSE_URL', setting: 'clickhouse.url', doc: 'e.g. http://127.0.0.1:8123', local: true },
+  { name: 'CLICKHOUSE_USER', setting: 'clickhouse.username' },
+  { name: 'CLICKHOUSE_PASSWORD', setting: 'clickhouse.password' },
+  { name: 'CLICKHOUSE_DATABASE', setting: 'clickhouse.database' },
+  { name: 'MF_CONNECTIONS_DIR', setting: 'connectionsDir', doc: 'folder of connection files' },
+  { name: 'LOG_LEVEL', setting: 'logLevel' },
+  { name: 'MF_METRICS_PORT', setting: 'metricsPort', doc: '0 = off' },
+  {
+    name: 'MF_METRICS_HOST',
+    setting: 'metricsHost',
+    doc: 'bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)',
+  },
+  {
+    name: 'MF_MAX_TRANSACTION_BYTES',
+    setting: 'processors.maxTransactionBytes',
+    doc: 'encoded output bytes after which a processors batch commits what it has processed and goes on in a new transaction (default 16 MiB)',
+  },
+];
+
+const ENV_NAME = new Map(ENV_VARS.map((v) => [v.setting, v.name]));
+
+/** The variable behind a setting. */
+function envName(setting: string): string {
+  const name = ENV_NAME.get(setting);
+  if (name === undefined) throw new Error(`no environment variable fills ${setting}`);
+  return name;
+}
+
+/** Description of a setting, or of a section (every variable under it): "NAME[, NAME]: doc". */
+function envDoc(setting: string): string {
+  const vars = ENV_VARS.filter((v) => v.setting === setting || v.setting.startsWith(`${setting}.`));
+  if (vars.length === 0) throw new Error(`no environment variable fills ${setting}`);
+  const doc = vars.length === 1 ? vars[0]!.doc : undefined;
+  return `${vars.map((v) => v.name).join(', ')}${doc ? `: ${doc}` : ''}`;
+}
 
 const csv = z
   .string()
@@ -33,7 +99,7 @@ const int = z.coerce.number().int();
  * A service URL without `user:password@`: credentials have their own variables, and a URL is
  * printed in errors and logs (zod's messages never echo the value).
  */
-const serviceUrl = (user: string, password: string) =>
+const serviceUrl = (section: 'registry' | 'clickhouse') =>
   z
     .string()
     .url()
@@ -43,16 +109,19 @@ const serviceUrl = (user: string, password: string) =>
         const parsed = URL.canParse(u) ? new URL(u) : undefined;
         return !parsed || (parsed.username === '' && parsed.password === '');
       },
-      { message: `must not contain user:password@; set ${user} and ${password} instead` },
-    );
+      {
+        message: `must not contain user:password@; set ${envName(`${section}.username`)} and ${envName(`${section}.password`)} instead`,
+      },
+    )
+    .describe(envDoc(`${section}.url`));
 
 export const configSchema = z
   .object({
     kafka: z
       .object({
-        brokers: csv.describe('KAFKA_BROKERS: comma-separated host:port list'),
-        clientId: z.string().default('meterflow').describe('KAFKA_CLIENT_ID'),
-        ssl: bool.default(false).describe('KAFKA_SSL: use TLS'),
+        brokers: csv.describe(envDoc('kafka.brokers')),
+        clientId: z.string().default('meterflow').describe(envDoc('kafka.clientId')),
+        ssl: bool.default(false).describe(envDoc('kafka.ssl')),
         sasl: z
           .object({
             mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
@@ -60,59 +129,44 @@ export const configSchema = z
             password: z.string().min(1),
           })
           .optional()
-          .describe('KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD'),
-        topicPrefix: z.string().default('meterflow.').describe('MF_TOPIC_PREFIX'),
-        partitions: int
-          .pipe(z.number().min(1))
-          .default(6)
-          .describe('MF_TOPIC_PARTITIONS: partitions of created topics'),
-        replicationFactor: int.pipe(z.number().min(1)).default(1).describe('MF_TOPIC_REPLICATION'),
+          .describe(envDoc('kafka.sasl')),
+        topicPrefix: z.string().default('meterflow.').describe(envDoc('kafka.topicPrefix')),
+        partitions: int.pipe(z.number().min(1)).default(6).describe(envDoc('kafka.partitions')),
+        replicationFactor: int.pipe(z.number().min(1)).default(1).describe(envDoc('kafka.replicationFactor')),
       })
       .strict(),
     registry: z
       .object({
-        url: serviceUrl('SCHEMA_REGISTRY_USERNAME', 'SCHEMA_REGISTRY_PASSWORD').describe(
-          'SCHEMA_REGISTRY_URL (Confluent API)',
-        ),
-        username: z.string().optional().describe('SCHEMA_REGISTRY_USERNAME'),
-        password: z.string().optional().describe('SCHEMA_REGISTRY_PASSWORD'),
+        url: serviceUrl('registry'),
+        username: z.string().optional().describe(envDoc('registry.username')),
+        password: z.string().optional().describe(envDoc('registry.password')),
       })
       .strict(),
     clickhouse: z
       .object({
-        url: serviceUrl('CLICKHOUSE_USER', 'CLICKHOUSE_PASSWORD').describe(
-          'CLICKHOUSE_URL, e.g. http://127.0.0.1:8123',
-        ),
-        username: z.string().default('default').describe('CLICKHOUSE_USER'),
-        password: z.string().default('').describe('CLICKHOUSE_PASSWORD'),
+        url: serviceUrl('clickhouse'),
+        username: z.string().default('default').describe(envDoc('clickhouse.username')),
+        password: z.string().default('').describe(envDoc('clickhouse.password')),
         database: z
           .string()
           .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
           .default('meterflow')
-          .describe('CLICKHOUSE_DATABASE'),
+          .describe(envDoc('clickhouse.database')),
       })
       .strict(),
-    connectionsDir: z
-      .string()
-      .default('connections')
-      .describe('MF_CONNECTIONS_DIR: folder of connection files'),
+    connectionsDir: z.string().default('connections').describe(envDoc('connectionsDir')),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
-      .describe('LOG_LEVEL'),
-    metricsPort: int.pipe(z.number().min(0).max(65535)).default(9464).describe('MF_METRICS_PORT (0 = off)'),
-    metricsHost: z
-      .string()
-      .default('127.0.0.1')
-      .describe('MF_METRICS_HOST: bind address of /metrics, /healthz, /readyz (0.0.0.0 in containers)'),
+      .describe(envDoc('logLevel')),
+    metricsPort: int.pipe(z.number().min(0).max(65535)).default(9464).describe(envDoc('metricsPort')),
+    metricsHost: z.string().default('127.0.0.1').describe(envDoc('metricsHost')),
     processors: z
       .object({
         maxTransactionBytes: int
           .pipe(z.number().min(1))
           .optional()
-          .describe(
-            'MF_MAX_TRANSACTION_BYTES: encoded output bytes after which a processors batch commits what it has processed and goes on in a new transaction (default 16 MiB)',
-          ),
+          .describe(envDoc('processors.maxTransactionBytes')),
       })
       .strict()
       .default({}),
@@ -156,91 +210,46 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 type Env = Record<string, string | undefined>;
 
-function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Builds the raw (unvalidated) config object from env, file and local endpoints. */
+/**
+ * Builds the raw (unvalidated) config object: the file, with each set variable written over its
+ * setting (endpoint variables also from the local endpoints file).
+ */
 function collect(env: Env): Record<string, unknown> {
   const local = existsSync(LOCAL_ENDPOINTS_FILE) ? readEnvFile(LOCAL_ENDPOINTS_FILE) : {};
   const file = env.MF_CONFIG_FILE ? readConfigFile(env.MF_CONFIG_FILE) : {};
-  const pick = (name: string): string | undefined => env[name] ?? local[name];
-  const fileSection = (k: string): Record<string, unknown> =>
-    typeof file[k] === 'object' && file[k] !== null ? (file[k] as Record<string, unknown>) : {};
-
-  const saslMechanism = env.KAFKA_SASL_MECHANISM;
-  const kafka = {
-    ...fileSection('kafka'),
-    ...definedOnly({
-      brokers: pick('KAFKA_BROKERS') ?? fileSection('kafka').brokers,
-      clientId: env.KAFKA_CLIENT_ID,
-      ssl: env.KAFKA_SSL,
-      topicPrefix: env.MF_TOPIC_PREFIX,
-      partitions: env.MF_TOPIC_PARTITIONS,
-      replicationFactor: env.MF_TOPIC_REPLICATION,
-      sasl: saslMechanism
-        ? { mechanism: saslMechanism, username: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD }
-        : undefined,
-    }),
-  };
-  const registry = {
-    ...fileSection('registry'),
-    ...definedOnly({
-      url: pick('SCHEMA_REGISTRY_URL'),
-      username: env.SCHEMA_REGISTRY_USERNAME,
-      password: env.SCHEMA_REGISTRY_PASSWORD,
-    }),
-  };
-  const clickhouse = {
-    ...fileSection('clickhouse'),
-    ...definedOnly({
-      url: pick('CLICKHOUSE_URL'),
-      username: env.CLICKHOUSE_USER,
-      password: env.CLICKHOUSE_PASSWORD,
-      database: env.CLICKHOUSE_DATABASE,
-    }),
-  };
-  const processors = {
-    ...fileSection('processors'),
-    ...definedOnly({ maxTransactionBytes: env.MF_MAX_TRANSACTION_BYTES }),
-  };
-  return {
-    ...file,
-    kafka,
-    registry,
-    clickhouse,
-    processors,
-    ...definedOnly({
-      connectionsDir: env.MF_CONNECTIONS_DIR,
-      logLevel: env.LOG_LEVEL,
-      metricsPort: env.MF_METRICS_PORT,
-      metricsHost: env.MF_METRICS_HOST,
-    }),
-  };
+  const raw: Record<string, unknown> = { ...file };
+  // Sections are always objects, so a missing value is reported by its setting, not its section.
+  for (const section of new Set(
+    ENV_VARS.filter((v) => v.setting.includes('.')).map((v) => v.setting.split('.')[0]!),
+  )) {
+    const given = file[section];
+    raw[section] = isObject(given) ? { ...given } : {};
+  }
+  for (const v of ENV_VARS) {
+    const value = env[v.name] ?? (v.local ? local[v.name] : undefined);
+    if (value === undefined || (v.with !== undefined && env[v.with] === undefined)) continue;
+    const path = v.setting.split('.');
+    let at = raw;
+    for (const key of path.slice(0, -1)) {
+      const inner = at[key];
+      at = at[key] = isObject(inner) ? { ...inner } : {};
+    }
+    at[path.at(-1)!] = value;
+  }
+  return raw;
 }
-
-const ENV_NAMES: Record<string, string> = {
-  'kafka.brokers': 'KAFKA_BROKERS',
-  'registry.url': 'SCHEMA_REGISTRY_URL',
-  'clickhouse.url': 'CLICKHOUSE_URL',
-  'clickhouse.database': 'CLICKHOUSE_DATABASE',
-  'kafka.partitions': 'MF_TOPIC_PARTITIONS',
-  logLevel: 'LOG_LEVEL',
-  metricsPort: 'MF_METRICS_PORT',
-  'processors.maxTransactionBytes': 'MF_MAX_TRANSACTION_BYTES',
-};
 
 /** Parses the configuration; throws CFG_INVALID naming every bad setting (secrets never echoed). */
 export function loadConfig(env: Env = process.env): Config {
-  const result = configSchema.safeParse(collect(env));
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => {
-    const path = i.path.join('.');
-    const setting = i.path.filter((p) => typeof p !== 'number').join('.');
-    const name = ENV_NAMES[setting] ? `${setting} (${ENV_NAMES[setting]})` : path;
-    return `${name}: ${i.message}`;
-  });
-  throw new MeterflowError('CFG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
-    context: { settings: result.error.issues.map((i) => i.path.join('.')) },
+  return parseOrThrow(configSchema, collect(env), {
+    what: 'invalid configuration',
+    label: (shown, issue) => {
+      const setting = issue.path.filter((p) => typeof p !== 'number').join('.');
+      const name = ENV_NAME.get(setting);
+      return name ? `${setting} (${name})` : shown;
+    },
   });
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../lib/config.js';
+import { configSchema, loadConfig } from '../../../lib/config.js';
 import { MeterflowError } from '../../../lib/errors.js';
 
 const base = {
@@ -82,6 +82,72 @@ describe('loadConfig', () => {
     expect(e.message).toContain('CLICKHOUSE_PASSWORD');
     const shown = JSON.stringify({ m: e.message, j: e.toJSON() });
     expect(shown).not.toContain('S3cr3t');
+  });
+
+  it('every variable fills its setting; SASL credentials count only with a mechanism', () => {
+    const c = loadConfig({
+      ...base,
+      KAFKA_CLIENT_ID: 'cid',
+      KAFKA_SSL: 'true',
+      KAFKA_SASL_MECHANISM: 'plain',
+      KAFKA_SASL_USERNAME: 'su',
+      KAFKA_SASL_PASSWORD: 'sp',
+      MF_TOPIC_PREFIX: 'p.',
+      MF_TOPIC_PARTITIONS: '3',
+      MF_TOPIC_REPLICATION: '2',
+      SCHEMA_REGISTRY_USERNAME: 'ru',
+      SCHEMA_REGISTRY_PASSWORD: 'rp',
+      CLICKHOUSE_USER: 'cu',
+      CLICKHOUSE_PASSWORD: 'cp',
+      CLICKHOUSE_DATABASE: 'db',
+      MF_CONNECTIONS_DIR: 'conns',
+      LOG_LEVEL: 'warn',
+      MF_METRICS_PORT: '0',
+      MF_METRICS_HOST: '0.0.0.0',
+      MF_MAX_TRANSACTION_BYTES: '1024',
+    });
+    expect(c).toEqual({
+      kafka: {
+        brokers: ['127.0.0.1:9092'],
+        clientId: 'cid',
+        ssl: true,
+        sasl: { mechanism: 'plain', username: 'su', password: 'sp' },
+        topicPrefix: 'p.',
+        partitions: 3,
+        replicationFactor: 2,
+      },
+      registry: { url: 'http://127.0.0.1:8081', username: 'ru', password: 'rp' },
+      clickhouse: { url: 'http://127.0.0.1:8123', username: 'cu', password: 'cp', database: 'db' },
+      connectionsDir: 'conns',
+      logLevel: 'warn',
+      metricsPort: 0,
+      metricsHost: '0.0.0.0',
+      processors: { maxTransactionBytes: 1024 },
+    });
+    expect(loadConfig({ ...base, KAFKA_SASL_USERNAME: 'su' }).kafka.sasl).toBeUndefined();
+  });
+
+  it('names the variable of every wrong setting, not only the endpoints', () => {
+    const err = (() => {
+      try {
+        loadConfig({ ...base, KAFKA_SSL: 'maybe', MF_TOPIC_REPLICATION: '0', MF_METRICS_PORT: 'x' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toMatchObject({ code: 'CFG_INVALID' });
+    const m = (err as Error).message;
+    expect(m).toContain('kafka.ssl (KAFKA_SSL)');
+    expect(m).toContain('kafka.replicationFactor (MF_TOPIC_REPLICATION)');
+    expect(m).toContain('metricsPort (MF_METRICS_PORT)');
+  });
+
+  it('the schema describes each setting by its variable', () => {
+    const kafka = configSchema.shape.kafka.shape;
+    expect(kafka.brokers.description).toBe('KAFKA_BROKERS: comma-separated host:port list');
+    expect(kafka.sasl.description).toBe('KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD');
+    expect(configSchema.shape.registry.shape.url.description).toBe('SCHEMA_REGISTRY_URL: Confluent API');
+    expect(configSchema.shape.logLevel.description).toBe('LOG_LEVEL');
   });
 
   describe('a configuration file that does not parse', () => {
