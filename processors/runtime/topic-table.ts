@@ -7,6 +7,7 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import { MeterflowError } from '../../lib/errors.js';
 import { topicOffsets } from '../../lib/kafka.js';
+import { sleep } from '../../lib/retry.js';
 
 export class TopicTable<T> {
   private readonly rows = new Map<string, T>();
@@ -98,7 +99,7 @@ export class TopicTable<T> {
           },
         );
       }
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
   }
 

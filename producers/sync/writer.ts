@@ -7,6 +7,7 @@ import type { Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION } from '../../lib/kafka.js';
+import { sleep } from '../../lib/retry.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import type { RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
 import { entityKey, topicName } from '../../schemas/topics.js';
@@ -223,7 +224,7 @@ export class SyncWriter {
   }
 
   async close(): Promise<void> {
-    while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.flushing || this.pending.length > 0) await sleep(10);
     await this.producer.disconnect().catch(() => undefined);
   }
 }
