@@ -16,9 +16,8 @@ export class DayTable implements PeriodBook {
   /** Day number of index 0. */
   private base = 0;
   private capacity = 0;
-  /** Lowest and highest day number ever touched (NaN when empty). */
-  first = Number.NaN;
-  last = Number.NaN;
+  private lowest = Number.NaN;
+  private highest = Number.NaN;
 
   private gridSum = new Float64Array(0);
   private gridCount = new Int32Array(0);
@@ -29,6 +28,15 @@ export class DayTable implements PeriodBook {
   private emittedEstimated = new Int32Array(0);
   private emittedExpected = new Int32Array(0);
   private flags = new Uint8Array(0);
+
+  /** Lowest and highest day number kept (NaN when empty); days between may hold nothing. */
+  get first(): number {
+    return this.lowest;
+  }
+
+  get last(): number {
+    return this.highest;
+  }
 
   add(day: number): void {
     this.slot(day);
@@ -128,8 +136,8 @@ export class DayTable implements PeriodBook {
 
   /** Every day with a version, in day order. */
   forEachVersioned(fn: (day: number) => void): void {
-    if (Number.isNaN(this.first)) return;
-    for (let d = this.first; d <= this.last; d++) if (this.versionOf(d) !== 0) fn(d);
+    if (Number.isNaN(this.lowest)) return;
+    for (let d = this.lowest; d <= this.highest; d++) if (this.versionOf(d) !== 0) fn(d);
   }
 
   maxVersion(): number {
@@ -149,29 +157,31 @@ export class DayTable implements PeriodBook {
     } else if (day >= this.base + this.capacity) {
       this.resize(this.base, Math.max(this.capacity * 2, day - this.base + 32));
     }
-    if (Number.isNaN(this.first) || day < this.first) this.first = day;
-    if (Number.isNaN(this.last) || day > this.last) this.last = day;
+    if (Number.isNaN(this.lowest) || day < this.lowest) this.lowest = day;
+    if (Number.isNaN(this.highest) || day > this.highest) this.highest = day;
     return day - this.base;
   }
 
   /** Array index of a day if it is inside the table, else -1 (no growth). */
   private find(day: number): number {
     const i = day - this.base;
-    return this.capacity > 0 && i >= 0 && i < this.capacity && day >= this.first && day <= this.last ? i : -1;
+    return this.capacity > 0 && i >= 0 && i < this.capacity && day >= this.lowest && day <= this.highest
+      ? i
+      : -1;
   }
 
   /** Forget every day before `day` (retention): the arrays shrink to the days kept. */
   dropBefore(day: number): void {
-    if (this.capacity === 0 || Number.isNaN(this.first) || day <= this.first) return;
-    if (day > this.last) {
+    if (this.capacity === 0 || Number.isNaN(this.lowest) || day <= this.lowest) return;
+    if (day > this.highest) {
       this.relocate(0, 0, 0, 0);
-      this.first = Number.NaN;
-      this.last = Number.NaN;
+      this.lowest = Number.NaN;
+      this.highest = Number.NaN;
       return;
     }
     const newBase = day - 32;
-    this.relocate(newBase, this.last - newBase + 1 + 32, day, this.last + 1);
-    this.first = day;
+    this.relocate(newBase, this.highest - newBase + 1 + 32, day, this.highest + 1);
+    this.lowest = day;
   }
 
   private resize(newBase: number, newCapacity: number): void {
