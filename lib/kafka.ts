@@ -16,7 +16,7 @@ import kafkajs, {
 import type { Config } from './config.js';
 import { errorMessage, MeterflowError } from './errors.js';
 import { retry } from './retry.js';
-import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
+import { TOPICS, topicName, type TopicId, type TopicSpec } from '../schemas/topics.js';
 
 export { CompressionTypes };
 
@@ -41,6 +41,33 @@ export function createKafka(config: Config, clientIdSuffix = '', retries = 8): K
 /** Default codec for produced batches. GZIP is built into kafkajs; no native addon needed. */
 export const COMPRESSION = CompressionTypes.GZIP;
 
+/**
+ * Uncompressed bytes per produce request; well below the broker's 1 MiB default. kafkajs has no
+ * request size limit of its own: it sends all of a partition's messages in one record batch, and
+ * brokers refuse a batch over the topic's max.message.bytes, so writers slice with `bySize`.
+ */
+export const PRODUCE_REQUEST_BYTES = 768 * 1024;
+
+/**
+ * Consecutive slices of `items` of at most `maxBytes` each by `size`; an item larger than that
+ * travels alone (the topic's max.message.bytes decides whether it fits).
+ */
+export function* bySize<T>(items: Iterable<T>, size: (item: T) => number, maxBytes: number): Generator<T[]> {
+  let slice: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (slice.length > 0 && bytes + n > maxBytes) {
+      yield slice;
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(item);
+    bytes += n;
+  }
+  if (slice.length > 0) yield slice;
+}
+
 const gzipAsync = promisify(gzip);
 const unzipAsync = promisify(unzip);
 /**
@@ -59,9 +86,28 @@ export interface TopicRequest {
   cleanup: 'compact' | 'delete';
   retentionMs?: number;
   partitions?: number;
+  /**
+   * max.message.bytes of the topic (else the broker's, 1 MiB by default). Raised on an existing
+   * topic whose limit is lower: records that need it would otherwise be refused for good.
+   */
+  maxMessageBytes?: number;
 }
 
-/** Creates missing topics; existing ones are left as they are. */
+/** The request for a catalogue topic under the configured prefix. */
+export function catalogueTopic(config: Config, id: TopicId): TopicRequest {
+  const spec: TopicSpec = TOPICS[id];
+  return {
+    name: topicName(config.kafka.topicPrefix, id),
+    cleanup: spec.cleanup,
+    retentionMs: spec.retentionMs,
+    ...(spec.maxMessageBytes !== undefined ? { maxMessageBytes: spec.maxMessageBytes } : {}),
+  };
+}
+
+/**
+ * Creates missing topics. Existing ones are left as they are, except that a max.message.bytes
+ * below the requested one is raised.
+ */
 export async function ensureTopics(admin: Admin, config: Config, requests: TopicRequest[]): Promise<void> {
   let existing: string[];
   try {
@@ -77,6 +123,18 @@ export async function ensureTopics(admin: Admin, config: Config, requests: Topic
       },
     );
   }
+  for (const r of requests) {
+    if (r.maxMessageBytes === undefined || !existing.includes(r.name)) continue;
+    try {
+      await raiseMaxMessageBytes(admin, r.name, r.maxMessageBytes);
+    } catch (cause) {
+      throw new MeterflowError(
+        'KAFKA_TOPIC_SETUP',
+        `cannot raise max.message.bytes of topic ${r.name} to ${r.maxMessageBytes}: ${errorMessage(cause)}; set it on the topic (kafka-configs --alter --add-config max.message.bytes=${r.maxMessageBytes})`,
+        { cause, context: { topic: r.name, maxMessageBytes: r.maxMessageBytes } },
+      );
+    }
+  }
   const missing = requests.filter((r) => !existing.includes(r.name));
   if (missing.length === 0) return;
   const topics: ITopicConfig[] = missing.map((r) => ({
@@ -87,6 +145,9 @@ export async function ensureTopics(admin: Admin, config: Config, requests: Topic
       { name: 'cleanup.policy', value: r.cleanup },
       { name: 'retention.ms', value: String(r.retentionMs ?? -1) },
       ...(r.cleanup === 'compact' ? [{ name: 'min.cleanable.dirty.ratio', value: '0.1' }] : []),
+      ...(r.maxMessageBytes !== undefined
+        ? [{ name: 'max.message.bytes', value: String(r.maxMessageBytes) }]
+        : []),
     ],
   }));
   let failure: unknown;
@@ -101,6 +162,37 @@ export async function ensureTopics(admin: Admin, config: Config, requests: Topic
     missing.map((r) => r.name),
     failure,
   );
+}
+
+/**
+ * Raises an existing topic's max.message.bytes to `bytes` when it is lower. kafkajs only has the
+ * non-incremental AlterConfigs, which replaces every setting of the topic: the topic's own
+ * settings (retention, cleanup policy...) are sent along unchanged.
+ */
+async function raiseMaxMessageBytes(admin: Admin, topic: string, bytes: number): Promise<void> {
+  const described = await admin.describeConfigs({
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic }],
+    includeSynonyms: false,
+  });
+  const entries = described.resources[0]?.configEntries ?? [];
+  const current = entries.find((e) => e.configName === 'max.message.bytes');
+  if (current && Number(current.configValue) >= bytes) return;
+  const own = entries.filter(
+    (e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG && e.configName !== 'max.message.bytes',
+  );
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [
+      {
+        type: kafkajs.ConfigResourceTypes.TOPIC,
+        name: topic,
+        configEntries: [
+          ...own.map((e) => ({ name: e.configName, value: e.configValue })),
+          { name: 'max.message.bytes', value: String(bytes) },
+        ],
+      },
+    ],
+  });
 }
 
 /**
@@ -147,11 +239,7 @@ export async function ensureCatalogueTopics(
   await ensureTopics(
     admin,
     config,
-    ids.map((id) => ({
-      name: topicName(config.kafka.topicPrefix, id),
-      cleanup: TOPICS[id].cleanup,
-      retentionMs: TOPICS[id].retentionMs,
-    })),
+    ids.map((id) => catalogueTopic(config, id)),
   );
 }
 

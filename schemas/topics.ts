@@ -33,10 +33,21 @@ export interface TopicSpec {
   cleanup: 'compact' | 'delete';
   /** -1 = keep forever (replay source); else ms. */
   retentionMs: number;
+  /** max.message.bytes of the topic; absent: the broker's (1 MiB by default). */
+  maxMessageBytes?: number;
 }
 
 /** Retention of the quarantine topic: 30 days. */
 export const QUARANTINE_RETENTION_MS = 30 * 24 * 60 * 60 * 1_000;
+
+/**
+ * Largest record batch the quarantine topic accepts (max.message.bytes): 8 MiB. A record carries
+ * its source message's original bytes, whole, plus a message, detail and headers of about 12 KB
+ * at most, so a source at the broker's default limit (1 MiB) makes a record just above that
+ * default; 8 MiB leaves room for sources of topics whose limit was raised, and writers send a
+ * large record in a request of its own.
+ */
+export const QUARANTINE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 export const TOPICS = {
   rawEntities: { logical: 'raw.entities', schema: rawEnvelopeSchema, cleanup: 'delete', retentionMs: -1 },
@@ -54,13 +65,15 @@ export const TOPICS = {
   /**
    * Rejected input is evidence for an operator, not a replay source (the raw topics are): kept
    * 30 days, enough to notice, fix and redrive, and bounded whatever a broken provider sends.
-   * Applies when the topic is created; an existing topic keeps its retention.ms.
+   * Applies when the topic is created; an existing topic keeps its retention.ms. Its
+   * max.message.bytes is raised on an existing topic too.
    */
   quarantine: {
     logical: 'quarantine',
     schema: quarantineSchema,
     cleanup: 'delete',
     retentionMs: QUARANTINE_RETENTION_MS,
+    maxMessageBytes: QUARANTINE_MAX_MESSAGE_BYTES,
   },
   syncState: { logical: 'sync-state', schema: syncStateSchema, cleanup: 'compact', retentionMs: -1 },
   syncRuns: { logical: 'sync-runs', schema: syncRunSchema, cleanup: 'compact', retentionMs: -1 },

@@ -21,7 +21,14 @@
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
 import { errorMessage, isRetriable, MeterflowError } from '../../lib/errors.js';
-import { COMPRESSION, ensureTopics, readToEnd } from '../../lib/kafka.js';
+import {
+  bySize,
+  catalogueTopic,
+  COMPRESSION,
+  ensureTopics,
+  PRODUCE_REQUEST_BYTES,
+  readToEnd,
+} from '../../lib/kafka.js';
 import type { Logger } from '../../lib/log.js';
 import { isRegistryUnavailable, type AvroRegistry, type Serde } from '../../lib/registry.js';
 import { topicName } from '../../schemas/topics.js';
@@ -57,8 +64,7 @@ const DEFAULTS = {
   sessionTimeoutMs: 30_000,
   maxBytesPerPartition: 4 * 1024 * 1024,
   concurrentPartitions: 4,
-  /** Uncompressed bytes per produce request; well below the broker's 1 MiB default. */
-  maxRequestBytes: 768 * 1024,
+  maxRequestBytes: PRODUCE_REQUEST_BYTES,
   /** 16 MiB: far above a normal batch's outputs, far below the 512 MB a process may use. */
   maxTransactionBytes: 16 * 1024 * 1024,
 } as const;
@@ -155,26 +161,8 @@ function toInMessage(
   };
 }
 
-/**
- * Splits outputs into requests below the broker's message size limit: kafkajs sends all of a
- * partition's messages in one record batch, and brokers refuse batches over message.max.bytes
- * (1 MiB by default), so one large flush must go out as several requests.
- */
-export function* bySize(messages: OutMessage[], maxBytes: number): Generator<OutMessage[]> {
-  let slice: OutMessage[] = [];
-  let bytes = 0;
-  for (const m of messages) {
-    const size = (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
-    if (slice.length > 0 && bytes + size > maxBytes) {
-      yield slice;
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(m);
-    bytes += size;
-  }
-  if (slice.length > 0) yield slice;
-}
+/** Encoded bytes of an output in a produce request (value, key and record overhead). */
+const requestBytes = (m: OutMessage): number => (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
 
 function groupByTopic(messages: OutMessage[]): { topic: string; messages: Message[] }[] {
   const byTopic = new Map<string, Message[]>();
@@ -216,7 +204,8 @@ export async function runStage(
   try {
     await ensureTopics(admin, config, [
       { name: stage.inputTopic, cleanup: 'delete' },
-      { name: quarantineTopic, cleanup: 'delete' },
+      // The catalogue's retention and size limit: a record carries a whole source message.
+      catalogueTopic(config, 'quarantine'),
       ...stage.outputTopics,
     ]);
     if (stage.changelogTopic) {
@@ -411,7 +400,8 @@ export async function runStage(
     const processedAt = process.hrtime.bigint();
     const transaction = await (await producerFor(partition)).transaction();
     try {
-      for (const slice of bySize(out.messages, opts.maxRequestBytes)) {
+      // One large flush goes out as several requests, each below the topics' size limit.
+      for (const slice of bySize(out.messages, requestBytes, opts.maxRequestBytes)) {
         await transaction.sendBatch({ topicMessages: groupByTopic(slice), compression: COMPRESSION });
       }
       await transaction.sendOffsets({

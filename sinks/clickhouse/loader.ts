@@ -20,7 +20,7 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { errorMessage, isMeterflowError, MeterflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { isRegistryUnavailable, readerType, type AvroRegistry } from '../../lib/registry.js';
-import { groupLag } from '../../lib/kafka.js';
+import { bySize, groupLag, PRODUCE_REQUEST_BYTES } from '../../lib/kafka.js';
 import type avro from 'avsc';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { buildQuarantineRecord, RejectedRows } from '../../schemas/quarantine.js';
@@ -90,6 +90,10 @@ interface Entry {
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/** About the encoded size of a quarantine record: its original, texts, and 1 KiB of the rest. */
+const quarantineBytes = (r: QuarantineRecord): number =>
+  r.original.length + r.message.length + (r.detail?.length ?? 0) + 1024;
 
 function addProblem(
   problems: Map<SinkReason, RejectedRows>,
@@ -701,18 +705,22 @@ export class FamilyLoader {
       for (const rejected of byReason.values()) quarantine.push(this.quarantineRecord(entry, rejected));
     }
     if (quarantine.length > 0) {
-      await this.retry('write quarantine records', async () => {
-        try {
-          await this.deps.quarantine.write(quarantine);
-        } catch (err) {
-          throw isMeterflowError(err)
-            ? err
-            : new MeterflowError('KAFKA_UNREACHABLE', `cannot write to quarantine: ${errorMessage(err)}`, {
-                cause: err,
-                retriable: true,
-              });
-        }
-      });
+      // A record carries a whole source message: many of them are far above what one request
+      // may hold. A retried flush may write a slice again; ids are stable, so copies collapse.
+      for (const slice of bySize(quarantine, quarantineBytes, PRODUCE_REQUEST_BYTES)) {
+        await this.retry('write quarantine records', async () => {
+          try {
+            await this.deps.quarantine.write(slice);
+          } catch (err) {
+            throw isMeterflowError(err)
+              ? err
+              : new MeterflowError('KAFKA_UNREACHABLE', `cannot write to quarantine: ${errorMessage(err)}`, {
+                  cause: err,
+                  retriable: true,
+                });
+          }
+        });
+      }
       this.stats.quarantined += quarantine.length;
       this.log.warn(
         {
