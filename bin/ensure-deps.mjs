@@ -65,8 +65,8 @@ function checkNode(pkg) {
   const wanted = parseVersion(range.replace(/^[^\d]*/, ''));
   const major = wanted ? wanted[0] : 20;
   say(
-    `meterflow needs Node.js ${range}, this is ${process.versions.node}: install Node.js ${major} ` +
-      `(e.g. \`nvm install ${major}\`, or the nodejs package from NodeSource for your system) and run this again.`,
+    `Node.js ${range} is needed, this is ${process.versions.node}: install Node.js ${major} or newer ` +
+      `(e.g. \`nvm install ${major}\`, or NodeSource's nodejs package) and run this again.`,
   );
   process.exit(1);
 }
