@@ -42,9 +42,15 @@ export async function decodeEnvelope(
   const decoded = await decodeValue<RawEnvelope>(registry, msg);
   if (!decoded.ok) return decoded;
   const env = decoded.value;
-  const missing = (['connection_id', 'provider', 'format', 'external_id', 'sync_run_id'] as const).filter(
-    (f) => !env[f],
-  );
+  // Usage rows that map to no meter travel with an empty external_id and the reason in
+  // meta.unmatched: the usage stage quarantines them as VAL_UNKNOWN_METER, saying why.
+  const required = ['connection_id', 'provider', 'format', 'sync_run_id'] as const;
+  const missing = [
+    ...required.filter((f) => !env[f]),
+    ...(env.external_id || (env.entity_kind === 'usage' && env.meta.unmatched !== undefined)
+      ? []
+      : ['external_id']),
+  ];
   if (missing.length > 0 || !KINDS.has(env.entity_kind)) {
     return {
       ok: false,

@@ -39,6 +39,48 @@ export interface UsageStageDeps {
   connections: Map<string, ConnectionConfig>;
 }
 
+/**
+ * Why a chunk has no meter, in words: the connector's reason (meta.unmatched) for rows it could
+ * not give a meter, else a meter that neither the meters topic nor the chunk knows.
+ */
+function unknownMeter(env: RawEnvelope): {
+  code: 'VAL_UNKNOWN_METER';
+  message: string;
+  detail: string | null;
+} {
+  const unmatched = env.meta.unmatched;
+  const of = `of connection ${env.connection_id}`;
+  if (unmatched === undefined) {
+    return {
+      code: 'VAL_UNKNOWN_METER',
+      message: env.external_id
+        ? `meter ${env.external_id} ${of} is not known (not in the meters topic and not attached to the chunk)`
+        : `a usage chunk ${of} names no meter (empty external_id)`,
+      detail: null,
+    };
+  }
+  const rows = rowCount(env.payload);
+  const what =
+    rows === null ? 'usage rows' : `${rows.toLocaleString('en-US')} usage row${rows === 1 ? '' : 's'}`;
+  return {
+    code: 'VAL_UNKNOWN_METER',
+    message: env.external_id
+      ? `${what} ${of} ${rows === 1 ? 'is' : 'are'} of meter ${env.external_id}, which the meter listing does not have: ${unmatched}`
+      : `${what} ${of} ${rows === 1 ? 'carries' : 'carry'} no meter id: ${unmatched}`,
+    detail: JSON.stringify({ rows, unmatched }),
+  };
+}
+
+/** Rows of a payload that is a JSON array (as generic usage rows are handed on); else null. */
+function rowCount(payload: string): number | null {
+  try {
+    const parsed: unknown = JSON.parse(payload);
+    return Array.isArray(parsed) ? parsed.length : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Distinct attached meter payloads remembered; the cache starts afresh when full. */
 const ATTACHED_METERS_CACHED = 10_000;
 
@@ -131,15 +173,9 @@ export class UsageStage implements Stage {
       return;
     }
     const connection = this.deps.connections.get(connectionId);
-    const meter = await this.findMeter(env, connection);
+    const meter = env.external_id ? await this.findMeter(env, connection) : undefined;
     if (!meter) {
-      out.reject(msg, {
-        code: 'VAL_UNKNOWN_METER',
-        message: `meter ${env.external_id} of connection ${connectionId} is not known (not in the meters topic and not attached to the chunk)`,
-        connectionId,
-        recordIndex: null,
-        detail: null,
-      });
+      out.reject(msg, { ...unknownMeter(env), connectionId, recordIndex: null });
       return;
     }
     const result = normalise(env, { connection, meter });

@@ -182,6 +182,48 @@ describe('bad input is quarantined, once, with its reason', () => {
     expect(daily.at(-1)).toMatchObject({ period: '2024-06-01', value: 4, interval_count: 2 });
   });
 
+  it('usage rows of no meter (generic, one request for all meters) say what happened', async () => {
+    const row = (v: number) => ({ from: iso(T), to: iso(T + Q), value: v, unit: 'kWh' });
+    // As the generic connector hands them on: empty id (no meter id in the rows) or an id the
+    // meter listing did not have, with the reason in meta.unmatched and no meter attached.
+    await produceRaw(ctx, 'rawUsage', [
+      env({
+        external_id: '',
+        payload: JSON.stringify([row(1), row(2), row(3)]),
+        meta: { unmatched: 'no usage.fields.meterId "meter_id" in the rows' },
+      }),
+      env({
+        external_id: 'x9',
+        payload: JSON.stringify([row(4), row(5)]),
+        meta: { unmatched: 'meter id "x9" is not in the snapshot' },
+      }),
+    ]);
+    const unknown = async () =>
+      (await readTopic(ctx, 'quarantine')).filter(
+        (q) => q.value.reason_code === 'VAL_UNKNOWN_METER' && q.value.connection_id === 'acme-generic',
+      );
+    let records: Awaited<ReturnType<typeof unknown>> = [];
+    expect(
+      await eventually(async () => (records = await unknown()).length >= 2, 90_000, 1_000),
+      JSON.stringify(
+        (await readTopic(ctx, 'quarantine')).map((q) => [q.key, q.value.reason_code, q.value.message]),
+      ),
+    ).toBe(true);
+    const bySource = new Map(records.map((r) => [r.value.source_key, r.value]));
+    const idless = bySource.get('acme-generic/')!;
+    expect(idless.message).toBe(
+      '3 usage rows of connection acme-generic carry no meter id: no usage.fields.meterId "meter_id" in the rows',
+    );
+    expect(JSON.parse(idless.detail!)).toEqual({
+      rows: 3,
+      unmatched: 'no usage.fields.meterId "meter_id" in the rows',
+    });
+    expect(bySource.get('acme-generic/x9')!.message).toBe(
+      '2 usage rows of connection acme-generic are of meter x9, which the meter listing does not have: meter id "x9" is not in the snapshot',
+    );
+    for (const r of records) expect(r.value.message).not.toMatch(/meter {2}/);
+  });
+
   it('an envelope of 3,000 rows that all fail one rule is one record of about its size', async () => {
     const rows = Array.from({ length: 3_000 }, (_, i) => ({
       from: iso(T + i * Q),
