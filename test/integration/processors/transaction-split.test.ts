@@ -203,7 +203,7 @@ describe('a batch split into transactions by bytes', () => {
     const offsets = await committed();
     for (const [p, end] of await rawEnds())
       expect(Math.max(0, offsets.get(p) ?? 0), `partition ${p}`).toBe(end);
-  });
+  }, 240_000);
 
   it('a SIGKILL between two pieces of a batch loses nothing and counts nothing twice', async () => {
     const at = (m: Map<number, number>, p: number) => Math.max(0, m.get(p) ?? 0);
@@ -250,5 +250,5 @@ describe('a batch split into transactions by bytes', () => {
     ).toBe(true);
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
-  });
+  }, 360_000);
 });
