@@ -8,7 +8,7 @@ import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-sc
 import avro from 'avsc';
 import type { Config } from './config.js';
 import { errorMessage, isMeterflowError, MeterflowError } from './errors.js';
-import { redactUrl } from '../producers/http/url.js';
+import { redactUrl } from './redact-url.js';
 import { TOPICS, topicName, type TopicId, type TopicRecords } from '../schemas/topics.js';
 import type { AvroSchema } from '../schemas/avro.js';
 

@@ -64,37 +64,3 @@ export const HTTP_DEFAULTS: Readonly<HttpLimits> = {
   /** Page digests, cursors and next URLs remembered per pagination to detect cycles. */
   maxPageDigests: 10_000,
 };
-
-/** Query parameter names (compared lower-case) always stripped from URLs before logging or emitting. */
-export const SENSITIVE_QUERY_PARAMS = [
-  'api_key',
-  'apikey',
-  'api-key',
-  'key',
-  'token',
-  'access_token',
-  'access-token',
-  'accesstoken',
-  'id_token',
-  'refresh_token',
-  'auth',
-  'auth_token',
-  'authorization',
-  'jwt',
-  'session',
-  'sessionid',
-  'session_id',
-  'private_token',
-  'subscription-key',
-  'client_secret',
-  'password',
-  'passwd',
-  'pwd',
-  'secret',
-  'signature',
-  'sig',
-  'code',
-] as const;
-
-/** Query parameter name prefixes always stripped (pre-signed cloud storage URLs). */
-export const SENSITIVE_QUERY_PREFIXES = ['x-amz-', 'x-goog-'] as const;

@@ -1,31 +1,5 @@
 /** URL helpers: credential stripping and origin checks. */
-import { SENSITIVE_QUERY_PARAMS, SENSITIVE_QUERY_PREFIXES } from './defaults.js';
-
-const ALWAYS = new Set<string>(SENSITIVE_QUERY_PARAMS);
-
-/**
- * The URL as it may appear in logs, errors and envelopes: no user info, and no query parameters
- * that carry credentials (the connection's own secret parameter names plus well-known ones), no
- * fragment (implicit-grant style `#access_token=`).
- */
-export function redactUrl(url: string | URL, secretParams: Iterable<string> = []): string {
-  let u: URL;
-  try {
-    u = new URL(String(url));
-  } catch {
-    return '[unparseable url]';
-  }
-  u.username = '';
-  u.password = '';
-  u.hash = '';
-  const extra = new Set([...secretParams].map((p) => p.toLowerCase()));
-  for (const name of [...u.searchParams.keys()]) {
-    const lower = name.toLowerCase();
-    if (ALWAYS.has(lower) || extra.has(lower) || SENSITIVE_QUERY_PREFIXES.some((p) => lower.startsWith(p)))
-      u.searchParams.delete(name);
-  }
-  return u.toString();
-}
+export { redactUrl } from '../../lib/redact-url.js';
 
 export function sameOrigin(a: string | URL, b: string | URL): boolean {
   try {

@@ -1,6 +1,6 @@
 /**
  * Zod schemas of the EnerKey payloads we read. The EnerKey overview (seed 002) gives no JSON
- * shapes; these follow the shapes the EnerKey simulator serves (test/simulators/enerkey.ts header).
+ * shapes; these follow the shapes the EnerKey simulator serves (simulators/enerkey.ts header).
  * Ids are numbers there; strings are accepted too, since ids only ever become text.
  */
 import { z } from 'zod';

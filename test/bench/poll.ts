@@ -13,9 +13,9 @@
  */
 import { parseArgs } from 'node:util';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { startArcadiaSimulator } from '../simulators/arcadia.js';
-import { startEnerKeySimulator } from '../simulators/enerkey.js';
-import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../simulators/generic.js';
+import { startArcadiaSimulator } from '../../simulators/arcadia.js';
+import { startEnerKeySimulator } from '../../simulators/enerkey.js';
+import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../simulators/generic.js';
 import { runSync, type SyncDeps } from '../../producers/sync/engine.js';
 import { connectionSchema, type ConnectionInput } from '../../schemas/connection.js';
 import { COMPRESSION } from '../../lib/kafka.js';

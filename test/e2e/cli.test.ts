@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { startArcadiaSimulator, type ArcadiaSimulator } from '../simulators/arcadia.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { eventually, produceRaw, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
-import { prefixLag } from '../../lib/cli/quiet.js';
+import { prefixLag } from '../../cli/quiet.js';
 
 const FROM = Date.UTC(2024, 2, 1);
 const TO = Date.UTC(2024, 3, 1);

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { prefixLag } from '../../lib/cli/quiet.js';
-import { startGenericMixedSimulator, type MixedSimulator } from '../simulators/generic-mixed.js';
+import { prefixLag } from '../../cli/quiet.js';
+import { startGenericMixedSimulator, type MixedSimulator } from '../../simulators/generic-mixed.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { eventually, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
 

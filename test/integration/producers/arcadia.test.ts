@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import { connection, readEnvelopes, readRuns, readStates, syncDeps, type Read } from './helpers.js';

@@ -5,9 +5,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startGenericJsonSimulator, type GenericJsonSimulator } from '../../simulators/generic.js';
-import { startEnerKeySimulator, type EnerKeySimulator } from '../../simulators/enerkey.js';
-import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
+import { startGenericJsonSimulator, type GenericJsonSimulator } from '../../../simulators/generic.js';
+import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulators/enerkey.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import { RunGuard, startScheduler } from '../../../producers/sync/scheduler.js';
 import type { SyncEvent } from '../../../producers/sync/events.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startEnerKeySimulator, type EnerKeySimulator } from '../../simulators/enerkey.js';
+import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulators/enerkey.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';

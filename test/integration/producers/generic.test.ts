@@ -10,7 +10,7 @@ import {
   type GenericFaults,
   type GenericJsonSimulator,
   type GenericXmlCsvSimulator,
-} from '../../simulators/generic.js';
+} from '../../../simulators/generic.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig, ConnectionInput } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
-import { startEnerKeySimulator, type EnerKeySimulator } from '../../simulators/enerkey.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
+import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulators/enerkey.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
 import { connection, readEnvelopes, readStates, syncDeps, usageKeys } from './helpers.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
+import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { createProducers, type SyncEvent } from '../../../producers/index.js';
 import { startScheduler } from '../../../producers/sync/scheduler.js';
 import { connection, readRuns, readStates, syncDeps } from './helpers.js';

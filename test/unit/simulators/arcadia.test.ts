@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { startArcadiaSimulator } from '../../simulators/arcadia.js';
-import type { ArcadiaOptions, ArcadiaSimulator } from '../../simulators/arcadia.js';
+import { startArcadiaSimulator } from '../../../simulators/arcadia.js';
+import type { ArcadiaOptions, ArcadiaSimulator } from '../../../simulators/arcadia.js';
 
 const started: ArcadiaSimulator[] = [];
 afterEach(async () => {

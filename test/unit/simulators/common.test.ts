@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { mulberry32, rngFor } from '../../simulators/common/prng.js';
+import { mulberry32, rngFor } from '../../../simulators/common/prng.js';
 import {
   formatZoned,
   localDayBounds,
@@ -8,10 +8,10 @@ import {
   quarterHoursInLocalDay,
   zonedTimeToUtc,
   formatLocalNoOffset,
-} from '../../simulators/common/time.js';
-import { generateDay, hourlyOfDay } from '../../simulators/common/load.js';
-import type { MeterModel } from '../../simulators/common/load.js';
-import { startHttpServer } from '../../simulators/common/http.js';
+} from '../../../simulators/common/time.js';
+import { generateDay, hourlyOfDay } from '../../../simulators/common/load.js';
+import type { MeterModel } from '../../../simulators/common/load.js';
+import { startHttpServer } from '../../../simulators/common/http.js';
 
 const model = (over: Partial<MeterModel> = {}): MeterModel => ({
   key: 'm1',

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { startEnerKeySimulator } from '../../simulators/enerkey.js';
-import type { EnerKeyOptions, EnerKeySimulator } from '../../simulators/enerkey.js';
+import { startEnerKeySimulator } from '../../../simulators/enerkey.js';
+import type { EnerKeyOptions, EnerKeySimulator } from '../../../simulators/enerkey.js';
 
 const started: EnerKeySimulator[] = [];
 afterEach(async () => {

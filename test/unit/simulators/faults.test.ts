@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { startEnerKeySimulator } from '../../simulators/enerkey.js';
-import type { EnerKeySimulator } from '../../simulators/enerkey.js';
+import { startEnerKeySimulator } from '../../../simulators/enerkey.js';
+import type { EnerKeySimulator } from '../../../simulators/enerkey.js';
 
 // The generic fault layer is shared by all simulators; exercised here through EnerKey.
 const started: EnerKeySimulator[] = [];

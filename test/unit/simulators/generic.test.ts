@@ -1,12 +1,12 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { XMLParser } from 'fast-xml-parser';
-import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../simulators/generic.js';
+import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../../simulators/generic.js';
 import type {
   GenericJsonOptions,
   GenericJsonSimulator,
   GenericXmlCsvOptions,
   GenericXmlCsvSimulator,
-} from '../../simulators/generic.js';
+} from '../../../simulators/generic.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -9,7 +9,7 @@ import { HttpClient } from '../../../../producers/http/client.js';
 import { parseXmlSafe } from '../../../../producers/http/body.js';
 import { HTTP_DEFAULTS } from '../../../../producers/http/defaults.js';
 import { paginate } from '../../../../producers/http/pagination.js';
-import { redactUrl } from '../../../../producers/http/url.js';
+import { redactUrl } from '../../../../lib/redact-url.js';
 import type { ConnectionInput, PaginationConfig } from '../../../../schemas/connection.js';
 import { conn, noSleep, rejection, sendJson, serve, type Handler, type TestServer } from '../server.js';
 

@@ -1,9 +1,9 @@
 /**
  * `meterflow run`: long-running components until SIGTERM, with metrics and health probes.
  */
-import { startMetricsServer } from '../metrics.js';
-import { MeterflowError } from '../errors.js';
-import { STAGE_NAMES, startProcessors, type StageName } from '../../processors/index.js';
+import { startMetricsServer } from '../lib/metrics.js';
+import { MeterflowError } from '../lib/errors.js';
+import { STAGE_NAMES, startProcessors, type StageName } from '../processors/index.js';
 import { bootstrap, untilSignal } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 
@@ -50,13 +50,13 @@ Options:
         await p.ready;
       }
       if (what === 'sinks' || what === 'all') {
-        const { createClickHouseSink } = await import('../../sinks/clickhouse/index.js');
+        const { createClickHouseSink } = await import('../sinks/clickhouse/index.js');
         const sink = createClickHouseSink(rt.config, { log: rt.log, kafka: rt.kafka, registry: rt.registry });
         await sink.start();
         stops.unshift(() => sink.stop());
       }
       if (what === 'producers' || what === 'all') {
-        const { createProducers } = await import('../../producers/index.js');
+        const { createProducers } = await import('../producers/index.js');
         const producers = createProducers(rt.config, [...rt.connections.values()], {
           log: rt.log,
           kafka: rt.kafka,

@@ -4,7 +4,7 @@
  *
  * Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused for safety, 4 differences found.
  */
-import { errorMessage, MeterflowError } from '../errors.js';
+import { errorMessage, MeterflowError } from '../lib/errors.js';
 import { COMMANDS, type CommandName } from './commands.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, refused: 3, differences: 4 } as const;

@@ -1,9 +1,9 @@
 /**
  * `meterflow sync` and `meterflow backfill`: one run of a connection now, with progress.
  */
-import { MeterflowError } from '../errors.js';
-import { createProducers } from '../../producers/index.js';
-import type { SyncRun } from '../../schemas/records.js';
+import { MeterflowError } from '../lib/errors.js';
+import { createProducers } from '../producers/index.js';
+import type { SyncRun } from '../schemas/records.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 

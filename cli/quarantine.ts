@@ -3,12 +3,12 @@
  * back through the pipeline after a mapping or configuration fix.
  */
 import type { Producer } from 'kafkajs';
-import { loadConfig, type Config } from '../config.js';
-import { errorMessage, MeterflowError } from '../errors.js';
-import { abortable, createKafka, readToEnd, type ReadMessage } from '../kafka.js';
-import { AvroRegistry } from '../registry.js';
-import { QUARANTINE_HEADERS, TOPICS, topicName } from '../../schemas/topics.js';
-import type { QuarantineRecord } from '../../schemas/records.js';
+import { loadConfig, type Config } from '../lib/config.js';
+import { errorMessage, MeterflowError } from '../lib/errors.js';
+import { abortable, createKafka, readToEnd, type ReadMessage } from '../lib/kafka.js';
+import { AvroRegistry } from '../lib/registry.js';
+import { QUARANTINE_HEADERS, TOPICS, topicName } from '../schemas/topics.js';
+import type { QuarantineRecord } from '../schemas/records.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 export interface QuarantineFilter {

@@ -2,7 +2,7 @@
  * Argument parsing shared by the commands: node's parseArgs with our usage error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { MeterflowError } from '../errors.js';
+import { MeterflowError } from '../lib/errors.js';
 
 export interface Command {
   summary: string;

@@ -2,12 +2,12 @@
  * `meterflow mapping import|export`: provider meter → internal meter, as CSV.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { loadConfig } from '../config.js';
-import { MeterflowError } from '../errors.js';
-import { createKafka, ensureCatalogueTopics, readToEnd } from '../kafka.js';
-import { topicName } from '../../schemas/topics.js';
-import { AvroRegistry } from '../registry.js';
-import { exportMappings, importMappings, planImport } from '../../producers/mapping/index.js';
+import { loadConfig } from '../lib/config.js';
+import { MeterflowError } from '../lib/errors.js';
+import { createKafka, ensureCatalogueTopics, readToEnd } from '../lib/kafka.js';
+import { topicName } from '../schemas/topics.js';
+import { AvroRegistry } from '../lib/registry.js';
+import { exportMappings, importMappings, planImport } from '../producers/mapping/index.js';
 import { parse, type Command } from './args.js';
 
 export const mappingCommand: Command = {

@@ -5,8 +5,8 @@
  * seen three polls in a row.
  */
 import type { Admin } from 'kafkajs';
-import { MeterflowError } from '../errors.js';
-import { topicOffsets } from '../kafka.js';
+import { MeterflowError } from '../lib/errors.js';
+import { topicOffsets } from '../lib/kafka.js';
 
 export async function prefixLag(admin: Admin, prefix: string): Promise<{ total: number; quiet: boolean }> {
   const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));

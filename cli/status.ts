@@ -3,11 +3,11 @@
  * the lag; quarantine counts by reason.
  */
 import type { Kafka } from 'kafkajs';
-import { loadConfig, type Config } from '../config.js';
-import { abortable, committedLag, createKafka, readToEnd } from '../kafka.js';
-import { AvroRegistry } from '../registry.js';
-import { QUARANTINE_HEADERS, topicName } from '../../schemas/topics.js';
-import type { SyncRun, SyncState } from '../../schemas/records.js';
+import { loadConfig, type Config } from '../lib/config.js';
+import { abortable, committedLag, createKafka, readToEnd } from '../lib/kafka.js';
+import { AvroRegistry } from '../lib/registry.js';
+import { QUARANTINE_HEADERS, topicName } from '../schemas/topics.js';
+import type { SyncRun, SyncState } from '../schemas/records.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 export interface StatusReport {

@@ -6,16 +6,16 @@
  * its monthly values, which are the provider's own totals. The ClickHouse side is the
  * usage_monthly_latest view. Differences beyond the tolerance are listed; exit code 4 when any.
  */
-import { MeterflowError } from '../errors.js';
-import { entityKey } from '../../schemas/topics.js';
-import type { ConnectionConfig } from '../../schemas/connection.js';
-import type { Meter, RawEnvelope, UsageAggregate } from '../../schemas/records.js';
-import { fetchSourceUsage } from '../../producers/reconcile/source.js';
-import { normalise } from '../../processors/normalise/index.js';
-import { validateBatch } from '../../processors/validate/index.js';
-import { differenceReadings, type LastReading } from '../../processors/readings/index.js';
-import { AggregateState } from '../../processors/aggregate/core/index.js';
-import { createChClient } from '../../sinks/clickhouse/index.js';
+import { MeterflowError } from '../lib/errors.js';
+import { entityKey } from '../schemas/topics.js';
+import type { ConnectionConfig } from '../schemas/connection.js';
+import type { Meter, RawEnvelope, UsageAggregate } from '../schemas/records.js';
+import { fetchSourceUsage } from '../producers/reconcile/source.js';
+import { normalise } from '../processors/normalise/index.js';
+import { validateBatch } from '../processors/validate/index.js';
+import { differenceReadings, type LastReading } from '../processors/readings/index.js';
+import { AggregateState } from '../processors/aggregate/core/index.js';
+import { createChClient } from '../sinks/clickhouse/index.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 

@@ -4,10 +4,10 @@
  * offsets of a running group would race its own commits.
  */
 import type { Admin } from 'kafkajs';
-import { MeterflowError } from '../errors.js';
-import { abortable, createKafka, ensureTopics, readToEnd, topicOffsets } from '../kafka.js';
-import { loadConfig } from '../config.js';
-import { TOPICS, topicName, type TopicId } from '../../schemas/topics.js';
+import { MeterflowError } from '../lib/errors.js';
+import { abortable, createKafka, ensureTopics, readToEnd, topicOffsets } from '../lib/kafka.js';
+import { loadConfig } from '../lib/config.js';
+import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 
 /** Accepts a catalogue name (raw.usage) or a full topic name. */

@@ -2,12 +2,12 @@
  * What every command needs: configuration, logger, Kafka, the registry, and the connections.
  */
 import type { Kafka } from 'kafkajs';
-import { loadConfig, type Config } from '../config.js';
-import { createKafka, ensureCatalogueTopics } from '../kafka.js';
-import { createLogger, type Logger } from '../log.js';
-import { AvroRegistry } from '../registry.js';
-import type { ConnectionConfig } from '../../schemas/connection.js';
-import { loadConnections } from '../../producers/sync/connections.js';
+import { loadConfig, type Config } from '../lib/config.js';
+import { createKafka, ensureCatalogueTopics } from '../lib/kafka.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { AvroRegistry } from '../lib/registry.js';
+import type { ConnectionConfig } from '../schemas/connection.js';
+import { loadConnections } from '../producers/sync/connections.js';
 
 export interface Runtime {
   config: Config;

@@ -1,9 +1,9 @@
 /**
  * `meterflow migrate`: applies pending ClickHouse migrations (a no-op when up to date).
  */
-import { loadConfig } from '../config.js';
-import { createLogger } from '../log.js';
-import { createChClient, migrate } from '../../sinks/clickhouse/index.js';
+import { loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/log.js';
+import { createChClient, migrate } from '../sinks/clickhouse/index.js';
 import { parse, type Command } from './args.js';
 
 export const migrateCommand: Command = {
