@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
-import { startGenericJsonSimulator, type GenericJsonSimulator } from '../../../simulators/generic.js';
+import { startGenericJsonSimulator, type GenericJsonSimulator } from '../../../simulators/generic-json.js';
 import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulators/enerkey.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { runSync } from '../../../producers/sync/engine.js';

@@ -4,13 +4,12 @@ import { parse as parseYaml } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../../lib/config.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
+import { startGenericJsonSimulator, type GenericJsonSimulator } from '../../../simulators/generic-json.js';
 import {
-  startGenericJsonSimulator,
   startGenericXmlCsvSimulator,
   type GenericFaults,
-  type GenericJsonSimulator,
   type GenericXmlCsvSimulator,
-} from '../../../simulators/generic.js';
+} from '../../../simulators/generic-xml-csv.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig, ConnectionInput } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';

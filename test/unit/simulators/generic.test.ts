@@ -1,12 +1,9 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { XMLParser } from 'fast-xml-parser';
-import { startGenericJsonSimulator, startGenericXmlCsvSimulator } from '../../../simulators/generic.js';
-import type {
-  GenericJsonOptions,
-  GenericJsonSimulator,
-  GenericXmlCsvOptions,
-  GenericXmlCsvSimulator,
-} from '../../../simulators/generic.js';
+import { startGenericJsonSimulator } from '../../../simulators/generic-json.js';
+import type { GenericJsonOptions, GenericJsonSimulator } from '../../../simulators/generic-json.js';
+import { startGenericXmlCsvSimulator } from '../../../simulators/generic-xml-csv.js';
+import type { GenericXmlCsvOptions, GenericXmlCsvSimulator } from '../../../simulators/generic-xml-csv.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
