@@ -72,10 +72,8 @@ import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
 import { BUILDINGS, BUILDING_LABEL, buildingName, placeFor, postalFor, streetFor } from './common/places.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, QUARTER_MS } from '../schemas/time.js';
 import {
-  DAY_MS,
-  HOUR_MS,
-  QUARTER_MS,
   addDays,
   formatWithOffset,
   isYmd,
@@ -325,7 +323,7 @@ class World {
         streetLine1: streetFor(r, place),
         timeZone: tz,
         credentialId: cred.id,
-        createdAt: iso(createdBase + s * 60_000),
+        createdAt: iso(createdBase + s * MINUTE_MS),
       });
     }
     for (let i = 0; i < counts.meters; i++)
@@ -571,7 +569,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
       streetLine2: '',
     });
     const success = st.status === 'SUCCESS';
-    const latest = success ? arcTs(t.dataEnd - t.sourceIntervalMinutes * 60_000) : null;
+    const latest = success ? arcTs(t.dataEnd - t.sourceIntervalMinutes * MINUTE_MS) : null;
     const q = o.docStringQuirks;
     const siteMeters = w.meterOrder.filter((m) => m.truth.siteId === site.id).map((m) => m.truth.id);
     return {
@@ -756,7 +754,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
       intervalsCreatedAt: arcTs(t.dataStart + 2 * HOUR_MS),
       intervalsUpdatedAt: arcTs(t.dataEnd + 2 * HOUR_MS),
       earliestIntervalAt: arcTs(t.dataStart),
-      latestIntervalAt: arcTs(t.dataEnd - t.sourceIntervalMinutes * 60_000),
+      latestIntervalAt: arcTs(t.dataEnd - t.sourceIntervalMinutes * MINUTE_MS),
       providerName: cred.provider.name,
       providerId: cred.provider.id,
       serviceType: 'ELECTRIC',
@@ -923,7 +921,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
           if ('status' in c) return c;
           const { w, t, rg } = c;
           const readings: Array<Record<string, unknown>> = [];
-          const step = t.sourceIntervalMinutes * 60_000;
+          const step = t.sourceIntervalMinutes * MINUTE_MS;
           const hours = step / HOUR_MS;
           let acc: { start: number; imp: number; exp: number; n: number; missing: boolean } | null = null;
           const flush = (): void => {

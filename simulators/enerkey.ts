@@ -79,8 +79,8 @@ import { DayCache, hourlyOfDay, roundTo } from './common/load.js';
 import type { Commodity, DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
 import { BUILDINGS, BUILDING_LABEL, buildingName, placeFor, postalFor, streetFor } from './common/places.js';
+import { DAY_MS } from '../schemas/time.js';
 import {
-  DAY_MS,
   addDays,
   addMonths,
   formatWithOffset,

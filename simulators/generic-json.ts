@@ -17,8 +17,8 @@ import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
 import { BUILDINGS, buildingName, placeFor, postalFor, streetFor } from './common/places.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, QUARTER_MS } from '../schemas/time.js';
 import {
-  QUARTER_MS,
   addDays,
   daysBetween,
   formatLocalNoOffset,
@@ -203,8 +203,8 @@ export async function startGenericJsonSimulator(
     const u = r();
     const replacement = u < (opts.replacementShare ?? 0.15);
     const rollover = !replacement && u < (opts.replacementShare ?? 0.15) + (opts.rolloverShare ?? 0.1);
-    const hours = Math.floor((dataEnd - dataStart) / 3_600_000);
-    const resetAt = dataStart + randInt(r, Math.floor(hours * 0.2), Math.floor(hours * 0.8)) * 3_600_000;
+    const hours = Math.floor((dataEnd - dataStart) / HOUR_MS);
+    const resetAt = dataStart + randInt(r, Math.floor(hours * 0.2), Math.floor(hours * 0.8)) * HOUR_MS;
     const digits = rollover ? 5 : randInt(r, 8, 9); // rollover meters get theirs below
     return {
       meter_id: id,
@@ -258,10 +258,10 @@ export async function startGenericJsonSimulator(
     for (let k = 0; k < n; k++) meters.push(makeMeter(site, k, building, site.gross_area_m2, lat, lon));
   }
   // At least one replaced and one rolling-over meter whenever there are enough meters.
-  const hours = Math.floor((dataEnd - dataStart) / 3_600_000);
+  const hours = Math.floor((dataEnd - dataStart) / HOUR_MS);
   const forceReset = (m: GenericJsonMeterTruth | undefined, kind: 'replacement' | 'rollover'): void => {
     if (!m || m.reset) return;
-    m.reset = { kind, at: dataStart + Math.floor(hours * (kind === 'replacement' ? 0.45 : 0.6)) * 3_600_000 };
+    m.reset = { kind, at: dataStart + Math.floor(hours * (kind === 'replacement' ? 0.45 : 0.6)) * HOUR_MS };
     if (kind === 'rollover') m.initialRegister = Number.NaN;
   };
   if (meters.length >= 4) {
@@ -316,7 +316,7 @@ export async function startGenericJsonSimulator(
     const total = cumAt(m, m.dataEnd);
     m.register_digits = Math.max(5, Math.ceil(Math.log10(total / scale(m) + 1) + 0.05));
     const mod = 10 ** m.register_digits * scale(m);
-    const init = mod - Math.round((cumAt(m, m.reset.at) + cumAt(m, m.reset.at - 3_600_000)) / 2);
+    const init = mod - Math.round((cumAt(m, m.reset.at) + cumAt(m, m.reset.at - HOUR_MS)) / 2);
     m.initialRegister = init / scale(m);
   };
   meters.forEach(initRollover);
@@ -340,7 +340,7 @@ export async function startGenericJsonSimulator(
     }
     const a = Math.max(localMidnight(tz, fromDate), m.dataStart);
     const b = Math.min(localMidnight(tz, addDays(toDate, 1)), m.dataEnd + 1);
-    const step = every * 60_000;
+    const step = every * MINUTE_MS;
     for (let t = Math.ceil((a - m.dataStart) / step) * step + m.dataStart; t < b; t += step) out.push(t);
     return out;
   };
@@ -348,7 +348,7 @@ export async function startGenericJsonSimulator(
     const out: GenericReading[] = [];
     for (const t of readingTimes(m, fromDate, toDate)) {
       // Quality of the interval before t.
-      const prevStart = every === 1440 ? t - 24 * 3_600_000 : t - every * 60_000;
+      const prevStart = every === 1440 ? t - DAY_MS : t - every * MINUTE_MS;
       let missing = false;
       let est = false;
       if (t > m.dataStart) {

@@ -28,7 +28,8 @@ import type { CommonFaults, SimRequest, SimResponse, SimStats } from './common/h
 import { DayCache, roundTo } from './common/load.js';
 import type { MeterModel } from './common/load.js';
 import { hexId, randRange, rngFor } from './common/prng.js';
-import { QUARTER_MS, addDays, daysBetween, formatZoned, isYmd, localMidnight } from './common/time.js';
+import { QUARTER_MS } from '../schemas/time.js';
+import { addDays, daysBetween, formatZoned, isYmd, localMidnight } from './common/time.js';
 
 export type MixedMedium = 'electricity' | 'gas' | 'water';
 

@@ -19,7 +19,8 @@ import {
   type ArcadiaSite,
 } from '../../schemas/providers/arcadia.js';
 import type { MeterTypeMapping } from '../../schemas/taxonomy.js';
-import { isValidTimeZone, MINUTE_MS } from '../aggregate/core/zone.js';
+import { MINUTE_MS } from '../../schemas/time.js';
+import { isValidTimeZone } from '../aggregate/core/zone.js';
 import {
   batchZone,
   localZone,

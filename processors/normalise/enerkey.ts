@@ -20,13 +20,8 @@ import {
   enerkeyValuesResponseSchema,
   type EnerkeyQuantity,
 } from '../../schemas/providers/enerkey.js';
-import {
-  calendarFor,
-  HOUR_MS,
-  isValidTimeZone,
-  monthOfDayNo,
-  firstDayOfMonth,
-} from '../aggregate/core/zone.js';
+import { HOUR_MS } from '../../schemas/time.js';
+import { calendarFor, isValidTimeZone, monthOfDayNo, firstDayOfMonth } from '../aggregate/core/zone.js';
 import {
   batchZone,
   localZone,

@@ -14,7 +14,8 @@ import {
   unitsCompatible,
   type UnitInfo,
 } from '../../schemas/units.js';
-import { HOUR_MS, isValidTimeZone } from '../aggregate/core/zone.js';
+import { HOUR_MS } from '../../schemas/time.js';
+import { isValidTimeZone } from '../aggregate/core/zone.js';
 import type { Reject } from '../normalise/types.js';
 import { futureEnd, resolveValidateOptions, type ValidateOptions } from './options.js';
 

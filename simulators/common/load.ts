@@ -7,7 +7,8 @@
  * so sums taken by a connector and by the ground truth agree exactly after the same rounding.
  */
 import { gaussian, randInt, rngFor } from './prng.js';
-import { HOUR_MS, QUARTER_MS, DAY_MS, dayOfYear, localDayBounds, offsetMinutes, weekdayOf } from './time.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, QUARTER_MS } from '../../schemas/time.js';
+import { dayOfYear, localDayBounds, offsetMinutes, weekdayOf } from './time.js';
 
 export type Commodity = 'electricity' | 'heat' | 'cooling' | 'water' | 'gas';
 export type BuildingKind = 'office' | 'retail' | 'school' | 'residential' | 'warehouse' | 'hospital';
@@ -142,7 +143,7 @@ export function generateDay(seed: number, m: MeterModel, date: string): DaySerie
     const t = start + i * QUARTER_MS;
     const mid = t + QUARTER_MS / 2;
     const off = variable ? offsetMinutes(m.timeZone, t) : startOffset;
-    const localHour = ((((mid + off * 60_000) % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS;
+    const localHour = ((((mid + off * MINUTE_MS) % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS;
     const occ = occupancy(m.building, localHour, weekday, doy);
     const noise = Math.max(0.2, 1 + gaussian(rng) * 0.06) * dayNoise;
     let kw: number;

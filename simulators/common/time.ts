@@ -7,10 +7,7 @@
  * - an IANA zone name ('Europe/Helsinki', 'America/New_York', 'UTC', ...) gives the local rules.
  */
 
-export const MINUTE_MS = 60_000;
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 86_400_000;
-export const QUARTER_MS = 15 * MINUTE_MS;
+import { DAY_MS, MINUTE_MS, QUARTER_MS } from '../../schemas/time.js';
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 

@@ -20,9 +20,9 @@ import { DayTable } from './days.js';
 import { MonthTable } from './months.js';
 import { PeriodTotals, type PeriodBook, type SlotTotals } from './period.js';
 import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
+import { DAY_MS, HOUR_MS } from '../../../schemas/time.js';
 import {
   calendarFor,
-  DAY_MS,
   dayNoToDate,
   firstDayOfMonth,
   monthNoToString,
@@ -31,7 +31,7 @@ import {
 } from './zone.js';
 
 /** Longest slot kept on the regular grid; longer intervals (daily, monthly) are irregular slots. */
-const GRID_MAX_RES = 6 * 3_600_000;
+const GRID_MAX_RES = 6 * HOUR_MS;
 const GRID_MIN_RES = 1_000;
 
 export interface ChannelIdentity {

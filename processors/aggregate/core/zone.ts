@@ -5,10 +5,7 @@
  * as if it were UTC (Date.UTC of the local fields); a local day number is the number of local
  * calendar days since 1970-01-01 (so `dayNo * DAY_MS` is that day's wall midnight).
  */
-
-export const MINUTE_MS = 60_000;
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 86_400_000;
+import { DAY_MS } from '../../../schemas/time.js';
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
