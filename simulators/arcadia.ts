@@ -58,6 +58,7 @@ import {
   FaultController,
   StatsCounter,
   startSimServer,
+  simulatorHandle,
 } from './common/http.js';
 import type {
   CommonFaults,
@@ -65,9 +66,9 @@ import type {
   JsonRecord,
   SimRequest,
   SimResponse,
-  SimStats,
+  SimulatorHandle,
 } from './common/http.js';
-import { TokenStore } from './common/tokens.js';
+import { TokenStore, clientCredentials } from './common/tokens.js';
 import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
@@ -215,12 +216,7 @@ export interface ArcadiaTruth {
   day(meterId: string, date: string): DaySeries;
 }
 
-export interface ArcadiaSimulator {
-  url: string;
-  close(): Promise<void>;
-  stats(): SimStats;
-  resetStats(): void;
-  setFaults(faults: ArcadiaFaults): void;
+export interface ArcadiaSimulator extends SimulatorHandle<ArcadiaFaults> {
   /** Expire every access token issued so far. */
   expireTokens(): void;
   /** Production data set, or the sandbox one. */
@@ -774,16 +770,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
         endpoint: 'token',
         handler: (req) => {
           const form = new URLSearchParams(req.body.toString('utf8'));
-          let id = form.get('client_id');
-          let secret = form.get('client_secret');
-          const basic = /^Basic\s+(\S+)$/i.exec(header(req, 'authorization') ?? '');
-          if (basic) {
-            const [u, p] = Buffer.from(basic[1] as string, 'base64')
-              .toString('utf8')
-              .split(':');
-            id = decodeURIComponent(u ?? '');
-            secret = decodeURIComponent(p ?? '');
-          }
+          const { id, secret } = clientCredentials(header(req, 'authorization'), form);
           const gt = form.get('grant_type');
           if (!gt) return err(400, 'invalid_request', 'Missing form parameter: grant_type');
           if (gt !== 'client_credentials')
@@ -1007,10 +994,7 @@ export async function startArcadiaSimulator(opts: ArcadiaOptions = {}): Promise<
   });
 
   return {
-    url: server.url,
-    close: () => server.close(),
-    stats: () => stats.snapshot(),
-    resetStats: () => stats.reset(),
+    ...simulatorHandle(server, stats, faults),
     setFaults: (f) => {
       faults.set(f);
       if (f.expireTokens) {

@@ -66,6 +66,7 @@ import {
   FaultController,
   StatsCounter,
   startSimServer,
+  simulatorHandle,
 } from './common/http.js';
 import type {
   CommonFaults,
@@ -73,8 +74,9 @@ import type {
   JsonRecord,
   SimRequest,
   SimResponse,
-  SimStats,
+  SimulatorHandle,
 } from './common/http.js';
+import { decodeOffsetToken, encodeOffsetToken } from './common/paging.js';
 import { DayCache, hourlyOfDay, roundTo } from './common/load.js';
 import type { Commodity, DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
@@ -198,12 +200,7 @@ export interface EnerKeyTruth {
   apiKeys: Array<{ key: string; validFrom: number; validTo: number }>;
 }
 
-export interface EnerKeySimulator {
-  url: string;
-  close(): Promise<void>;
-  stats(): SimStats;
-  resetStats(): void;
-  setFaults(faults: EnerKeyFaults): void;
+export interface EnerKeySimulator extends SimulatorHandle<EnerKeyFaults> {
   truth(): EnerKeyTruth;
   /** Calls left in the window for a key (without counting a request). */
   remaining(key: string): number;
@@ -497,17 +494,6 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
     enegiaId: m.enegiaId,
   });
 
-  const encodeToken = (offset: number): string =>
-    Buffer.from(JSON.stringify({ o: offset, s: seed }), 'utf8').toString('base64url');
-  const decodeToken = (t: string): number | null => {
-    try {
-      const v = JSON.parse(Buffer.from(t, 'base64url').toString('utf8')) as { o?: unknown; s?: unknown };
-      return typeof v.o === 'number' && Number.isInteger(v.o) && v.o >= 0 && v.s === seed ? v.o : null;
-    } catch {
-      return null;
-    }
-  };
-
   const valuesRequest = (
     req: SimRequest,
     maxRangeMs: number,
@@ -622,7 +608,7 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           const tok = req.query.get('continuationToken');
           let offset = 0;
           if (tok !== null && tok !== '') {
-            const o = decodeToken(tok);
+            const o = decodeOffsetToken(tok, seed);
             if (o === null) return withHeaders(problem(400, 'Invalid continuationToken'), g.headers);
             offset = o;
           }
@@ -630,7 +616,8 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
           if (offset > 0 && faults.take('duplicateAcrossPages', req.endpoint)) start = offset - 1;
           const items = facilities.slice(start, offset + size);
           const nextOffset = offset + size;
-          let next: string | null = nextOffset < facilities.length ? encodeToken(nextOffset) : null;
+          let next: string | null =
+            nextOffset < facilities.length ? encodeOffsetToken(nextOffset, seed) : null;
           if (next !== null && tok && faults.take('repeatedCursor', req.endpoint)) next = tok;
           return json(200, { items: items.map(facilityJson), continuationToken: next }, g.headers);
         },
@@ -671,11 +658,7 @@ export async function startEnerKeySimulator(opts: EnerKeyOptions = {}): Promise<
   });
 
   return {
-    url: server.url,
-    close: () => server.close(),
-    stats: () => stats.snapshot(),
-    resetStats: () => stats.reset(),
-    setFaults: (f) => faults.set(f),
+    ...simulatorHandle(server, stats, faults),
     truth: () => truth,
     remaining: (key) => budget - prune(key).length,
   };

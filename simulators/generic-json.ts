@@ -10,9 +10,10 @@ import {
   FaultController,
   StatsCounter,
   startSimServer,
+  simulatorHandle,
 } from './common/http.js';
-import type { JsonRecord, SimRequest, SimResponse } from './common/http.js';
-import type { CommodityInfo, GenericFaults, GenericSimulatorBase } from './common/generic.js';
+import type { JsonRecord, SimRequest, SimResponse, SimulatorHandle } from './common/http.js';
+import type { CommodityInfo, GenericFaults } from './common/generic.js';
 import { DayCache, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
@@ -28,7 +29,7 @@ import {
   localMidnight,
 } from './common/time.js';
 
-export type { GenericFaults, GenericSimulatorBase } from './common/generic.js';
+export type { GenericFaults } from './common/generic.js';
 
 export interface GenericJsonOptions {
   seed?: number;
@@ -100,7 +101,7 @@ export interface GenericJsonTruth {
   consumption(meterId: string, from: number, to: number): number;
 }
 
-export interface GenericJsonSimulator extends GenericSimulatorBase {
+export interface GenericJsonSimulator extends SimulatorHandle<GenericFaults> {
   truth(): GenericJsonTruth;
   /** The valid api_key. */
   apiKey: string;
@@ -500,11 +501,7 @@ export async function startGenericJsonSimulator(
   });
 
   return {
-    url: server.url,
-    close: () => server.close(),
-    stats: () => stats.snapshot(),
-    resetStats: () => stats.reset(),
-    setFaults: (f) => faults.set(f),
+    ...simulatorHandle(server, stats, faults),
     truth: () => truth,
     apiKey,
   };

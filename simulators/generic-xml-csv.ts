@@ -12,10 +12,12 @@ import {
   FaultController,
   StatsCounter,
   startSimServer,
+  simulatorHandle,
 } from './common/http.js';
-import type { JsonRecord, SimRequest, SimResponse } from './common/http.js';
-import type { CommodityInfo, GenericFaults, GenericSimulatorBase } from './common/generic.js';
-import { TokenStore } from './common/tokens.js';
+import type { JsonRecord, SimRequest, SimResponse, SimulatorHandle } from './common/http.js';
+import type { CommodityInfo, GenericFaults } from './common/generic.js';
+import { TokenStore, clientCredentials } from './common/tokens.js';
+import { decodeOffsetToken, encodeOffsetToken } from './common/paging.js';
 import { DayCache, dayTotal, roundTo } from './common/load.js';
 import type { DaySeries, MeterModel } from './common/load.js';
 import { hexId, pick, randInt, randRange, rngFor } from './common/prng.js';
@@ -31,7 +33,7 @@ import {
   parseYmd,
 } from './common/time.js';
 
-export type { GenericFaults, GenericSimulatorBase } from './common/generic.js';
+export type { GenericFaults } from './common/generic.js';
 
 export interface GenericXmlCsvOptions {
   seed?: number;
@@ -109,7 +111,7 @@ export interface GenericXmlCsvTruth {
   day(meterId: string, date: string): DaySeries;
 }
 
-export interface GenericXmlCsvSimulator extends GenericSimulatorBase {
+export interface GenericXmlCsvSimulator extends SimulatorHandle<GenericFaults> {
   truth(): GenericXmlCsvTruth;
   /** Expire every access token issued so far (oauth2-password mode). */
   expireTokens(): void;
@@ -385,17 +387,6 @@ export async function startGenericXmlCsvSimulator(
     return defaultFormat;
   };
 
-  const encodeCursor = (offset: number, key: string): string =>
-    Buffer.from(JSON.stringify({ o: offset, k: key }), 'utf8').toString('base64url');
-  const decodeCursor = (t: string, key: string): number | null => {
-    try {
-      const v = JSON.parse(Buffer.from(t, 'base64url').toString('utf8')) as { o?: unknown; k?: unknown };
-      return typeof v.o === 'number' && Number.isInteger(v.o) && v.o >= 0 && v.k === key ? v.o : null;
-    } catch {
-      return null;
-    }
-  };
-
   /** Page through `rows`, render in the chosen format with cursor or Link pagination. */
   const respond = (
     req: SimRequest,
@@ -415,14 +406,14 @@ export async function startGenericXmlCsvSimulator(
     const tok = req.query.get('page_token');
     let offset = 0;
     if (tok !== null) {
-      const o = decodeCursor(tok, key);
+      const o = decodeOffsetToken(tok, key);
       if (o === null) return plain(400, 'invalid page_token');
       offset = o;
     }
     let start = offset;
     if (offset > 0 && faults.take('duplicateAcrossPages', req.endpoint)) start = offset - 1;
     let page = rows.slice(start, offset + size);
-    let next: string | null = offset + size < rows.length ? encodeCursor(offset + size, key) : null;
+    let next: string | null = offset + size < rows.length ? encodeOffsetToken(offset + size, key) : null;
     if (next !== null && tok !== null && faults.take('repeatedCursor', req.endpoint)) next = tok;
 
     if (fmt === 'csv' && faults.take('csvInjection', req.endpoint)) {
@@ -615,17 +606,8 @@ export async function startGenericXmlCsvSimulator(
         if (auth !== 'oauth2-password')
           return json(404, { error: 'not_found', error_description: 'OAuth2 is not enabled' });
         const form = new URLSearchParams(req.body.toString('utf8'));
-        let cid = form.get('client_id');
-        let csec = form.get('client_secret');
-        const basic = /^Basic\s+(\S+)$/i.exec(header(req, 'authorization') ?? '');
-        if (basic) {
-          const [u, p] = Buffer.from(basic[1] as string, 'base64')
-            .toString('utf8')
-            .split(':');
-          cid = decodeURIComponent(u ?? '');
-          csec = decodeURIComponent(p ?? '');
-        }
-        if (cid !== clientId || csec !== clientSecret)
+        const client = clientCredentials(header(req, 'authorization'), form);
+        if (client.id !== clientId || client.secret !== clientSecret)
           return json(401, { error: 'invalid_client', error_description: 'Client authentication failed' });
         const gt = form.get('grant_type');
         let user: string;
@@ -667,11 +649,7 @@ export async function startGenericXmlCsvSimulator(
   base = server.url;
 
   return {
-    url: server.url,
-    close: () => server.close(),
-    stats: () => stats.snapshot(),
-    resetStats: () => stats.reset(),
-    setFaults: (f) => faults.set(f),
+    ...simulatorHandle(server, stats, faults),
     truth: () => truth,
     expireTokens: () => tokens.expireAll(),
     credentials: { username, password, clientId, clientSecret },

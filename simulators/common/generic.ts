@@ -1,5 +1,5 @@
 /** What the two generic providers (A: `generic-json.ts`, B: `generic-xml-csv.ts`) have in common. */
-import type { CommonFaults, FaultSwitch, SimStats } from './http.js';
+import type { CommonFaults, FaultSwitch } from './http.js';
 import type { Commodity } from './load.js';
 
 export interface GenericFaults extends CommonFaults {
@@ -9,14 +9,6 @@ export interface GenericFaults extends CommonFaults {
   repeatedCursor?: FaultSwitch;
   xmlDoctype?: FaultSwitch;
   csvInjection?: FaultSwitch;
-}
-
-export interface GenericSimulatorBase {
-  url: string;
-  close(): Promise<void>;
-  stats(): SimStats;
-  resetStats(): void;
-  setFaults(faults: GenericFaults): void;
 }
 
 export interface CommodityInfo {

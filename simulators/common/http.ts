@@ -482,3 +482,26 @@ export function applyRecordFaults<F extends CommonFaults>(
   }
   return out;
 }
+
+/** What every simulator hands back besides its own extras: its address, shutdown, stats and faults. */
+export interface SimulatorHandle<F extends CommonFaults> {
+  url: string;
+  close(): Promise<void>;
+  stats(): SimStats;
+  resetStats(): void;
+  setFaults(faults: F): void;
+}
+
+export function simulatorHandle<F extends CommonFaults>(
+  server: RunningServer,
+  stats: StatsCounter,
+  faults: FaultController<F>,
+): SimulatorHandle<F> {
+  return {
+    url: server.url,
+    close: () => server.close(),
+    stats: () => stats.snapshot(),
+    resetStats: () => stats.reset(),
+    setFaults: (f) => faults.set(f),
+  };
+}

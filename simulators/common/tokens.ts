@@ -49,3 +49,19 @@ export class TokenStore {
     return this.issued;
   }
 }
+
+/**
+ * OAuth2 client credentials of a token request: from HTTP Basic when present (id and secret are
+ * form-encoded there, RFC 6749 §2.3.1), otherwise from the form's client_id and client_secret.
+ */
+export function clientCredentials(
+  authorization: string | undefined,
+  form: URLSearchParams,
+): { id: string | null; secret: string | null } {
+  const basic = /^Basic\s+(\S+)$/i.exec(authorization ?? '');
+  if (!basic) return { id: form.get('client_id'), secret: form.get('client_secret') };
+  const [u, p] = Buffer.from(basic[1] as string, 'base64')
+    .toString('utf8')
+    .split(':');
+  return { id: decodeURIComponent(u ?? ''), secret: decodeURIComponent(p ?? '') };
+}
