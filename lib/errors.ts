@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   NORM_TIMESTAMP_NO_ZONE: 'a local timestamp has no offset and no time zone is configured',
   NORM_TIMESTAMP_INVALID: 'a date or timestamp is not ISO 8601',
   NORM_METER_TYPE_UNMAPPED: 'the provider meter classification cannot be mapped to the taxonomy',
+  NORM_USAGE_KIND_UNMAPPED: "a generic meter's usage kind field has no entry in meters.usageKinds",
 
   // Validate (quarantine reasons)
   VAL_REQUIRED_FIELD: 'a required field is missing or empty',

@@ -243,56 +243,223 @@ export const genericEndpointSchema = z
   })
   .apply(closed);
 
+export const usageKindSchema = z
+  .enum(['consumption', 'reading'])
+  .describe('consumption: a value per period (start, end); reading: a register value at a time (timestamp)');
+export type UsageKind = z.infer<typeof usageKindSchema>;
+
 /** The time fields each usage kind reads (the normaliser quarantines every row without them). */
 const KIND_FIELDS = { consumption: ['start', 'end'], reading: ['timestamp'] } as const;
 
-interface GenericShape {
-  assets?: { path: string } | undefined;
-  meters: { path: string };
-  usage: {
-    path: string;
-    kind: keyof typeof KIND_FIELDS;
-    meterParam?: string | undefined;
-    fields: Partial<Record<'meterId' | 'start' | 'end' | 'timestamp', string>>;
-  };
+const dateParamsSchema = z
+  .object({
+    from: z.string().default('from'),
+    to: z.string().default('to'),
+    format: z.enum(['date', 'datetime']).default('date').describe('YYYY-MM-DD or ISO 8601 with offset'),
+    toInclusive: z.boolean().default(false),
+  })
+  .apply(closed);
+
+const usageFieldsSchema = z
+  .object({
+    meterId: fieldPath.optional(),
+    start: fieldPath.optional().describe('consumption start (inclusive)'),
+    end: fieldPath.optional().describe('consumption end (exclusive)'),
+    timestamp: fieldPath.optional().describe('reading timestamp'),
+    value: fieldPath
+      .optional()
+      .describe('the consumption or register value; required for every kind used (here or in usageByKind)'),
+    redelivery: fieldPath.optional(),
+    production: fieldPath.optional(),
+    cost: fieldPath.optional(),
+    currency: fieldPath.optional(),
+    estimated: fieldPath.optional(),
+    unit: fieldPath.optional(),
+  })
+  .apply(closed);
+
+/** What `usageByKind.<kind>` may change: the keys of `usage` it names (fields: field by field). */
+const kindUsageSchema = z
+  .object({
+    path: z.string().optional().describe('the endpoint of this kind when it differs from usage.path'),
+    query: z.record(z.string(), z.string()).optional(),
+    itemsPath: bodyPath.optional(),
+    pagination: paginationSchema.optional(),
+    meterParam: z.string().optional(),
+    dateParams: dateParamsSchema.optional(),
+    maxRangeDays: z.number().int().positive().optional(),
+    fields: usageFieldsSchema.optional().describe('merged field by field over usage.fields'),
+  })
+  .apply(closed);
+
+/** Values of a meter filter: YAML may type 1 or true where the provider sends "1" or "true". */
+const filterValues = z
+  .array(z.union([z.string(), z.number(), z.boolean()]).transform(String))
+  .min(1, 'list at least one value');
+
+const meterFilterSchema = z
+  .object({
+    include: z
+      .record(z.string(), filterValues)
+      .optional()
+      .describe('field path → values: a meter is kept only when each named field has one of its values'),
+    exclude: z
+      .record(z.string(), filterValues)
+      .optional()
+      .describe('field path → values: a meter with any named field at one of its values is left out'),
+  })
+  .apply(closed)
+  .describe(
+    'meters left out entirely (no meter record, no usage request), by field values compared like meterTypes keys (case-insensitive, "_" and spaces alike); e.g. exclude: { status: [retired] }',
+  );
+
+interface UsageShape {
+  path?: string | undefined;
+  meterParam?: string | undefined;
+  fields?: Partial<Record<'meterId' | 'start' | 'end' | 'timestamp' | 'value', string | undefined>>;
 }
 
-/** Rules across fields of `generic`: path placeholders, the meter id, the usage kind's time fields. */
-function checkGeneric(g: GenericShape, ctx: z.core.$RefinementCtx<GenericShape>): void {
-  const endpoints = [
-    ['assets', g.assets?.path],
-    ['meters', g.meters.path],
-    ['usage', g.usage.path],
-  ] as const;
-  for (const [name, path] of endpoints) {
+interface GenericShape {
+  assets?: { path: string } | undefined;
+  meters: {
+    path: string;
+    fields: { usageKind?: string | undefined };
+    usageKinds?: Record<string, UsageKind> | undefined;
+    filter?: { include?: Record<string, string[]>; exclude?: Record<string, string[]> } | undefined;
+  };
+  usage: UsageShape & { path: string; kind?: UsageKind | undefined };
+  usageByKind?: Partial<Record<UsageKind, UsageShape>> | undefined;
+}
+
+/** The kinds a connection's meters can have: every value of usageKinds, else usage.kind. */
+function kindsOf(g: GenericShape): UsageKind[] {
+  if (g.meters.fields.usageKind === undefined) return g.usage.kind ? [g.usage.kind] : [];
+  return [...new Set(Object.values(g.meters.usageKinds ?? {}))].sort();
+}
+
+/** Placeholders in endpoint paths: only {meterId}, only in usage paths. */
+function checkPlaceholders(g: GenericShape, ctx: z.core.$RefinementCtx<GenericShape>): void {
+  const endpoints: [(string | number)[], string | undefined, boolean][] = [
+    [['assets', 'path'], g.assets?.path, false],
+    [['meters', 'path'], g.meters.path, false],
+    [['usage', 'path'], g.usage.path, true],
+    ...Object.entries(g.usageByKind ?? {}).map(
+      ([k, u]): [(string | number)[], string | undefined, boolean] => [
+        ['usageByKind', k, 'path'],
+        u.path,
+        true,
+      ],
+    ),
+  ];
+  for (const [at, path, usage] of endpoints) {
     for (const [placeholder] of (path ?? '').matchAll(/\{[^}]*\}/g)) {
-      if (name === 'usage' && placeholder === '{meterId}') continue;
+      if (usage && placeholder === '{meterId}') continue;
       ctx.addIssue({
         code: 'custom',
-        path: [name, 'path'],
-        message:
-          name === 'usage'
-            ? `unknown placeholder ${placeholder}: the only one is {meterId}, replaced by each meter's id`
-            : `placeholder ${placeholder} is never replaced here ({meterId} exists only in usage.path)`,
+        path: at,
+        message: usage
+          ? `unknown placeholder ${placeholder}: the only one is {meterId}, replaced by each meter's id`
+          : `placeholder ${placeholder} is never replaced here ({meterId} exists only in usage paths)`,
       });
     }
   }
-  const u = g.usage;
-  if (!u.path.includes('{meterId}') && u.meterParam === undefined && u.fields.meterId === undefined) {
+}
+
+/** Where the meter's kind comes from: usage.kind for every meter, or a meter field mapped by usageKinds. */
+function checkKindSource(g: GenericShape, ctx: z.core.$RefinementCtx<GenericShape>): void {
+  const field = g.meters.fields.usageKind;
+  if (field === undefined && g.usage.kind === undefined)
     ctx.addIssue({
       code: 'custom',
-      path: ['usage', 'fields', 'meterId'],
+      path: ['usage', 'kind'],
       message:
-        'required when one request serves all meters (usage.path has no {meterId} and there is no meterParam): it attributes each row to its meter',
+        'required: "consumption" or "reading" for every meter, or give meters.fields.usageKind and meters.usageKinds to read each meter\'s kind from a meter field',
     });
-  }
-  for (const field of KIND_FIELDS[u.kind]) {
-    if (u.fields[field] === undefined)
+  if (field !== undefined && g.usage.kind !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['usage', 'kind'],
+      message:
+        "not allowed with meters.fields.usageKind: each meter's kind comes from that field through meters.usageKinds; remove usage.kind",
+    });
+  if (field !== undefined && Object.keys(g.meters.usageKinds ?? {}).length === 0)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['meters', 'usageKinds'],
+      message: `required with meters.fields.usageKind: map each value of "${field}" to consumption or reading, e.g. { interval: consumption, register: reading }`,
+    });
+  if (field === undefined && g.meters.usageKinds !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['meters', 'fields', 'usageKind'],
+      message: 'required with meters.usageKinds: the meter field whose value the mapping reads',
+    });
+  const seen = new Map<string, string>();
+  for (const key of Object.keys(g.meters.usageKinds ?? {})) {
+    const other = seen.get(classificationKey(key));
+    if (other !== undefined)
       ctx.addIssue({
         code: 'custom',
-        path: ['usage', 'fields', field],
-        message: `required when usage.kind is "${u.kind}" (it reads ${KIND_FIELDS[u.kind].join(' and ')} of each row)`,
+        path: ['meters', 'usageKinds', key],
+        message: `matches the same value as "${other}" (compared case-insensitively, "_" and spaces alike): keep one`,
       });
+    seen.set(classificationKey(key), key);
+  }
+  for (const [mode, entries] of Object.entries(g.meters.filter ?? {}))
+    for (const path of Object.keys(entries ?? {})) {
+      const problem = pathProblem(path);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['meters', 'filter', mode, path], message: problem });
+    }
+}
+
+/** Rules across fields of `generic`: path placeholders, the kinds, each kind's meter id, value and time fields. */
+function checkGeneric(g: GenericShape, ctx: z.core.$RefinementCtx<GenericShape>): void {
+  checkPlaceholders(g, ctx);
+  checkKindSource(g, ctx);
+  const kinds = kindsOf(g);
+  for (const k of Object.keys(g.usageByKind ?? {}) as UsageKind[]) {
+    if (!kinds.includes(k))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['usageByKind', k],
+        message:
+          g.meters.fields.usageKind === undefined
+            ? `never used: every meter is of kind "${g.usage.kind ?? ''}" (usage.kind); usageByKind needs meters.fields.usageKind`
+            : `never used: no value of meters.usageKinds maps to "${k}"`,
+      });
+  }
+  for (const kind of kinds) {
+    const own = g.usageByKind?.[kind];
+    const u = { ...g.usage, ...own, fields: { ...g.usage.fields, ...own?.fields } };
+    // A missing field is named where it belongs: usage when the connection has one kind.
+    const at = (field: string): (string | number)[] =>
+      own || (g.meters.fields.usageKind !== undefined && kinds.length > 1)
+        ? ['usageByKind', kind, 'fields', field]
+        : ['usage', 'fields', field];
+    const whose =
+      g.meters.fields.usageKind === undefined
+        ? `usage.kind is "${kind}"`
+        : `meters have kind "${kind}" (meters.usageKinds)`;
+    const path = u.path ?? g.usage.path;
+    if (!path.includes('{meterId}') && u.meterParam === undefined && u.fields.meterId === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: own ? ['usageByKind', kind, 'fields', 'meterId'] : ['usage', 'fields', 'meterId'],
+        message:
+          'required when one request serves all meters (usage.path has no {meterId} and there is no meterParam): it attributes each row to its meter',
+      });
+    }
+    for (const field of [...KIND_FIELDS[kind], 'value'] as const) {
+      if (u.fields[field] === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: at(field),
+          message:
+            field === 'value'
+              ? `required when ${whose}: the value of each row (in usage.fields or usageByKind.${kind}.fields)`
+              : `required when ${whose} (it reads ${KIND_FIELDS[kind].join(' and ')} of each row)`,
+        });
+    }
   }
 }
 
@@ -324,48 +491,96 @@ export const genericConnectorSchema = z
           unit: fieldPath,
           description: fieldPath.optional(),
           timeZone: fieldPath.optional(),
+          usageKind: fieldPath
+            .optional()
+            .describe(
+              'the meter field that tells how its usage is read, mapped through meters.usageKinds (instead of one usage.kind for every meter); a meter whose value is not mapped is quarantined as NORM_USAGE_KIND_UNMAPPED and its usage is not fetched',
+            ),
           metadata: z.record(z.string(), fieldPath).default({}),
         })
         .apply(closed),
+      usageKinds: z
+        .record(
+          z.string().describe('a value of meters.fields.usageKind (case-insensitive, "_" and spaces alike)'),
+          usageKindSchema,
+        )
+        .optional()
+        .describe(
+          'value of meters.fields.usageKind → consumption | reading, e.g. { interval: consumption, register: reading }',
+        ),
+      filter: meterFilterSchema.optional(),
     }),
     usage: genericEndpointSchema.extend({
-      kind: z
-        .enum(['consumption', 'reading'])
-        .describe('consumption: value per period; reading: register value'),
+      kind: usageKindSchema
+        .optional()
+        .describe(
+          'the kind of every meter: consumption (value per period) or reading (register value); omit when meters.fields.usageKind gives each meter its own',
+        ),
       meterParam: z
         .string()
         .optional()
         .describe('query parameter for the meter id when the path has no {meterId}'),
-      dateParams: z
-        .object({
-          from: z.string().default('from'),
-          to: z.string().default('to'),
-          format: z.enum(['date', 'datetime']).default('date').describe('YYYY-MM-DD or ISO 8601 with offset'),
-          toInclusive: z.boolean().default(false),
-        })
-        .apply(closed)
-        .default({ from: 'from', to: 'to', format: 'date', toInclusive: false }),
+      dateParams: dateParamsSchema.default({ from: 'from', to: 'to', format: 'date', toInclusive: false }),
       maxRangeDays: z.number().int().positive().optional().describe('longest range one request may ask for'),
-      fields: z
-        .object({
-          meterId: fieldPath.optional(),
-          start: fieldPath.optional().describe('consumption start (inclusive)'),
-          end: fieldPath.optional().describe('consumption end (exclusive)'),
-          timestamp: fieldPath.optional().describe('reading timestamp'),
-          value: fieldPath,
-          redelivery: fieldPath.optional(),
-          production: fieldPath.optional(),
-          cost: fieldPath.optional(),
-          currency: fieldPath.optional(),
-          estimated: fieldPath.optional(),
-          unit: fieldPath.optional(),
-        })
-        .apply(closed),
+      fields: usageFieldsSchema,
     }),
+    usageByKind: z
+      .object({ consumption: kindUsageSchema.optional(), reading: kindUsageSchema.optional() })
+      .apply(closed)
+      .optional()
+      .describe(
+        "what differs for meters of one kind (with meters.fields.usageKind): each key given replaces usage's (path, query, itemsPath, pagination, meterParam, dateParams, maxRangeDays); fields are merged over usage.fields field by field. A meter's rows are requested and read with its own kind only",
+      ),
   })
   .apply(closed)
   .superRefine(checkGeneric);
 export type GenericConnectorConfig = z.infer<typeof genericConnectorSchema>;
+
+/** How the meters of one kind are requested and read: usage, with usageByKind.<kind> over it. */
+export type KindUsageConfig = Omit<GenericConnectorConfig['usage'], 'kind'> & { kind: UsageKind };
+
+/** The kinds the meters of a generic connection can have (one when usage.kind is set). */
+export function usageKindsOf(g: GenericConnectorConfig): UsageKind[] {
+  return kindsOf(g);
+}
+
+export function usageOfKind(g: GenericConnectorConfig, kind: UsageKind): KindUsageConfig {
+  const { kind: _single, ...base } = g.usage;
+  const own = g.usageByKind?.[kind];
+  const merged: KindUsageConfig = { ...base, kind, fields: { ...base.fields, ...own?.fields } };
+  for (const [key, value] of Object.entries(own ?? {}))
+    if (key !== 'fields' && value !== undefined) Object.assign(merged, { [key]: value });
+  return merged;
+}
+
+/**
+ * A meter's usage kind from the text of its meters.fields.usageKind field (usage.kind when the
+ * connection has one kind); undefined when the value is absent or not in meters.usageKinds.
+ */
+export function meterUsageKind(g: GenericConnectorConfig, value: string | undefined): UsageKind | undefined {
+  if (g.meters.fields.usageKind === undefined) return g.usage.kind;
+  if (value === undefined) return undefined;
+  const key = classificationKey(value);
+  for (const [k, kind] of Object.entries(g.meters.usageKinds ?? {}))
+    if (classificationKey(k) === key) return kind;
+  return undefined;
+}
+
+/**
+ * Whether meters.filter keeps a meter, given how to read a field's text from it (the poller and
+ * the normaliser each read items their own way).
+ */
+export function meterKept(g: GenericConnectorConfig, read: (path: string) => string | undefined): boolean {
+  const f = g.meters.filter;
+  if (!f) return true;
+  const has = (path: string, values: string[]): boolean => {
+    const text = read(path);
+    return text !== undefined && values.some((v) => classificationKey(v) === classificationKey(text));
+  };
+  for (const [path, values] of Object.entries(f.include ?? {})) if (!has(path, values)) return false;
+  for (const [path, values] of Object.entries(f.exclude ?? {})) if (has(path, values)) return false;
+  return true;
+}
 
 export const meterTypeMappingSchema = z
   .record(

@@ -5,9 +5,16 @@
  *  - generic.asset: one asset item; or, when the connection has no asset endpoint, the METER item
  *    (meta.derived = "true") from whose asset fields the asset is derived (derived: true);
  *  - generic.meter: one item;
- *  - generic.usage: a JSON array of items of one meter, in consumption or reading format.
+ *  - generic.usage: a JSON array of items of one meter, read with the meter's own usage kind
+ *    (reading_type: usage.kind, or its meters.fields.usageKind through meters.usageKinds).
  */
-import type { GenericConnectorConfig } from '../../schemas/connection.js';
+import {
+  meterUsageKind,
+  usageOfKind,
+  type GenericConnectorConfig,
+  type KindUsageConfig,
+  type UsageKind,
+} from '../../schemas/connection.js';
 import type { RawEnvelope, UsageBatch } from '../../schemas/records.js';
 import { canonicalSubtype } from '../../schemas/taxonomy.js';
 import { convertUnit, resolveUnit, unitsCompatible } from '../../schemas/units.js';
@@ -158,6 +165,17 @@ export function normaliseGenericMeter(
   const unit = requiredText(item, f.unit, 'unit');
   if (isTextReject(unit)) return { ...emptyResult(), rejects: [unit] };
 
+  // Each meter's rows are read with its own kind: a kind value without a mapping is no guess.
+  const kindText = optionalText(item, f.usageKind);
+  const kind = meterUsageKind(g, kindText ?? undefined);
+  if (kind === undefined) {
+    const mapped = Object.keys(g.meters.usageKinds ?? {}).join(', ');
+    return rejectWhole(
+      'NORM_USAGE_KIND_UNMAPPED',
+      `meter ${id}: ${f.usageKind ?? 'usageKind'} ${kindText === null ? 'is missing' : `"${kindText}" is not in generic.meters.usageKinds`} (mapped: ${mapped}); add it there, or leave such meters out with meters.filter`,
+    );
+  }
+
   const classification = optionalText(item, f.type);
   const providerSubtype = optionalText(item, f.subtype);
   const type = meterTypeOrReject(classification, ctx.connection, { unit, quantityName: providerSubtype }, id);
@@ -181,7 +199,7 @@ export function normaliseGenericMeter(
       unit,
       description: optionalText(item, f.description),
       time_zone: zoneText ?? ctx.connection?.timeZone ?? null,
-      reading_type: g.usage.kind,
+      reading_type: kind,
       rollover_value: rolloverFor(ctx.connection, id),
       metadata,
     }),
@@ -189,7 +207,7 @@ export function normaliseGenericMeter(
   return result;
 }
 
-type Fields = GenericConnectorConfig['usage']['fields'];
+type Fields = KindUsageConfig['fields'];
 
 /** A numeric field of an item: undefined when absent, a Reject when present but not a number. */
 function numberField(item: unknown, path: string | undefined, index: number): number | undefined | Reject {
@@ -214,12 +232,17 @@ function isNumReject(v: number | undefined | Reject): v is Reject {
 function timeField(
   item: unknown,
   path: string | undefined,
-  what: string,
+  what: 'start' | 'end' | 'timestamp',
   zone: string | undefined,
   index: number,
 ): number | Reject {
   if (path === undefined)
-    return recordReject('NORM_PAYLOAD_SCHEMA', `generic.usage.fields.${what} is not configured`, index, item);
+    return recordReject(
+      'NORM_PAYLOAD_SCHEMA',
+      `generic.usage.fields.${what} is not configured for the meter's usage kind`,
+      index,
+      item,
+    );
   const raw = getPath(item, path);
   if (isAbsent(raw))
     return recordReject('NORM_PAYLOAD_SCHEMA', `${index}.${path}: required ${what} is missing`, index, item);
@@ -232,7 +255,7 @@ function usageItem(
   item: unknown,
   index: number,
   f: Fields,
-  kind: 'consumption' | 'reading',
+  kind: UsageKind,
   zone: string | undefined,
   result: NormaliseResult,
   meterId: string,
@@ -258,7 +281,7 @@ function usageItem(
     return fail(
       recordReject(
         'NORM_PAYLOAD_SCHEMA',
-        `${index}.${f.value}: usage.fields.value \`${f.value}\` missing`,
+        `${index}.${f.value ?? ''}: usage.fields.value \`${f.value ?? ''}\` missing`,
         index,
         item,
       ),
@@ -345,8 +368,10 @@ export function normaliseGenericUsage(
   const batch = makeBatch(env, ctx.meter.unit, batchZone(null, ctx));
   result.batch = batch;
   const zone = localZone(ctx);
-  items.forEach((item, index) =>
-    usageItem(batch, item, index, g.usage.fields, g.usage.kind, zone, result, env.external_id),
-  );
+  // One kind per connection (usage.kind), or the meter's own, as its meter record says.
+  const kind =
+    g.meters.fields.usageKind === undefined && g.usage.kind ? g.usage.kind : ctx.meter.reading_type;
+  const fields = usageOfKind(g, kind).fields;
+  items.forEach((item, index) => usageItem(batch, item, index, fields, kind, zone, result, env.external_id));
   return result;
 }

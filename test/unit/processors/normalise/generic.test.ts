@@ -352,3 +352,78 @@ describe('generic.usage (reading)', () => {
     expect(r.rejects.map((x) => [x.code, x.recordIndex])).toEqual([['NORM_TIMESTAMP_INVALID', 2]]);
   });
 });
+
+describe('generic: each meter has its own usage kind', () => {
+  const mixedConnection = connection({
+    provider: 'generic',
+    timeZone: 'Europe/Berlin',
+    meterTypes: { electricity: { type: 'Energy' }, water: { type: 'Water', subtype: 'Potable' } },
+    generic: {
+      meters: {
+        ...endpoint,
+        fields: { externalId: 'id', assetId: 'site', type: 'medium', unit: 'unit', usageKind: 'kind' },
+        usageKinds: { interval: 'consumption', register: 'reading' },
+      },
+      usage: { path: '/meters/{meterId}/usage', fields: { meterId: 'meter_id', estimated: 'estimated' } },
+      usageByKind: {
+        consumption: { fields: { start: 'start', end: 'end', value: 'value' } },
+        reading: { fields: { timestamp: 'read_at', value: 'reading' } },
+      },
+    },
+  });
+  const meterOf = (item: Record<string, unknown>) =>
+    normalise(envelope({ format: 'generic.meter', payload: JSON.stringify(item) }), {
+      connection: mixedConnection,
+    });
+  const base = { site: 'S-1', unit: 'kWh', medium: 'electricity' };
+
+  it("a meter's reading_type is its kind field mapped through usageKinds (case-insensitive)", () => {
+    expect(meterOf({ ...base, id: 'E-1', kind: 'interval' }).meters[0]!.reading_type).toBe('consumption');
+    const water = meterOf({ ...base, id: 'W-1', kind: 'Register', medium: 'water', unit: 'm3' });
+    expect(water.rejects).toEqual([]);
+    expect(water.meters[0]!.reading_type).toBe('reading');
+  });
+
+  it('a kind value without a mapping, or none, quarantines the meter as NORM_USAGE_KIND_UNMAPPED', () => {
+    const virtual = meterOf({ ...base, id: 'V-1', kind: 'virtual' });
+    expect(virtual.meters).toEqual([]);
+    expect(virtual.rejects).toHaveLength(1);
+    expect(virtual.rejects[0]!.code).toBe('NORM_USAGE_KIND_UNMAPPED');
+    expect(virtual.rejects[0]!.message).toContain('meter V-1');
+    expect(virtual.rejects[0]!.message).toContain('"virtual"');
+    expect(virtual.rejects[0]!.message).toContain('interval, register');
+    const none = meterOf({ ...base, id: 'V-2' });
+    expect(none.rejects[0]!.code).toBe('NORM_USAGE_KIND_UNMAPPED');
+    expect(none.rejects[0]!.message).toContain('kind is missing');
+  });
+
+  it("rows are read with the meter's own kind and field set only", () => {
+    const interval = {
+      meter_id: 'X',
+      start: '2024-03-31T00:00:00+01:00',
+      end: '2024-03-31T00:15:00+01:00',
+      value: 1.5,
+    };
+    const register = { meter_id: 'X', read_at: '2024-03-31T00:00:00+01:00', reading: 99999.5 };
+    const usage = (reading_type: 'consumption' | 'reading') =>
+      normalise(
+        envelope({
+          format: 'generic.usage',
+          external_id: 'X',
+          payload: JSON.stringify([interval, register]),
+        }),
+        {
+          connection: mixedConnection,
+          meter: meter({ external_id: 'X', unit: reading_type === 'reading' ? 'm3' : 'kWh', reading_type }),
+        },
+      );
+    const e = usage('consumption');
+    expect(e.batch!.intervals.map((i) => i.value)).toEqual([1.5]);
+    expect(e.readings).toEqual([]);
+    expect(e.rejects.map((r) => [r.code, r.recordIndex])).toEqual([['NORM_PAYLOAD_SCHEMA', 1]]);
+    const w = usage('reading');
+    expect(w.batch!.intervals).toEqual([]);
+    expect(w.readings.map((r) => r.value)).toEqual([99999.5]);
+    expect(w.rejects.map((r) => [r.code, r.recordIndex])).toEqual([['NORM_PAYLOAD_SCHEMA', 0]]);
+  });
+});
