@@ -152,43 +152,14 @@ describe('EnerKey simulator', () => {
     const sim = await start();
     const key = sim.truth().apiKeys[0]!.key;
     const id = sim.truth().meters[0]!.id;
-    expect(
-      (
-        await get(
-          sim,
-          `/api/v1/values/hourly?meterIds=${id}&from=2024-01-01T00:00:00&to=2024-01-02T00:00:00`,
-          key,
-        )
-      ).status,
-    ).toBe(400);
-    expect(
-      (
-        await get(
-          sim,
-          `/api/v1/values/hourly?meterIds=${id}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-03-01T00:00:00Z')}`,
-          key,
-        )
-      ).status,
-    ).toBe(400);
+    const hourly = async (meterIds: string | number, from: string, to: string): Promise<number> =>
+      (await get(sim, `/api/v1/values/hourly?meterIds=${meterIds}&from=${from}&to=${to}`, key)).status;
+    const day = [enc('2024-01-01T00:00:00Z'), enc('2024-01-02T00:00:00Z')] as const;
+    expect(await hourly(id, '2024-01-01T00:00:00', '2024-01-02T00:00:00')).toBe(400);
+    expect(await hourly(id, enc('2024-01-01T00:00:00Z'), enc('2024-03-01T00:00:00Z'))).toBe(400);
     const many = Array.from({ length: 101 }, (_, i) => 20001 + (i % 20)).join(',');
-    expect(
-      (
-        await get(
-          sim,
-          `/api/v1/values/hourly?meterIds=${many}&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`,
-          key,
-        )
-      ).status,
-    ).toBe(400);
-    expect(
-      (
-        await get(
-          sim,
-          `/api/v1/values/hourly?meterIds=99&from=${enc('2024-01-01T00:00:00Z')}&to=${enc('2024-01-02T00:00:00Z')}`,
-          key,
-        )
-      ).status,
-    ).toBe(400);
+    expect(await hourly(many, ...day)).toBe(400);
+    expect(await hourly(99, ...day)).toBe(400);
   });
 
   it('returns monthly totals per local month that equal the sum of all hours', async () => {
