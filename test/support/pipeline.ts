@@ -128,3 +128,37 @@ export async function eventually(
   }
   return check();
 }
+
+/** A process's pino log lines (JSON on stderr), skipping anything else it printed. */
+export function logLines(output: string): { time: number; msg: string; [field: string]: unknown }[] {
+  const lines: { time: number; msg: string; [field: string]: unknown }[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const l = JSON.parse(line) as { time?: unknown; msg?: unknown };
+      if (typeof l.time === 'number' && typeof l.msg === 'string')
+        lines.push(l as { time: number; msg: string });
+    } catch {
+      // a line cut by the kill, or not a log line
+    }
+  }
+  return lines;
+}
+
+/**
+ * Aggregate keys whose history, in topic order, is not one clean line of versions: a version
+ * lower than an earlier one, or one version carried by two different contents (two writers).
+ */
+export function versionConflicts(records: UsageAggregate[]): string[] {
+  const seen = new Map<string, { version: number; content: string }>();
+  const bad = new Set<string>();
+  for (const r of records) {
+    const k = `${r.connection_id}/${r.meter_external_id}|${r.channel}|${r.period}`;
+    const content = `${r.value}|${r.interval_count}|${r.estimated_count}`;
+    const prev = seen.get(k);
+    if (prev && (r.version < prev.version || (r.version === prev.version && content !== prev.content)))
+      bad.add(k);
+    seen.set(k, { version: r.version, content });
+  }
+  return [...bad];
+}
