@@ -17,6 +17,9 @@
  *     register rows (daily water, read at local midnight, cumulative, wraps at 10^register_digits):
  *       {"meter_id","kind":"register","read_at":"2024-03-31T00:00:00+01:00","reading":98765.432,"estimated":false}
  *   Interval meters have gaps (a missing quarter-hour or hour has no row); registers have none.
+ *   With `virtualMeters`, each site also lists a calculated meter {"meter_id":"V-0001",
+ *   "kind":"virtual",...} (the site's electricity again) whose usage is 404: a connection must
+ *   leave it out (a meter filter), as it has no usage of its own and would count twice.
  *
  * Ground truth (`truth().daily(id)`) is the consumption per local day computed from exactly what the
  * API serves, in integer units of the meter's resolution: interval rows summed by the local date
@@ -78,6 +81,8 @@ export interface MixedOptions {
   timeZone?: string;
   apiKey?: string;
   faults?: CommonFaults;
+  /** List one calculated meter per site (kind "virtual", usage 404); not part of the truth. */
+  virtualMeters?: boolean;
 }
 
 export interface MixedSimulator {
@@ -127,6 +132,20 @@ const MEDIA: Record<
 
 const REGISTER_DIGITS = 5;
 
+function meterJson(m: MixedMeterTruth): Record<string, unknown> {
+  return {
+    meter_id: m.meter_id,
+    site_id: m.site_id,
+    site_name: m.site_name,
+    medium: m.medium,
+    unit: m.unit,
+    kind: m.kind,
+    resolution_minutes: m.resolution_minutes,
+    time_zone: m.time_zone,
+    register_digits: m.register_digits,
+  };
+}
+
 export async function startGenericMixedSimulator(opts: MixedOptions = {}): Promise<MixedSimulator> {
   const seed = opts.seed ?? 3;
   const from = opts.from ?? '2024-01-01';
@@ -175,6 +194,21 @@ export async function startGenericMixedSimulator(opts: MixedOptions = {}): Promi
     }
   }
   const byId = new Map(meters.map((m) => [m.meter_id, m]));
+  // Calculated meters are listed only: the API has no usage for them.
+  const listed: Record<string, unknown>[] = [];
+  for (const m of meters) {
+    listed.push(meterJson(m));
+    if (opts.virtualMeters && m.medium === 'water')
+      listed.push({
+        ...meterJson(m),
+        meter_id: `V-${m.meter_id.slice(2)}`,
+        medium: 'electricity',
+        unit: 'kWh',
+        kind: 'virtual',
+        resolution_minutes: 15,
+        register_digits: null,
+      });
+  }
   const scale = (m: MixedMeterTruth): number => 10 ** m.decimals;
 
   /** Interval rows of one local day, values in scaled integers. */
@@ -314,17 +348,6 @@ export async function startGenericMixedSimulator(opts: MixedOptions = {}): Promi
     if (k !== apiKey) return json(401, { error: 'unauthorized', message: 'invalid API key' });
     return null;
   };
-  const meterJson = (m: MixedMeterTruth): Record<string, unknown> => ({
-    meter_id: m.meter_id,
-    site_id: m.site_id,
-    site_name: m.site_name,
-    medium: m.medium,
-    unit: m.unit,
-    kind: m.kind,
-    resolution_minutes: m.resolution_minutes,
-    time_zone: m.time_zone,
-    register_digits: m.register_digits,
-  });
 
   const server = await startSimServer<CommonFaults>({
     stats,
@@ -344,10 +367,10 @@ export async function startGenericMixedSimulator(opts: MixedOptions = {}): Promi
           const offset = cursor ? Number.parseInt(Buffer.from(cursor, 'base64url').toString(), 10) : 0;
           if (!Number.isInteger(offset) || offset < 0)
             return json(400, { error: 'bad_request', message: 'cursor is not valid' });
-          const page = meters.slice(offset, offset + limit);
+          const page = listed.slice(offset, offset + limit);
           const next =
-            offset + limit < meters.length ? Buffer.from(String(offset + limit)).toString('base64url') : null;
-          return json(200, { meters: page.map(meterJson), next_cursor: next });
+            offset + limit < listed.length ? Buffer.from(String(offset + limit)).toString('base64url') : null;
+          return json(200, { meters: page, next_cursor: next });
         },
       },
       {
