@@ -3,24 +3,17 @@ import { createTestContext, type TestContext } from '../../support/context.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
-import { connection, readEnvelopes, readRuns, readStates, syncDeps, type Read } from './helpers.js';
+import { arcadiaConnection, readEnvelopes, readRuns, readStates, syncDeps, type Read } from './helpers.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 
 const ENV = { ARC_ID: 'arc-client-id', ARC_SECRET: 'arc-client-secret' };
 const TO = '2024-02-10T00:00:00Z';
 
-function arcadiaConnection(sim: ArcadiaSimulator, options: Record<string, unknown> = {}): ConnectionConfig {
-  return connection({
-    id: 'arc-test',
-    provider: 'arcadia',
-    baseUrls: { production: sim.url },
-    auth: {
-      type: 'oauth2ClientCredentials',
-      tokenUrl: '/oauth2/token',
-      clientIdEnv: 'ARC_ID',
-      clientSecretEnv: 'ARC_SECRET',
-    },
-    usageStart: '2024-01-01',
+function arcadiaTestConnection(
+  sim: ArcadiaSimulator,
+  options: Record<string, unknown> = {},
+): ConnectionConfig {
+  return arcadiaConnection(sim, 'arc-test', {
     options: {
       intervals: 'normalized',
       activationPollMs: 0,
@@ -75,7 +68,7 @@ describe('arcadia connector against the simulator', () => {
   });
 
   it('emits every meter, site and interval, activates meters, and checkpoints per chunk', async () => {
-    const conn = arcadiaConnection(sim);
+    const conn = arcadiaTestConnection(sim);
     const run = await runSync(conn, syncDeps(ctx, ENV), { mode: 'incremental', to: TO });
     expect(run.error_messages).toEqual([]);
     expect(run.status).toBe('succeeded');
@@ -143,7 +136,7 @@ describe('arcadia connector against the simulator', () => {
       },
     });
     try {
-      const conn = arcadiaConnection(faulty, {
+      const conn = arcadiaTestConnection(faulty, {
         pageSize: 10,
         // The other interval endpoint than the first test's.
         intervals: 'raw',
@@ -189,7 +182,7 @@ describe('arcadia connector against the simulator', () => {
 
   it('sandbox mode sends X-Sandbox-Mode: true and reads the sandbox data set; error bodies are surfaced', async () => {
     const run = await runSync(
-      { ...arcadiaConnection(sim, { sandbox: true, correlationId: 'sandbox-001' }), id: 'arc-sandbox' },
+      { ...arcadiaTestConnection(sim, { sandbox: true, correlationId: 'sandbox-001' }), id: 'arc-sandbox' },
       syncDeps(ctx, ENV),
       { mode: 'entities' },
     );
@@ -202,7 +195,7 @@ describe('arcadia connector against the simulator', () => {
     ).toEqual(new Set(sim.truth({ sandbox: true }).meters.map((m) => m.id)));
 
     const bad = await runSync(
-      { ...arcadiaConnection(sim), id: 'arc-badsecret' },
+      { ...arcadiaTestConnection(sim), id: 'arc-badsecret' },
       syncDeps(ctx, { ...ENV, ARC_SECRET: 'wrong' }),
       { mode: 'entities' },
     );

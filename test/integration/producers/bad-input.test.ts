@@ -11,7 +11,7 @@ import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulator
 import { runSync } from '../../../producers/sync/engine.js';
 import { RunGuard, startScheduler } from '../../../producers/sync/scheduler.js';
 import type { SyncEvent } from '../../../producers/sync/events.js';
-import { connection, readEnvelopes, readStates, syncDeps } from './helpers.js';
+import { arcadiaConnection, arcadiaEnv, connection, readEnvelopes, readStates, syncDeps } from './helpers.js';
 
 const HTTP = {
   timeoutMs: 10_000,
@@ -141,22 +141,12 @@ describe('run deadline', () => {
   });
 
   const arcadia = (id: string, schedule?: { cron: string }) =>
-    connection({
-      id,
-      provider: 'arcadia',
-      baseUrls: { production: sim.url },
-      auth: {
-        type: 'oauth2ClientCredentials',
-        tokenUrl: '/oauth2/token',
-        clientIdEnv: 'ARC_ID',
-        clientSecretEnv: 'ARC_SECRET',
-      },
-      usageStart: '2024-01-01',
+    arcadiaConnection(sim, id, {
       options: { intervals: 'normalized' },
       http: { ...HTTP, timeoutMs: 60_000, runDeadlineMs: 1_500 },
       ...(schedule ? { schedule } : {}),
     });
-  const env = () => ({ ARC_ID: sim.options.clientId, ARC_SECRET: sim.options.clientSecret });
+  const env = () => arcadiaEnv(sim);
 
   it('a run past http.runDeadlineMs is aborted and recorded as failed with POLL_RUN_DEADLINE', async () => {
     sim = await startArcadiaSimulator({

@@ -9,7 +9,15 @@ import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulator
 import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulators/enerkey.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import type { ConnectionConfig } from '../../../schemas/connection.js';
-import { connection, readEnvelopes, readStates, syncDeps, usageKeys } from './helpers.js';
+import {
+  arcadiaConnection,
+  arcadiaEnv,
+  connection,
+  readEnvelopes,
+  readStates,
+  syncDeps,
+  usageKeys,
+} from './helpers.js';
 
 const TO_ISO = '2024-03-31T00:00:00Z';
 const HTTP = {
@@ -114,22 +122,12 @@ describe('resume after a crash', () => {
   it('Arcadia: per-meter chunks', async () => {
     await crashAndResume(
       (id) =>
-        connection({
-          id: `arc-${id}`,
-          provider: 'arcadia',
-          baseUrls: { production: arc.url },
-          auth: {
-            type: 'oauth2ClientCredentials',
-            tokenUrl: '/oauth2/token',
-            clientIdEnv: 'ARC_ID',
-            clientSecretEnv: 'ARC_SECRET',
-          },
-          usageStart: '2024-01-01',
+        arcadiaConnection(arc, `arc-${id}`, {
           sync: { concurrency: 3 },
           http: HTTP,
           options: { intervals: 'raw' },
         }),
-      { ARC_ID: arc.options.clientId, ARC_SECRET: arc.options.clientSecret },
+      arcadiaEnv(arc),
       5,
     );
   });
