@@ -1,5 +1,6 @@
 /** A tiny node:http server for unit tests: records requests, answers with a handler. */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { afterEach } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import {
   connectionSchema,
@@ -103,4 +104,18 @@ export async function rejection(
     return e as { code: string; message: string; retriable: boolean; context: Record<string, unknown> };
   }
   throw new Error('expected a rejection');
+}
+
+/** `serve` for one test file: every server started through it is closed after each test. */
+export function serveEach(): (handler: Handler) => Promise<TestServer> {
+  let servers: TestServer[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    servers = [];
+  });
+  return async (handler) => {
+    const s = await serve(handler);
+    servers.push(s);
+    return s;
+  };
 }

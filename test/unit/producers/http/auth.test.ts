@@ -1,17 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
-import { conn, noSleep, rejection, sendJson, serve, type TestServer } from '../server.js';
+import { conn, noSleep, rejection, sendJson, type TestServer, serveEach } from '../server.js';
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-async function server(h: Parameters<typeof serve>[0]): Promise<TestServer> {
-  const s = await serve(h);
-  servers.push(s);
-  return s;
-}
+const server = serveEach();
 
 describe('API key', () => {
   it('sends the key in a named header with a format', async () => {

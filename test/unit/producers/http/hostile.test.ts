@@ -4,25 +4,16 @@
  * detects cycles, an absent item array is an error, compressed bodies are refused.
  */
 import { gzipSync } from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
 import { parseXmlSafe } from '../../../../producers/http/body.js';
 import { HTTP_DEFAULTS } from '../../../../producers/http/defaults.js';
 import { paginate } from '../../../../producers/http/pagination.js';
 import { redactUrl } from '../../../../lib/redact-url.js';
 import type { ConnectionInput, PaginationConfig } from '../../../../schemas/connection.js';
-import { conn, noSleep, rejection, sendJson, serve, type Handler, type TestServer } from '../server.js';
+import { conn, noSleep, rejection, sendJson, type TestServer, serveEach } from '../server.js';
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-async function server(h: Handler): Promise<TestServer> {
-  const s = await serve(h);
-  servers.push(s);
-  return s;
-}
+const server = serveEach();
 
 /** The connection's http block of conn() with some fields changed. */
 function http(baseUrl: string, changes: Record<string, number>, rest: Partial<ConnectionInput> = {}) {

@@ -1,18 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
 import { classify, DEFAULT_ERROR_POLICY, parseRetryAfter } from '../../../../producers/http/policy.js';
-import { conn, noSleep, rejection, sendJson, serve, type TestServer } from '../server.js';
+import { conn, noSleep, rejection, sendJson, serveEach } from '../server.js';
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-async function server(h: Parameters<typeof serve>[0]): Promise<TestServer> {
-  const s = await serve(h);
-  servers.push(s);
-  return s;
-}
+const server = serveEach();
 
 describe('the error policy table', () => {
   it('maps statuses and transport failures to actions', () => {
