@@ -24,7 +24,7 @@ async function dirWith(files: Record<string, string>): Promise<string> {
 describe('connection files', () => {
   it('the shipped examples validate, build connectors and schedules', async () => {
     const cs = await loadConnections(join(REPO_ROOT, 'connections/examples'));
-    expect(cs.map((c) => c.provider).sort()).toEqual(['arcadia', 'enerkey', 'generic', 'generic']);
+    expect(cs.map((c) => c.provider).sort()).toEqual(['arcadia', 'enerkey', 'generic', 'generic', 'generic']);
     for (const c of cs) {
       expect(() => createConnector(c)).not.toThrow();
       expect(cronOf(c)).toBeTruthy();
