@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../lib/config.js';
 import { errorMessage, MeterflowError } from '../lib/errors.js';
 import { abortable, createKafka, readToEnd, type ReadMessage } from '../lib/kafka.js';
 import { AvroRegistry } from '../lib/registry.js';
+import { DAY_MS } from '../schemas/time.js';
 import { QUARANTINE_HEADERS, TOPICS, topicName } from '../schemas/topics.js';
 import type { QuarantineRecord } from '../schemas/records.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
@@ -173,7 +174,7 @@ function printCounts(result: ScanResult): void {
     console.log(`  ${reason.padEnd(28)} ${n}`);
 }
 
-const RETENTION_DAYS = TOPICS.quarantine.retentionMs / 86_400_000;
+const RETENTION_DAYS = TOPICS.quarantine.retentionMs / DAY_MS;
 
 async function list(filter: QuarantineFilter, limit: number, json: boolean, signal: AbortSignal) {
   let shown = 0;
