@@ -1,19 +1,16 @@
 /**
  * What every command needs: configuration, logger, Kafka, the registry, and the connections.
  */
-import type { Kafka } from 'kafkajs';
-import { loadConfig, type Config } from '../lib/config.js';
+import type { ComponentDeps } from '../lib/component.js';
+import { loadConfig } from '../lib/config.js';
 import { createKafka, ensureCatalogueTopics } from '../lib/kafka.js';
-import { createLogger, type Logger } from '../lib/log.js';
+import { createLogger } from '../lib/log.js';
 import { AvroRegistry } from '../lib/registry.js';
 import type { ConnectionConfig } from '../schemas/connection.js';
-import { loadConnections } from '../producers/sync/connections.js';
+import { loadConnections } from '../producers/index.js';
 
-export interface Runtime {
-  config: Config;
-  log: Logger;
-  kafka: Kafka;
-  registry: AvroRegistry;
+/** The shared runtime every component is created with, and the connections read from files. */
+export interface Runtime extends ComponentDeps {
   connections: Map<string, ConnectionConfig>;
 }
 

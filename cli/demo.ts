@@ -11,9 +11,9 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { REPO_ROOT } from '../lib/config.js';
 import { MeterflowError } from '../lib/errors.js';
 import { connectionSchema, type ConnectionConfig } from '../schemas/connection.js';
-import { startProcessors } from '../processors/index.js';
-import { createProducers } from '../producers/index.js';
-import { createChClient, createClickHouseSink } from '../sinks/clickhouse/index.js';
+import * as processors from '../processors/index.js';
+import * as producers from '../producers/index.js';
+import * as clickhouse from '../sinks/clickhouse/index.js';
 import { startArcadiaSimulator } from '../simulators/arcadia.js';
 import { startEnerKeySimulator } from '../simulators/enerkey.js';
 import { startGenericJsonSimulator } from '../simulators/generic-json.js';
@@ -162,42 +162,43 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       };
 
       const rt = await bootstrap({ needConnections: false });
-      for (const c of connections) rt.connections.set(c.id, c);
       console.log(
         `meterflow demo: ${connections.length} connections (simulators on 127.0.0.1), ${FROM} to ${TO.slice(0, 10)}`,
       );
-      const processors = await startProcessors(rt);
-      cleanups.unshift(() => processors.stop());
-      const sink = createClickHouseSink(rt.config, { log: rt.log, kafka: rt.kafka, registry: rt.registry });
+      const processing = processors.create({ connections }, rt);
+      cleanups.unshift(() => processing.stop());
+      await processing.start();
+      const sink = clickhouse.create({}, rt);
       cleanups.unshift(() => sink.stop());
       await sink.start();
-      await processors.ready;
-      const ch = createChClient(rt.config.clickhouse, {});
+      await processing.ready;
+      const ch = clickhouse.createChClient(rt.config.clickhouse, {});
       cleanups.unshift(() => ch.close());
       const db = rt.config.clickhouse.database;
       // 1. Backfill every connection, with a progress line.
       const chunks = new Map<string, number>();
-      const producers = createProducers(rt.config, connections, {
-        log: rt.log,
-        kafka: rt.kafka,
-        registry: rt.registry,
-        env,
-        onEvent: (e) => {
-          if (e.name !== 'sync.chunk.committed') return;
-          chunks.set(e.connectionId, (chunks.get(e.connectionId) ?? 0) + 1);
-          process.stdout.write(
-            `\r  syncing: ${[...chunks].map(([k, n]) => `${k.replace('demo-', '')} ${n}`).join(', ')} chunks   `,
-          );
+      const polling = producers.create(
+        { connections },
+        {
+          ...rt,
+          env,
+          onEvent: (e) => {
+            if (e.name !== 'sync.chunk.committed') return;
+            chunks.set(e.connectionId, (chunks.get(e.connectionId) ?? 0) + 1);
+            process.stdout.write(
+              `\r  syncing: ${[...chunks].map(([k, n]) => `${k.replace('demo-', '')} ${n}`).join(', ')} chunks   `,
+            );
+          },
         },
-      });
-      const runs = await Promise.all(connections.map((c) => producers.runOnce(c.id, { from: FROM, to: TO })));
+      );
+      const runs = await Promise.all(connections.map((c) => polling.runOnce(c.id, { from: FROM, to: TO })));
       process.stdout.write('\n');
       for (const r of runs) {
         console.log(
           `  ${r.connection_id}: ${r.status}, ${r.entities} entities, ${r.usage_chunks} chunks, ${r.requests} requests, ${r.retries} retries${r.errors ? `, ${r.errors} errors` : ''}`,
         );
       }
-      await producers.stop();
+      await polling.stop();
 
       // 2. Wait until the stages and the sink have caught up.
       const admin = rt.kafka.admin();

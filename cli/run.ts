@@ -2,13 +2,14 @@
  * `meterflow run`: long-running components until SIGTERM, with metrics and health probes.
  */
 import { startMetricsServer } from '../lib/metrics.js';
+import type { Component } from '../lib/component.js';
 import { MeterflowError } from '../lib/errors.js';
-import { STAGE_NAMES, startProcessors, type StageName } from '../processors/index.js';
+import * as processors from '../processors/index.js';
 import { bootstrap, untilSignal } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 
 const COMPONENTS = ['producers', 'processors', 'sinks', 'all'] as const;
-type Component = (typeof COMPONENTS)[number];
+type ComponentName = (typeof COMPONENTS)[number];
 
 export const runCommand: Command = {
   summary: 'run producers, processors, sinks, or all of them, until SIGTERM',
@@ -18,7 +19,7 @@ Runs the components in this process until SIGINT/SIGTERM, then drains: in-flight
 committed, consumers leave their groups. Run more processes to scale out (consumer groups).
 
 Options:
-  --stages <list>       processors to run (default: ${STAGE_NAMES.join(',')})
+  --stages <list>       processors to run (default: ${processors.STAGE_NAMES.join(',')})
   --connections <dir>   folder of connection files (default: MF_CONNECTIONS_DIR or ./connections)
   --metrics-port <n>    /metrics, /healthz, /readyz on 127.0.0.1 (default: MF_METRICS_PORT or 9464; 0 = off)`,
   async run(argv) {
@@ -27,11 +28,13 @@ Options:
       connections: { type: 'string' },
       'metrics-port': { type: 'string' },
     });
-    const what = (positionals[0] ?? '') as Component;
+    const what = (positionals[0] ?? '') as ComponentName;
     if (!COMPONENTS.includes(what))
       throw new MeterflowError('CLI_USAGE', `run needs one of ${COMPONENTS.join(', ')}`);
-    const stages = (values.stages?.split(',').map((s) => s.trim()) ?? [...STAGE_NAMES]) as StageName[];
-    const unknown = stages.filter((s) => !STAGE_NAMES.includes(s));
+    const stages = (values.stages?.split(',').map((s) => s.trim()) ?? [
+      ...processors.STAGE_NAMES,
+    ]) as processors.StageName[];
+    const unknown = stages.filter((s) => !processors.STAGE_NAMES.includes(s));
     if (unknown.length > 0) throw new MeterflowError('CLI_USAGE', `unknown stage(s): ${unknown.join(', ')}`);
 
     const rt = await bootstrap(values.connections ? { connectionsDir: values.connections } : {});
@@ -44,26 +47,25 @@ Options:
       stops.push(() => new Promise((r) => server.close(() => r())));
     }
     try {
+      const connections = [...rt.connections.values()];
+      // Every component the same way: created from its configuration and the shared runtime,
+      // serving before the next one starts, stopped (drained) in reverse order. The sink and the
+      // producers are loaded only when asked for.
+      const start = async (component: Component): Promise<void> => {
+        stops.unshift(() => component.stop());
+        await component.start();
+        await component.ready;
+      };
       if (what === 'processors' || what === 'all') {
-        const p = await startProcessors(rt, stages);
-        stops.unshift(() => p.stop());
-        await p.ready;
+        await start(processors.create({ stages, connections }, rt));
       }
       if (what === 'sinks' || what === 'all') {
-        const { createClickHouseSink } = await import('../sinks/clickhouse/index.js');
-        const sink = createClickHouseSink(rt.config, { log: rt.log, kafka: rt.kafka, registry: rt.registry });
-        await sink.start();
-        stops.unshift(() => sink.stop());
+        const clickhouse = await import('../sinks/clickhouse/index.js');
+        await start(clickhouse.create({}, rt));
       }
       if (what === 'producers' || what === 'all') {
-        const { createProducers } = await import('../producers/index.js');
-        const producers = createProducers(rt.config, [...rt.connections.values()], {
-          log: rt.log,
-          kafka: rt.kafka,
-          registry: rt.registry,
-        });
-        await producers.start();
-        stops.unshift(() => producers.stop());
+        const producers = await import('../producers/index.js');
+        await start(producers.create({ connections }, rt));
       }
       ready = true;
       rt.log.info({ components: what, stages }, 'running');

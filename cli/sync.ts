@@ -2,7 +2,7 @@
  * `meterflow sync` and `meterflow backfill`: one run of a connection now, with progress.
  */
 import { MeterflowError } from '../lib/errors.js';
-import { createProducers } from '../producers/index.js';
+import * as producers from '../producers/index.js';
 import type { SyncRun } from '../schemas/records.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
@@ -39,30 +39,31 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
   let chunks = 0;
   let reached = from ?? 0;
   const interactive = process.stdout.isTTY === true;
-  const producers = createProducers(rt.config, [...rt.connections.values()], {
-    log: rt.log,
-    kafka: rt.kafka,
-    registry: rt.registry,
-    onEvent: (e) => {
-      if (e.name !== 'sync.chunk.committed') return;
-      chunks++;
-      const chunkTo = typeof e.data.to === 'number' ? e.data.to : reached;
-      reached = Math.max(reached, chunkTo);
-      if (from !== undefined && to > from) {
-        const pct = Math.min(100, Math.round(((reached - from) / (to - from)) * 100));
-        const bar = `[${'#'.repeat(Math.round(pct / 4))}${'.'.repeat(25 - Math.round(pct / 4))}] ${pct}%`;
-        if (interactive)
-          process.stdout.write(
-            `\r${bar} ${chunks} chunks, up to ${new Date(reached).toISOString().slice(0, 10)}   `,
-          );
-        else if (chunks % 25 === 0) console.log(`${bar} ${chunks} chunks`);
-      } else if (interactive) {
-        process.stdout.write(`\r${chunks} chunks committed   `);
-      }
+  const polling = producers.create(
+    { connections: [...rt.connections.values()] },
+    {
+      ...rt,
+      onEvent: (e) => {
+        if (e.name !== 'sync.chunk.committed') return;
+        chunks++;
+        const chunkTo = typeof e.data.to === 'number' ? e.data.to : reached;
+        reached = Math.max(reached, chunkTo);
+        if (from !== undefined && to > from) {
+          const pct = Math.min(100, Math.round(((reached - from) / (to - from)) * 100));
+          const bar = `[${'#'.repeat(Math.round(pct / 4))}${'.'.repeat(25 - Math.round(pct / 4))}] ${pct}%`;
+          if (interactive)
+            process.stdout.write(
+              `\r${bar} ${chunks} chunks, up to ${new Date(reached).toISOString().slice(0, 10)}   `,
+            );
+          else if (chunks % 25 === 0) console.log(`${bar} ${chunks} chunks`);
+        } else if (interactive) {
+          process.stdout.write(`\r${chunks} chunks committed   `);
+        }
+      },
     },
-  });
+  );
   try {
-    const run = await producers.runOnce(values.connection, {
+    const run = await polling.runOnce(values.connection, {
       ...(values.from ? { from: `${values.from}T00:00:00Z` } : {}),
       ...(values.to ? { to: `${values.to}T00:00:00Z` } : {}),
       ...(values['entities-only'] ? { mode: 'entities' as const } : {}),
@@ -71,7 +72,7 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
     printRun(run);
     return run.status === 'succeeded' ? 0 : 1;
   } finally {
-    await producers.stop();
+    await polling.stop();
   }
 }
 

@@ -2,30 +2,70 @@
  * The processors: entities, usage and aggregate stages, each a consumer group with its own
  * transactional producer. Run all three in one process or each in its own (scale out by
  * running more processes: Kafka spreads the partitions).
+ *
+ *   const p = processors.create({ stages: ['usage'], connections }, runtime);
+ *   await p.start();   // every stage connected and consuming
+ *   await p.ready;     // every stage joined its group
+ *   await p.stop();    // in-flight transactions commit, consumers leave their groups
  */
-import type { Kafka } from 'kafkajs';
-import type { Config } from '../lib/config.js';
-import type { Logger } from '../lib/log.js';
-import type { AvroRegistry } from '../lib/registry.js';
-import type { ConnectionConfig } from '../schemas/connection.js';
+import { z } from 'zod';
+import { lifecycle, readiness, type Component, type ComponentDeps } from '../lib/component.js';
+import { parseOrThrow } from '../lib/parse-or-throw.js';
+import { connectionSchema, type ConnectionConfig } from '../schemas/connection.js';
 import { AggregateStage } from './aggregate/stage.js';
 import { EntitiesStage } from './entities/stage.js';
 import { runStage, type RunningStage, type RunStageOptions } from './runtime/run-stage.js';
 import type { Stage } from './runtime/stage.js';
 import { UsageStage } from './usage/stage.js';
 
-export type StageName = 'entities' | 'usage' | 'aggregate';
-export const STAGE_NAMES: readonly StageName[] = ['entities', 'usage', 'aggregate'];
 
-export interface ProcessorsDeps {
-  config: Config;
-  kafka: Kafka;
-  registry: AvroRegistry;
-  log: Logger;
+export const STAGE_NAMES = ['entities', 'usage', 'aggregate'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+const count = z.number().int().min(1);
+
+/** Tuning left out takes the runtime's default (processors/runtime/run-stage.ts). */
+export const configSchema = z
+  .object({
+    stages: z
+      .array(z.enum(STAGE_NAMES))
+      .min(1)
+      .default([...STAGE_NAMES])
+      .describe('stages this process runs; each is its own consumer group'),
+    connections: z
+      .array(connectionSchema)
+      .default([])
+      .describe('the connections whose records pass (meter types, time zones, rollover values)'),
+    maxAttempts: count
+      .optional()
+      .describe('a message whose processing fails with a retriable error this many times is quarantined'),
+    sessionTimeoutMs: count.optional().describe('ms: consumer session timeout'),
+    maxBytesPerPartition: count.optional().describe('bytes fetched per partition per request'),
+    maxRequestBytes: count.optional().describe('uncompressed bytes per produce request inside a transaction'),
+    concurrentPartitions: count
+      .optional()
+      .describe('input partitions processed (and committed) at the same time'),
+    maxTransactionBytes: count
+      .optional()
+      .describe(
+        'encoded output bytes after which a batch commits what it processed and goes on in a new transaction (default: the settings’ processors.maxTransactionBytes)',
+      ),
+  })
+  .strict();
+
+export type ProcessorsConfig = z.input<typeof configSchema>;
+
+export interface ProcessorsDeps extends ComponentDeps {
+  /** The clock of quarantine records (tests). */
+  now?: () => number;
+}
+
+/** What a stage needs: the shared runtime and the connections by id. */
+export interface StageDeps extends ComponentDeps {
   connections: Map<string, ConnectionConfig>;
 }
 
-export function createStage(name: StageName, deps: ProcessorsDeps): Stage {
+export function createStage(name: StageName, deps: StageDeps): Stage {
   switch (name) {
     case 'entities':
       return new EntitiesStage(deps);
@@ -36,29 +76,41 @@ export function createStage(name: StageName, deps: ProcessorsDeps): Stage {
   }
 }
 
-export interface RunningProcessors {
-  stages: RunningStage[];
-  ready: Promise<void>;
-  stop(): Promise<void>;
-}
+export type Processors = Component;
 
-export async function startProcessors(
-  deps: ProcessorsDeps,
-  names: readonly StageName[] = STAGE_NAMES,
-  options: RunStageOptions = {},
-): Promise<RunningProcessors> {
-  const stages: RunningStage[] = [];
-  try {
-    for (const name of names) stages.push(await runStage(createStage(name, deps), deps, options));
-  } catch (err) {
-    await Promise.all(stages.map((s) => s.stop()));
-    throw err;
-  }
+export function create(input: ProcessorsConfig, deps: ProcessorsDeps): Processors {
+  const {
+    stages: names,
+    connections,
+    ...tuning
+  } = parseOrThrow(configSchema, input, 'invalid processors configuration');
+  // Only what was given: an absent setting leaves the runtime's default (or the settings') alone.
+  const options: RunStageOptions = Object.fromEntries(
+    Object.entries(tuning).filter(([, v]) => v !== undefined),
+  );
+  if (deps.now) options.now = deps.now;
+  const stageDeps: StageDeps = { ...deps, connections: new Map(connections.map((c) => [c.id, c])) };
+  const { ready, markReady } = readiness();
+  const running: RunningStage[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+  };
   return {
-    stages,
-    ready: Promise.all(stages.map((s) => s.ready)).then(() => undefined),
-    async stop() {
-      await Promise.all(stages.map((s) => s.stop()));
-    },
+    ready,
+    ...lifecycle({
+      async start(signal) {
+        try {
+          for (const name of names) {
+            if (signal.aborted) return;
+            running.push(await runStage(createStage(name, stageDeps), stageDeps, options));
+          }
+        } catch (err) {
+          await stopAll();
+          throw err;
+        }
+        void Promise.all(running.map((s) => s.ready)).then(markReady);
+      },
+      stop: stopAll,
+    }),
   };
 }

@@ -1,14 +1,16 @@
 /**
  * Producers: provider pollers that write raw envelopes, sync state and sync runs to Kafka.
- * `createProducers(config, connections, deps)` gives the CLI start/stop (schedules) and runOnce.
+ *
+ *   const p = producers.create({ connections }, runtime);
+ *   await p.start();   // the schedules of every connection that has one are armed
+ *   await p.runOnce('acme', { from: '2024-01-01' });   // one sync now (needs no start)
+ *   await p.stop();    // schedules end, running syncs stop (their running chunks are not committed)
  */
-import type { Kafka } from 'kafkajs';
-import type { Config } from '../lib/config.js';
+import { z } from 'zod';
+import { lifecycle, readiness, type Component, type ComponentDeps } from '../lib/component.js';
 import { MeterflowError } from '../lib/errors.js';
-import { createKafka } from '../lib/kafka.js';
-import { createLogger, type Logger } from '../lib/log.js';
-import { AvroRegistry } from '../lib/registry.js';
-import type { ConnectionConfig } from '../schemas/connection.js';
+import { parseOrThrow } from '../lib/parse-or-throw.js';
+import { connectionSchema } from '../schemas/connection.js';
 import type { SyncRun } from '../schemas/records.js';
 import type { RequestBudget } from './http/budget.js';
 import type { SyncDeps, SyncMode } from './sync/engine.js';
@@ -20,10 +22,19 @@ export { loadConnections, loadConnectionFile, parseConnection } from './sync/con
 export { SYNC_EVENTS, type SyncEvent } from './sync/events.js';
 export { createConnector } from './connectors/index.js';
 
-export interface ProducersDeps {
-  log?: Logger;
-  kafka?: Kafka;
-  registry?: AvroRegistry;
+export const configSchema = z
+  .object({
+    connections: z
+      .array(connectionSchema)
+      .default([])
+      .describe('the connections to poll: on their schedules after start(), or now with runOnce()'),
+  })
+  .strict();
+
+export type ProducersConfig = z.input<typeof configSchema>;
+
+export interface ProducersDeps extends ComponentDeps {
+  /** Where credentials are read (default process.env). */
   env?: SyncDeps['env'];
   onEvent?: SyncDeps['onEvent'];
 }
@@ -34,44 +45,43 @@ export interface RunRange {
   mode?: SyncMode;
 }
 
-export interface Producers {
-  /** Starts the schedules of every connection that has one. */
-  start(): Promise<void>;
-  /** Stops schedules and running syncs (running chunks are not committed after the stop). */
-  stop(): Promise<void>;
+export interface Producers extends Component {
   /** One sync now: incremental, or a backfill when `from` is given. POLL_RUN_OVERLAP if one is running. */
   runOnce(connectionId: string, range?: RunRange): Promise<SyncRun>;
 }
 
-export function createProducers(
-  config: Config,
-  connections: ConnectionConfig[],
-  deps: ProducersDeps = {},
-): Producers {
+export function create(input: ProducersConfig, deps: ProducersDeps): Producers {
+  const { connections } = parseOrThrow(configSchema, input, 'invalid producers configuration');
   const byId = new Map(connections.map((c) => [c.id, c]));
   const budgets = new Map<string, RequestBudget>();
   const syncDeps: SyncDeps = {
-    config,
-    kafka: deps.kafka ?? createKafka(config),
-    registry: deps.registry ?? AvroRegistry.fromConfig(config),
-    log: (deps.log ?? createLogger(config.logLevel)).child({ component: 'producers' }),
+    config: deps.config,
+    kafka: deps.kafka,
+    registry: deps.registry,
+    log: deps.log.child({ component: 'producers' }),
     budgets,
     stateCache: new Map(),
     ...(deps.env ? { env: deps.env } : {}),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
   };
   const guard = new RunGuard();
+  const { ready, markReady } = readiness();
   let scheduler: Scheduler | undefined;
   return {
-    start() {
-      scheduler ??= startScheduler(connections, syncDeps, guard);
-      return Promise.resolve();
-    },
-    async stop() {
-      await scheduler?.stop();
-      scheduler = undefined;
-      await guard.stopAll();
-    },
+    ready,
+    ...lifecycle({
+      start() {
+        // Serving as soon as the schedules are armed: a scheduler joins no group.
+        scheduler = startScheduler(connections, syncDeps, guard);
+        markReady();
+        return Promise.resolve();
+      },
+      async stop() {
+        await scheduler?.stop();
+        scheduler = undefined;
+        await guard.stopAll();
+      },
+    }),
     runOnce(connectionId, range = {}) {
       const c = byId.get(connectionId);
       if (!c) {

@@ -1,22 +1,22 @@
 /**
  * The ClickHouse sink: canonical topics into ClickHouse tables (DESIGN.md §6).
  *
- *   const sink = createClickHouseSink(config, { batchMaxRows: 100_000, batchMaxMs: 1_000 });
+ *   const sink = clickhouse.create({ batchMaxRows: 100_000, batchMaxMs: 1_000 }, runtime);
  *   await sink.start();   // migrates, then one consumer group per table family
+ *   await sink.ready;     // every family's consumer joined its group
  *   ...
  *   await sink.stop();    // flush, commit, disconnect (`meterflow run sinks` calls it on SIGTERM)
  *
- * Tuning options are validated by `sinkOptionsSchema` (./options.ts, defaults and units there);
- * `log`, `kafka` and `registry` may be passed in to share clients with other components.
+ * The configuration is validated by `configSchema` (./options.ts, defaults and units there);
+ * `runtime` is the shared settings, logger, Kafka and registry (lib/component.ts).
  */
 import type { Kafka, Producer } from 'kafkajs';
-import type { Config } from '../../lib/config.js';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
-import { COMPRESSION, createKafka, ensureCatalogueTopics } from '../../lib/kafka.js';
-import { createLogger, type Logger } from '../../lib/log.js';
+import { lifecycle, readiness, type Component, type ComponentDeps } from '../../lib/component.js';
+import { COMPRESSION, ensureCatalogueTopics } from '../../lib/kafka.js';
 import { parseOrThrow } from '../../lib/parse-or-throw.js';
 import { isRetriable, retry } from '../../lib/retry.js';
-import { AvroRegistry, type Serde } from '../../lib/registry.js';
+import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import type { QuarantineRecord } from '../../schemas/records.js';
 import { topicName, type TopicId } from '../../schemas/topics.js';
 import { createChClient, type ClickHouseClient } from './client.js';
@@ -28,7 +28,7 @@ import { sinkOptionsSchema, type SinkOptions, type SinkOptionsInput } from './op
 import { quarantineMessage } from './quarantine.js';
 
 export {
-  sinkOptionsSchema,
+  sinkOptionsSchema as configSchema,
   FAMILIES,
   type FamilyName,
   type SinkOptions,
@@ -39,21 +39,31 @@ export { MIGRATIONS } from './migrations/index.js';
 export { createChClient, classifyChError } from './client.js';
 export type { LoaderStats } from './loader.js';
 
-export interface ClickHouseSinkDeps {
-  log?: Logger;
-  kafka?: Kafka;
-  registry?: AvroRegistry;
+/** The sink's configuration: the input of `configSchema`. */
+export type ClickHouseSinkConfig = SinkOptionsInput;
+
+export interface ClickHouseSinkDeps extends ComponentDeps {
   /** Replaces the JSONEachRow insert (benchmarks, other row formats). */
   insert?: InsertFn;
 }
 
-export type ClickHouseSinkOptions = SinkOptionsInput & ClickHouseSinkDeps;
-
-export interface ClickHouseSink {
-  start(): Promise<void>;
-  stop(): Promise<void>;
+export interface ClickHouseSink extends Component {
   stats(): LoaderStats[];
   readonly options: SinkOptions;
+}
+
+/**
+ * The sink's Kafka client with one change: the consumer it makes reports its group join. A loader
+ * makes one consumer, so this is how the sink learns that a family is serving.
+ */
+function reportingJoin(kafka: Kafka, joined: () => void): Kafka {
+  const wrapped = Object.create(kafka) as Kafka;
+  wrapped.consumer = (config) => {
+    const consumer = kafka.consumer(config);
+    consumer.on(consumer.events.GROUP_JOIN, joined);
+    return consumer;
+  };
+  return wrapped;
 }
 
 function createQuarantineWriter(
@@ -96,84 +106,84 @@ function createQuarantineWriter(
   };
 }
 
-export function createClickHouseSink(config: Config, input: ClickHouseSinkOptions = {}): ClickHouseSink {
-  const { log: givenLog, kafka: givenKafka, registry: givenRegistry, insert: givenInsert, ...tuning } = input;
-  const options: SinkOptions = parseOrThrow(sinkOptionsSchema, tuning, 'invalid ClickHouse sink options');
-  const log = (givenLog ?? createLogger(config.logLevel)).child({ component: 'sink.clickhouse' });
-  const kafka = givenKafka ?? createKafka(config, '-sink-clickhouse');
-  const registry = givenRegistry ?? AvroRegistry.fromConfig(config);
+export function create(input: ClickHouseSinkConfig, deps: ClickHouseSinkDeps): ClickHouseSink {
+  const { config, kafka, registry } = deps;
+  const options: SinkOptions = parseOrThrow(sinkOptionsSchema, input, 'invalid ClickHouse sink options');
+  const log = deps.log.child({ component: 'sink.clickhouse' });
   const prefix = config.kafka.topicPrefix;
-  const groupPrefix = options.groupIdPrefix ?? `${prefix}clickhouse-sink.`;
+  const groupIdPrefix = options.groupIdPrefix ?? `${prefix}clickhouse-sink.`;
+  const { ready, markReady } = readiness();
   let client: ClickHouseClient | undefined;
   let producer: Producer | undefined;
   let loaders: FamilyLoader[] = [];
-  let stopped = false;
-  const startAbort = new AbortController();
 
   /**
    * Migrates, waiting for ClickHouse if it is not up yet (a sink starting before its database).
-   * A stop() during the wait ends it quietly: start() then sees `stopped` and returns.
+   * A stop() during the wait ends it quietly: start() then sees the abort and returns.
    */
-  async function migrateWhenReachable(c: ClickHouseClient): Promise<void> {
+  async function migrateWhenReachable(c: ClickHouseClient, signal: AbortSignal): Promise<void> {
     await retry(() => migrate(c, config.clickhouse.database, log), {
       policy: { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs, factor: options.retryFactor },
-      classify: (err) => isRetriable(err) && !stopped,
-      signal: startAbort.signal,
+      classify: (err) => isRetriable(err) && !signal.aborted,
+      signal,
       onRetry: ({ err, attempt, delayMs }) =>
         log.warn(
           { event: 'ch.sink.migrate.retry', attempt, delayMs, err: errorMessage(err) },
           'ClickHouse not reachable for migrations; retrying',
         ),
     }).catch((err: unknown) => {
-      if (err !== startAbort.signal.reason) throw err;
+      if (err !== signal.reason) throw err;
     });
+  }
+
+  async function start(signal: AbortSignal): Promise<void> {
+    client = createChClient(config.clickhouse, { requestTimeoutMs: options.requestTimeoutMs });
+    if (options.migrate) await migrateWhenReachable(client, signal);
+    if (signal.aborted) return;
+    const topicIds = new Set<TopicId>(['quarantine']);
+    for (const f of options.families) for (const b of FAMILY_BINDINGS[f]) topicIds.add(b.topic);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureCatalogueTopics(admin, config, [...topicIds]);
+    } finally {
+      await admin.disconnect();
+    }
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    const insert = deps.insert ?? jsonEachRowInsert(client);
+    const quarantine = createQuarantineWriter(producer, registry, prefix);
+    const joins = options.families.map(() => readiness());
+    loaders = options.families.map(
+      (family, i) =>
+        new FamilyLoader({
+          family,
+          bindings: FAMILY_BINDINGS[family],
+          topicPrefix: prefix,
+          database: config.clickhouse.database,
+          groupId: groupIdPrefix + family,
+          kafka: reportingJoin(kafka, joins[i]!.markReady),
+          registry,
+          insert,
+          quarantine,
+          log,
+          options,
+        }),
+    );
+    await Promise.all(loaders.map((l) => l.start()));
+    void Promise.all(joins.map((j) => j.ready)).then(markReady);
+  }
+
+  async function stop(): Promise<void> {
+    await Promise.all(loaders.map((l) => l.stop()));
+    await producer?.disconnect().catch(() => undefined);
+    await client?.close().catch(() => undefined);
   }
 
   return {
     options,
-    async start() {
-      client = createChClient(config.clickhouse, { requestTimeoutMs: options.requestTimeoutMs });
-      if (options.migrate) await migrateWhenReachable(client);
-      if (stopped) return;
-      const topicIds = new Set<TopicId>(['quarantine']);
-      for (const f of options.families) for (const b of FAMILY_BINDINGS[f]) topicIds.add(b.topic);
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await ensureCatalogueTopics(admin, config, [...topicIds]);
-      } finally {
-        await admin.disconnect();
-      }
-      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-      await producer.connect();
-      const insert = givenInsert ?? jsonEachRowInsert(client);
-      const quarantine = createQuarantineWriter(producer, registry, prefix);
-      loaders = options.families.map(
-        (family) =>
-          new FamilyLoader({
-            family,
-            bindings: FAMILY_BINDINGS[family],
-            topicPrefix: prefix,
-            database: config.clickhouse.database,
-            groupId: groupPrefix + family,
-            kafka,
-            registry,
-            insert,
-            quarantine,
-            log,
-            options,
-          }),
-      );
-      await Promise.all(loaders.map((l) => l.start()));
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      startAbort.abort();
-      await Promise.all(loaders.map((l) => l.stop()));
-      await producer?.disconnect().catch(() => undefined);
-      await client?.close().catch(() => undefined);
-    },
+    ready,
+    ...lifecycle({ start, stop }),
     stats() {
       return loaders.map((l) => l.getStats());
     },

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { COMPRESSION, CompressionTypes, groupLag } from '../../lib/kafka.js';
 import { topicName } from '../../schemas/topics.js';
 import type { RawEnvelope } from '../../schemas/records.js';
-import { startProcessors } from '../../processors/index.js';
+import * as processors from '../../processors/index.js';
 import { createTestContext } from '../support/context.js';
 import { spawnCli } from '../support/pipeline.js';
 
@@ -154,11 +154,9 @@ try {
   t = Date.now();
   const inProcess = values.mode !== 'processes';
   const running = inProcess
-    ? await startProcessors(
-        { ...ctx, connections: new Map() },
-        WITH_AGGREGATE ? ['usage', 'aggregate'] : ['usage'],
-      )
+    ? processors.create({ stages: WITH_AGGREGATE ? ['usage', 'aggregate'] : ['usage'] }, ctx)
     : undefined;
+  await running?.start();
   const children = inProcess
     ? []
     : STAGES.map((stage) => spawnCli(ctx, ['run', 'processors', '--stages', stage]));

@@ -25,7 +25,7 @@ import { AvroRegistry } from '../../lib/registry.js';
 import type { UsageBatch, UsageInterval } from '../../schemas/records.js';
 import { entityKey, topicName } from '../../schemas/topics.js';
 import { createChClient } from '../../sinks/clickhouse/client.js';
-import { createClickHouseSink } from '../../sinks/clickhouse/index.js';
+import * as clickhouse from '../../sinks/clickhouse/index.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { sinkOptionsSchema } from '../../sinks/clickhouse/options.js';
 import { usageRows } from '../../sinks/clickhouse/rows.js';
@@ -125,13 +125,7 @@ async function main(): Promise<void> {
     // 2. The sink.
     let peakRss = process.memoryUsage().rss;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
-    const sink = createClickHouseSink(config, {
-      log,
-      kafka,
-      registry,
-      families: ['usage'],
-      migrate: false,
-    });
+    const sink = clickhouse.create({ families: ['usage'], migrate: false }, { config, log, kafka, registry });
     t = Date.now();
     await sink.start();
     let firstRowAt = 0;

@@ -6,12 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Meter, RawEnvelope } from '../../../schemas/records.js';
 import { topicName } from '../../../schemas/topics.js';
-import { startProcessors, type RunningProcessors } from '../../../processors/index.js';
+import * as processors from '../../../processors/index.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually, readTopic } from '../../support/pipeline.js';
 
 let ctx: TestContext;
-let running: RunningProcessors;
+let running: processors.Processors;
 
 function meter(run: string, id: string, at: number): RawEnvelope {
   return {
@@ -63,7 +63,8 @@ async function latestMeters(): Promise<Map<string, Meter>> {
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   await ctx.createTopics();
-  running = await startProcessors({ ...ctx, connections: new Map() }, ['entities']);
+  running = processors.create({ stages: ['entities'] }, ctx);
+  await running.start();
   await running.ready;
 });
 afterAll(async () => {

@@ -8,13 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { ConfigResourceTypes } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTopics } from '../../../lib/kafka.js';
-import { startProcessors, type RunningProcessors } from '../../../processors/index.js';
+import * as processors from '../../../processors/index.js';
 import { QUARANTINE_MAX_MESSAGE_BYTES, topicName } from '../../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually, produceBytes, readTopic } from '../../support/pipeline.js';
 
 let ctx: TestContext;
-let running: RunningProcessors | undefined;
+let running: processors.Processors | undefined;
 
 beforeAll(() => {
   ctx = createTestContext({ partitions: 1 });
@@ -48,7 +48,8 @@ describe('a quarantine record of a source message near 1 MiB', () => {
     await admin.disconnect();
     expect(Number(await maxMessageBytes(quarantine))).toBeLessThan(1_100_000);
 
-    running = await startProcessors({ ...ctx, connections: new Map() }, ['usage']);
+    running = processors.create({ stages: ['usage'] }, ctx);
+    await running.start();
     await running.ready;
     expect(Number(await maxMessageBytes(quarantine))).toBe(QUARANTINE_MAX_MESSAGE_BYTES);
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionSchema } from '../../../schemas/connection.js';
 import { QUARANTINE_HEADERS, topicName } from '../../../schemas/topics.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
-import { startProcessors, type RunningProcessors } from '../../../processors/index.js';
+import * as processors from '../../../processors/index.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually, produceBytes, produceRaw, readTopic } from '../../support/pipeline.js';
 
@@ -79,12 +79,13 @@ const reading = (i: number, kwh: unknown, len = Q) => ({
 });
 
 let ctx: TestContext;
-let running: RunningProcessors;
+let running: processors.Processors;
 
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 2 });
   await ctx.createTopics();
-  running = await startProcessors({ ...ctx, connections: new Map([[GENERIC.id, GENERIC]]) });
+  running = processors.create({ connections: [GENERIC] }, ctx);
+  await running.start();
   await running.ready;
 });
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AvroRegistry } from '../../../lib/registry.js';
-import { startProcessors, type RunningProcessors } from '../../../processors/index.js';
+import * as processors from '../../../processors/index.js';
 import { connectionSchema } from '../../../schemas/connection.js';
 import type { RawEnvelope } from '../../../schemas/records.js';
 import { TOPICS } from '../../../schemas/topics.js';
@@ -33,7 +33,7 @@ const CONNECTION = connectionSchema.parse({
 
 let ctx: TestContext;
 let server: Server;
-let running: RunningProcessors | undefined;
+let running: processors.Processors | undefined;
 let outage: 401 | 503 | null = null;
 let refused = 0;
 
@@ -69,9 +69,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   const registry = new AvroRegistry(`http://127.0.0.1:${port}${upstream.pathname}`);
-  running = await startProcessors({ ...ctx, registry, connections: new Map([[CONNECTION.id, CONNECTION]]) }, [
-    'entities',
-  ]);
+  running = processors.create({ stages: ['entities'], connections: [CONNECTION] }, { ...ctx, registry });
+  await running.start();
   await running.ready;
 });
 

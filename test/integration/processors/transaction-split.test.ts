@@ -8,7 +8,7 @@
 import type { Admin } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupLag, topicOffsets } from '../../../lib/kafka.js';
-import { startProcessors } from '../../../processors/index.js';
+import * as processors from '../../../processors/index.js';
 import type { RawEnvelope, UsageAggregate } from '../../../schemas/records.js';
 import { topicName, type TopicId } from '../../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
@@ -175,10 +175,9 @@ describe('a batch split into transactions by bytes', () => {
     const first = chunks(0, FIRST_DAYS);
     // Produced before the stages start: each partition's messages arrive as one batch.
     await produceRaw(ctx, 'rawUsage', first);
-    const running = await startProcessors({ ...ctx, connections: new Map() }, ['usage', 'aggregate'], {
-      maxTransactionBytes: 1,
-    });
+    const running = processors.create({ stages: ['usage', 'aggregate'], maxTransactionBytes: 1 }, ctx);
     try {
+      await running.start();
       await running.ready;
       let left: string[] = [];
       const done = await eventually(

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
-import { createProducers, type SyncEvent } from '../../../producers/index.js';
+import * as producers from '../../../producers/index.js';
+import type { SyncEvent } from '../../../producers/index.js';
 import { startScheduler } from '../../../producers/sync/scheduler.js';
 import { connection, readRuns, readStates, syncDeps } from './helpers.js';
 import { runSync } from '../../../producers/sync/engine.js';
@@ -75,28 +76,23 @@ describe('schedules and run-once', () => {
     }
   });
 
-  it('createProducers.runOnce refuses a second run of a busy connection and reports runs', async () => {
+  it('producers.runOnce refuses a second run of a busy connection and reports runs', async () => {
     sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
-    const producers = createProducers(ctx.config, [conn('once')], {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      env: env(),
-    });
+    const polling = producers.create({ connections: [conn('once')] }, { ...ctx, env: env() });
     try {
-      const first = producers.runOnce('once', { to: '2024-01-05T00:00:00Z' });
-      await expect(producers.runOnce('once')).rejects.toMatchObject({ code: 'POLL_RUN_OVERLAP' });
-      await expect(producers.runOnce('nope')).rejects.toMatchObject({ code: 'CFG_INVALID' });
+      const first = polling.runOnce('once', { to: '2024-01-05T00:00:00Z' });
+      await expect(polling.runOnce('once')).rejects.toMatchObject({ code: 'POLL_RUN_OVERLAP' });
+      await expect(polling.runOnce('nope')).rejects.toMatchObject({ code: 'CFG_INVALID' });
       const run = await first;
       expect(run.status).toBe('succeeded');
       expect(run.usage_chunks).toBe(2);
-      const backfill = await producers.runOnce('once', { from: '2024-01-02', to: '2024-01-03' });
+      const backfill = await polling.runOnce('once', { from: '2024-01-02', to: '2024-01-03' });
       expect(backfill.mode).toBe('backfill');
       expect(backfill.status).toBe('succeeded');
       const runs = (await readRuns(ctx)).filter((r) => r.value.connection_id === 'once');
       expect(runs.map((r) => r.value.status)).toEqual(['running', 'succeeded', 'running', 'succeeded']);
     } finally {
-      await producers.stop();
+      await polling.stop();
       sim.setFaults({});
     }
   });

@@ -13,11 +13,8 @@ import type { Config } from '../../../lib/config.js';
 import { groupLag } from '../../../lib/kafka.js';
 import type { UsageBatch } from '../../../schemas/records.js';
 import { topicName } from '../../../schemas/topics.js';
-import {
-  createChClient,
-  createClickHouseSink,
-  type ClickHouseSink,
-} from '../../../sinks/clickhouse/index.js';
+import { createChClient, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import * as clickhouse from '../../../sinks/clickhouse/index.js';
 import { SINK_EVENTS } from '../../../sinks/clickhouse/events.js';
 import { jsonEachRowInsert, type InsertFn } from '../../../sinks/clickhouse/insert.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
@@ -146,19 +143,17 @@ describe('sink byte bounds', () => {
     const config = ownDatabase('bybytes');
     const group = `${ctx.config.kafka.topicPrefix}bybytes.`;
     const inserts: Insert[] = [];
-    const sink = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      // Neither rows, age nor catching up ever flush within the test: only bytes can.
-      batchMaxRows: 1_000_000,
-      batchMaxMs: 600_000,
-      flushWhenCaughtUp: false,
-      batchMaxBytes: 128 * KIB,
-      insert: recordedInsert(config, inserts, { wait: null }),
-    });
+    const sink = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'], // Neither rows, age nor catching up ever flush within the test: only bytes can.
+        batchMaxRows: 1_000_000,
+        batchMaxMs: 600_000,
+        flushWhenCaughtUp: false,
+        batchMaxBytes: 128 * KIB,
+      },
+      { ...ctx, config, insert: recordedInsert(config, inserts, { wait: null }) },
+    );
     sinks.push(sink);
     await sink.start();
     const db = config.clickhouse.database;
@@ -191,20 +186,19 @@ describe('sink byte bounds', () => {
     let release: () => void = () => undefined;
     const gate: { wait: Promise<void> | null } = { wait: new Promise<void>((r) => (release = r)) };
     const { log, events } = capturedLog();
-    const sink = createClickHouseSink(config, {
-      log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      batchMaxRows: 1_000_000,
-      batchMaxMs: 600_000,
-      flushWhenCaughtUp: false,
-      batchMaxBytes: 64 * KIB,
-      maxBufferedBytes: 256 * KIB,
-      maxBytesPerPartition: 16 * KIB,
-      insert: recordedInsert(config, inserts, gate),
-    });
+    const sink = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'],
+        batchMaxRows: 1_000_000,
+        batchMaxMs: 600_000,
+        flushWhenCaughtUp: false,
+        batchMaxBytes: 64 * KIB,
+        maxBufferedBytes: 256 * KIB,
+        maxBytesPerPartition: 16 * KIB,
+      },
+      { ...ctx, config, log, insert: recordedInsert(config, inserts, gate) },
+    );
     sinks.push(sink);
     await sink.start();
     const stats = () => sink.stats()[0]!;
@@ -240,20 +234,18 @@ describe('sink byte bounds', () => {
     const config = ownDatabase('smallbuffer');
     const group = `${ctx.config.kafka.topicPrefix}smallbuffer.`;
     const inserts: Insert[] = [];
-    const sink = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      batchMaxRows: 1_000_000,
-      batchMaxMs: 600_000,
-      flushWhenCaughtUp: false,
-      batchMaxBytes: 64 * 1024 * KIB,
-      // Memory bound far below a batch: the buffer can never fill a batch.
-      maxBufferedBytes: 128 * KIB,
-      insert: recordedInsert(config, inserts, { wait: null }),
-    });
+    const sink = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'],
+        batchMaxRows: 1_000_000,
+        batchMaxMs: 600_000,
+        flushWhenCaughtUp: false,
+        batchMaxBytes: 64 * 1024 * KIB, // Memory bound far below a batch: the buffer can never fill a batch.
+        maxBufferedBytes: 128 * KIB,
+      },
+      { ...ctx, config, insert: recordedInsert(config, inserts, { wait: null }) },
+    );
     sinks.push(sink);
     await sink.start();
     const stats = () => sink.stats()[0]!;

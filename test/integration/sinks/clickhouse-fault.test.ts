@@ -11,11 +11,8 @@ import type { Config } from '../../../lib/config.js';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import { AvroRegistry } from '../../../lib/registry.js';
 import { topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
-import {
-  createChClient,
-  createClickHouseSink,
-  type ClickHouseSink,
-} from '../../../sinks/clickhouse/index.js';
+import { createChClient, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import * as clickhouse from '../../../sinks/clickhouse/index.js';
 import { jsonEachRowInsert } from '../../../sinks/clickhouse/insert.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
@@ -66,17 +63,17 @@ describe('ClickHouse faults', () => {
   it('backs off, pauses, and loads every record exactly once after ClickHouse is back', async () => {
     const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, url: proxy.url } };
     const group = `${config.kafka.topicPrefix}fault.`;
-    sink = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      batchMaxRows: 500,
-      batchMaxMs: 100,
-      retryInitialMs: 50,
-      retryMaxMs: 500,
-      requestTimeoutMs: 1_500,
-    });
+    sink = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        batchMaxRows: 500,
+        batchMaxMs: 100,
+        retryInitialMs: 50,
+        retryMaxMs: 500,
+        requestTimeoutMs: 1_500,
+      },
+      { ...ctx, config },
+    );
     await produceDataset(ctx, makeDataset({ wave: 'a', days: 2 }));
     await sink.start();
     expect(await eventually(async () => (await sinkLag(ctx, group)) === 0, 60_000, 300)).toBe(true);
@@ -151,21 +148,24 @@ describe('ClickHouse faults', () => {
     let hung = 0;
     // The first usage insert reaches ClickHouse, then the process "dies" before it can commit:
     // the insert never returns and stop() gives up after its drain timeout.
-    const crashing = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      batchMaxRows: 100_000,
-      batchMaxMs: 300,
-      drainTimeoutMs: 500,
-      insert: async (table, body) => {
-        await real(table, body);
-        hung++;
-        await new Promise(() => undefined);
+    const crashing = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'],
+        batchMaxRows: 100_000,
+        batchMaxMs: 300,
+        drainTimeoutMs: 500,
       },
-    });
+      {
+        ...ctx,
+        config,
+        insert: async (table, body) => {
+          await real(table, body);
+          hung++;
+          await new Promise(() => undefined);
+        },
+      },
+    );
     await crashing.start();
     expect(await eventually(() => Promise.resolve(hung > 0), 30_000, 100)).toBe(true);
     await crashing.stop();
@@ -178,14 +178,10 @@ describe('ClickHouse faults', () => {
     expect(lagBefore).toBeGreaterThan(0); // nothing was committed
 
     // The next process of the same group starts from the last commit and inserts those rows again.
-    const recovered = createClickHouseSink(config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      migrate: false,
-    });
+    const recovered = clickhouse.create(
+      { groupIdPrefix: group, families: ['usage'], migrate: false },
+      { ...ctx, config },
+    );
     await recovered.start();
     expect(
       await eventually(
@@ -221,14 +217,10 @@ describe('ClickHouse faults', () => {
       await regProxy.cut('refuse');
       // A registry client with an empty cache: it must ask the registry for every writer schema.
       const registry = new AvroRegistry(`${regProxy.url}${target.pathname}`);
-      const s = createClickHouseSink(config, {
-        log: ctx.log,
-        kafka: ctx.kafka,
-        registry,
-        groupIdPrefix: group,
-        families: ['usage'],
-        retryInitialMs: 50,
-      });
+      const s = clickhouse.create(
+        { groupIdPrefix: group, families: ['usage'], retryInitialMs: 50 },
+        { ...ctx, config, registry },
+      );
       await s.start();
       try {
         expect(await eventually(() => Promise.resolve(s.stats()[0]!.paused), 30_000, 100)).toBe(true);

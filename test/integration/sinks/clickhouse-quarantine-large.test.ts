@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import type { QuarantineRecord } from '../../../schemas/records.js';
 import { topicName } from '../../../schemas/topics.js';
-import { createClickHouseSink, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import * as clickhouse from '../../../sinks/clickhouse/index.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually, produceBytes } from '../../support/pipeline.js';
 import { createTopicsWithRetry } from './fixtures.js';
@@ -17,7 +17,7 @@ const RECORDS = 10;
 const SIZE = 1_000_000;
 
 let ctx: TestContext;
-let sink: ClickHouseSink | undefined;
+let sink: clickhouse.ClickHouseSink | undefined;
 
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 1 });
@@ -46,16 +46,15 @@ describe('sink quarantine of large records', () => {
       await produceBytes(ctx, 'usage', [{ key: `big/m${i}`, value }]);
 
     const group = `${ctx.config.kafka.topicPrefix}large.`;
-    sink = createClickHouseSink(ctx.config, {
-      log: ctx.log,
-      kafka: ctx.kafka,
-      registry: ctx.registry,
-      groupIdPrefix: group,
-      families: ['usage'],
-      // One flush once everything is read: all ten quarantine records go out together.
-      batchMaxMs: 600_000,
-      retryMaxMs: 500,
-    });
+    sink = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'], // One flush once everything is read: all ten quarantine records go out together.
+        batchMaxMs: 600_000,
+        retryMaxMs: 500,
+      },
+      { ...ctx },
+    );
     await sink.start();
 
     let records: QuarantineRecord[] = [];

@@ -9,12 +9,8 @@ import type { Config } from '../../../lib/config.js';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
 import type { QuarantineRecord } from '../../../schemas/records.js';
 import { QUARANTINE_HEADERS, topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
-import {
-  createClickHouseSink,
-  migrate,
-  MIGRATIONS,
-  type ClickHouseSink,
-} from '../../../sinks/clickhouse/index.js';
+import { migrate, MIGRATIONS, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
+import * as clickhouse from '../../../sinks/clickhouse/index.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
 import {
@@ -61,16 +57,10 @@ async function runSinkUntilCaughtUp(
   groupIdPrefix: string,
   extra: Record<string, unknown> = {},
 ): Promise<ClickHouseSink> {
-  const sink = createClickHouseSink(ctx.config, {
-    log: ctx.log,
-    kafka: ctx.kafka,
-    registry: ctx.registry,
-    groupIdPrefix,
-    batchMaxRows: 1_000,
-    batchMaxMs: 200,
-    retryMaxMs: 1_000,
-    ...extra,
-  });
+  const sink = clickhouse.create(
+    { groupIdPrefix, batchMaxRows: 1_000, batchMaxMs: 200, retryMaxMs: 1_000, ...extra },
+    { ...ctx },
+  );
   sinks.push(sink);
   const t0 = Date.now();
   await sink.start();
@@ -92,16 +82,10 @@ function usageSinkWithoutTimer(
   groupIdPrefix: string,
   extra: Record<string, unknown> = {},
 ): ClickHouseSink {
-  return createClickHouseSink(config, {
-    log: ctx.log,
-    kafka: ctx.kafka,
-    registry: ctx.registry,
-    groupIdPrefix,
-    families: ['usage'],
-    batchMaxRows: 1_000_000,
-    batchMaxMs: 600_000,
-    ...extra,
-  });
+  return clickhouse.create(
+    { groupIdPrefix, families: ['usage'], batchMaxRows: 1_000_000, batchMaxMs: 600_000, ...extra },
+    { ...ctx, config },
+  );
 }
 
 beforeAll(async () => {
