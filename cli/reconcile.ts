@@ -2,72 +2,27 @@
  * `meterflow reconcile`: the provider's own totals against ClickHouse, per meter and month.
  *
  * The source side reads the provider again (nothing is written, no watermark moves) and runs the
- * same pure normalise, validate and aggregate code as the stream, in memory. EnerKey is asked for
+ * usage stage's own pure chain and the aggregator in memory (processors' usageMonthTotals). EnerKey is asked for
  * its monthly values, which are the provider's own totals. The ClickHouse side is the
  * usage_monthly_latest view. Differences beyond the tolerance are listed; exit code 4 when any.
  */
 import { MeterflowError } from '../lib/errors.js';
 import { entityKey } from '../schemas/topics.js';
 import type { ConnectionConfig } from '../schemas/connection.js';
-import type { Meter, RawEnvelope, UsageAggregate } from '../schemas/records.js';
-import { fetchSourceUsage } from '../producers/reconcile/source.js';
-import { normalise } from '../processors/normalise/index.js';
-import { validateBatch } from '../processors/validate/index.js';
-import { differenceReadings, type LastReading } from '../processors/readings/index.js';
-import { AggregateState } from '../processors/aggregate/core/index.js';
+import { DAY_MS } from '../schemas/time.js';
+import { fetchSourceUsage } from '../producers/index.js';
+import { usageMonthTotals } from '../processors/index.js';
 import { createChClient } from '../sinks/clickhouse/index.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 
 const MONTH = /^\d{4}-\d{2}$/;
-const DAY_MS = 86_400_000;
 
 export interface MonthTotal {
   meter: string;
   month: string;
   source: number | null;
   clickhouse: number | null;
-}
-
-/** Monthly consumption per meter from raw provider envelopes, with the stream's own pure code. */
-export function sourceTotals(
-  connection: ConnectionConfig,
-  entities: RawEnvelope[],
-  usage: RawEnvelope[],
-): Map<string, UsageAggregate> {
-  const meters = new Map<string, Meter>();
-  for (const e of entities) {
-    if (e.entity_kind !== 'meter') continue;
-    for (const m of normalise(e, { connection }).meters) meters.set(m.external_id, m);
-  }
-  const state = new AggregateState();
-  const last = new Map<string, LastReading>();
-  const latest = new Map<string, UsageAggregate>();
-  const ordered = [...usage].sort((a, b) => (a.meta.range_from ?? '').localeCompare(b.meta.range_from ?? ''));
-  for (const env of ordered) {
-    const meter = meters.get(env.external_id);
-    if (!meter) continue;
-    const result = normalise(env, { connection, meter });
-    const batch = result.batch;
-    if (!batch) continue;
-    if (result.readings.length > 0) {
-      const rollover =
-        connection.rollover.meters[meter.external_id] ?? meter.rollover_value ?? connection.rollover.default;
-      const diff = differenceReadings(
-        last.get(meter.external_id),
-        result.readings,
-        rollover === undefined ? {} : { rolloverValue: rollover },
-      );
-      if (diff.last) last.set(meter.external_id, diff.last);
-      batch.intervals = [...batch.intervals, ...diff.intervals];
-    }
-    const { valid } = validateBatch(batch, meter);
-    for (const agg of state.apply(valid, Date.now()).aggregates) {
-      if (agg.granularity === 'month' && agg.channel === 'consumption')
-        latest.set(`${agg.meter_external_id}|${agg.period}`, agg);
-    }
-  }
-  return latest;
 }
 
 export function differences(rows: MonthTotal[], tolerance: number): MonthTotal[] {
@@ -147,7 +102,7 @@ differ by more than the relative tolerance, or that one side lacks. Exit code 4 
 
     const source = await fetchSourceUsage(connection, { log: rt.log }, range);
     for (const e of source.errors) console.error(`source: ${e.code}: ${e.message}`);
-    const totals = sourceTotals(connection, source.entities, source.usage);
+    const totals = usageMonthTotals(connection, source.entities, source.usage);
 
     const ch = createChClient(rt.config.clickhouse, {});
     let stored: { connection_id: string; meter_external_id: string; period: string; value: number }[];

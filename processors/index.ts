@@ -18,6 +18,7 @@ import { runStage, type RunningStage, type RunStageOptions } from './runtime/run
 import type { Stage } from './runtime/stage.js';
 import { UsageStage } from './usage/stage.js';
 
+export { usageMonthTotals } from './usage/pipeline.js';
 
 export const STAGE_NAMES = ['entities', 'usage', 'aggregate'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];

@@ -21,6 +21,7 @@ export { startScheduler, RunGuard, SCHEDULE_PRESETS } from './sync/scheduler.js'
 export { loadConnections, loadConnectionFile, parseConnection } from './sync/connections.js';
 export { SYNC_EVENTS, type SyncEvent } from './sync/events.js';
 export { createConnector } from './connectors/index.js';
+export { fetchSourceUsage, type SourceUsage } from './reconcile/source.js';
 
 export const configSchema = z
   .object({

@@ -18,8 +18,9 @@ import { connectionOfKey, entityKey, topicName } from '../../schemas/topics.js';
 import type { Meter, RawEnvelope, UsageBatch } from '../../schemas/records.js';
 import type { ConnectionConfig } from '../../schemas/connection.js';
 import { normalise } from '../normalise/index.js';
-import { validateBatch, validateMeter } from '../validate/index.js';
-import { differenceReadings, type LastReading } from '../readings/index.js';
+import { validateMeter } from '../validate/index.js';
+import type { LastReading } from '../readings/index.js';
+import { completeChunk, normaliseChunk } from './pipeline.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { TopicTable } from '../runtime/topic-table.js';
@@ -178,48 +179,35 @@ export class UsageStage implements Stage {
       out.reject(msg, { ...unknownMeter(env), connectionId, recordIndex: null });
       return;
     }
-    const result = normalise(env, { connection, meter });
-    // The chunk's rows as normalised: each is an interval, a reading or a row-level reject.
-    const rows =
-      (result.batch?.intervals.length ?? 0) +
-      result.readings.length +
-      result.rejects.filter((r) => r.recordIndex !== null).length;
-    for (const r of result.rejects) out.reject(msg, { ...r, connectionId, rows });
-    const batch = result.batch;
-    if (!batch) return;
+    const chunk = normaliseChunk(env, connection, meter);
+    const rows = chunk.rows;
+    for (const r of chunk.rejects) out.reject(msg, { ...r, connectionId, rows });
+    if (!chunk.batch) return;
 
-    if (result.readings.length > 0) {
-      const key = entityKey(connectionId, meter.external_id);
-      const prev = this.readings.get(msg.partition, key);
-      const offset = Number(msg.offset);
-      if (prev && offset <= prev.offset) return; // replayed chunk: its readings are already differenced
-      const rollover =
-        connection?.rollover.meters[meter.external_id] ??
-        meter.rollover_value ??
-        connection?.rollover.default;
-      const diff = differenceReadings(
-        prev?.last,
-        result.readings,
-        rollover === undefined ? {} : { rolloverValue: rollover },
-      );
-      for (const e of diff.events) out.reject(msg, { ...e, connectionId, rows });
-      if (diff.last) this.readings.set(msg.partition, key, { last: diff.last, offset });
+    const key = entityKey(connectionId, meter.external_id);
+    const offset = Number(msg.offset);
+    const prev = chunk.readings.length > 0 ? this.readings.get(msg.partition, key) : undefined;
+    if (prev && offset <= prev.offset) return; // replayed chunk: its readings are already differenced
+    const { valid, rejects, last } = completeChunk(chunk.batch, chunk.readings, {
+      connection,
+      meter,
+      last: prev?.last,
+    });
+    if (chunk.readings.length > 0) {
+      if (last) this.readings.set(msg.partition, key, { last, offset });
       else this.readings.delete(msg.partition, key);
-      batch.intervals = [...batch.intervals, ...diff.intervals];
     }
-
-    const { valid, rejects } = validateBatch(batch, meter);
     for (const r of rejects) out.reject(msg, { ...r, connectionId, rows });
     if (valid.intervals.length === 0) return;
     const canonical: UsageBatch = {
       ...valid,
       source_topic: msg.topic,
       source_partition: msg.partition,
-      source_offset: Number(msg.offset),
+      source_offset: offset,
     };
     out.send({
       topic: this.usageTopic,
-      key: entityKey(connectionId, meter.external_id),
+      key,
       value: this.usageSerde.encode(canonical),
     });
   }
