@@ -63,6 +63,8 @@ export class GenericConnector implements Connector {
   readonly g: GenericConnectorConfig;
   /** Meters meters.filter left out in this run's snapshot: their rows in a shared answer are not sent on. */
   private readonly excluded = new Set<string>();
+  /** Meters of this run's snapshot whose usage kind has no mapping: named in their rows' reason. */
+  private readonly unmapped = new Set<string>();
 
   constructor(readonly connection: ConnectionConfig) {
     if (!connection.generic) {
@@ -127,6 +129,7 @@ export class GenericConnector implements Connector {
     const errors: MeterflowError[] = [];
     let stable = true;
     this.excluded.clear();
+    this.unmapped.clear();
     const fail = (e: unknown): void => {
       if (ctx.signal.aborted) throw e;
       errors.push(asPollError(e, ctx.connection.id));
@@ -159,7 +162,7 @@ export class GenericConnector implements Connector {
       }
     }
     const meters = new Map<string, MeterRef>();
-    const unmapped = new Set<string>();
+    const unmapped = this.unmapped;
     const mf = this.g.meters.fields;
     try {
       stable &&= await this.list(ctx, this.g.meters, 'meters', async (page) => {
@@ -366,7 +369,9 @@ export class GenericConnector implements Connector {
           const why =
             id === ''
               ? `no usage.fields.meterId "${field ?? ''}" in the rows`
-              : `meter id "${id}" is not in the snapshot`;
+              : this.unmapped.has(id)
+                ? `meter "${id}" has a usage kind not in generic.meters.usageKinds`
+                : `meter id "${id}" is not in the snapshot`;
           envs.push(usageEnvelope(ctx, r, id, res, rows, { unmatched: why }));
         }
         if (orphans.size > 0) {

@@ -127,6 +127,7 @@ describe('generic: meters of several usage kinds on one connection', () => {
       { meter_id: 'W-1', at: '2024-01-01T00:00:00Z', stand: 5 }, // fetched by its own kind
       { meter_id: 'V-1', s: '2024-01-01T00:00:00Z', e: '2024-01-01T00:15:00Z', v: 9 }, // filtered
       { meter_id: 'Z-9', s: '2024-01-01T00:00:00Z', e: '2024-01-01T00:15:00Z', v: 3 }, // unknown
+      { meter_id: 'X-1', s: '2024-01-01T00:00:00Z', e: '2024-01-01T00:15:00Z', v: 4 }, // kind unmapped
     ];
     const { s, ctx, c, snap } = await setup(generic({ path: '/all' }), (path) =>
       path === '/all' ? all : [{ meter_id: 'W-1', at: '2024-01-01T00:00:00Z', stand: 5 }],
@@ -143,6 +144,7 @@ describe('generic: meters of several usage kinds on one connection', () => {
     expect(by).toEqual([
       ['E-1', [all[0]], undefined],
       ['Z-9', [all[3]], 'meter id "Z-9" is not in the snapshot'],
+      ['X-1', [all[4]], 'meter "X-1" has a usage kind not in generic.meters.usageKinds'],
       ['W-1', [{ meter_id: 'W-1', at: '2024-01-01T00:00:00Z', stand: 5 }], undefined],
     ]);
   });
