@@ -257,3 +257,164 @@ describe('connection load checks', () => {
     expect(top).toMatch(/valid keys: .*auth/);
   });
 });
+
+/** A valid connection whose meters say their kind in "kind"; `patch` changes it before parsing. */
+function mixed(patch: (g: Generic) => void = () => {}): unknown {
+  return generic((c) => {
+    const { kind: _single, ...shared } = c.generic.usage;
+    c.generic.meters.fields.usageKind = 'kind';
+    c.generic.meters.usageKinds = { interval: 'consumption', register: 'reading' };
+    c.generic.usage = { ...shared, fields: { meterId: 'meter' } } as Usage;
+    c.generic.usageByKind = {
+      consumption: { fields: { start: 'from', end: 'to', value: 'value' } },
+      reading: { fields: { timestamp: 'at', value: 'reading' } },
+    };
+    patch(c.generic);
+  });
+}
+
+describe('per-meter usage kind', () => {
+  it('the mixed connection loads; a usageKinds value must be consumption or reading', () => {
+    expect(problem(mixed())).toBe('');
+    const msg = problem(
+      mixed((g) => {
+        g.meters.usageKinds = { interval: 'consumption', register: 'register' as never };
+      }),
+    );
+    expect(msg).toContain('generic.meters.usageKinds.register');
+    expect(msg).toContain('consumption');
+    expect(msg).toContain('reading');
+    expect(msg).not.toContain('usageKinds.interval');
+  });
+
+  it('usage.kind together with meters.fields.usageKind is refused, and so is neither', () => {
+    const both = problem(
+      mixed((g) => {
+        g.usage.kind = 'consumption';
+      }),
+    );
+    expect(both).toContain('generic.usage.kind');
+    expect(both).toContain('not allowed with meters.fields.usageKind');
+    const neither = problem(usage({ kind: undefined }));
+    expect(neither).toContain('generic.usage.kind');
+    expect(neither).toMatch(/required: "consumption" or "reading".*meters\.fields\.usageKind/);
+  });
+
+  it('meters.usageKinds and meters.fields.usageKind need each other', () => {
+    const noMapping = problem(
+      mixed((g) => {
+        delete g.meters.usageKinds;
+      }),
+    );
+    expect(noMapping).toContain('generic.meters.usageKinds');
+    expect(noMapping).toContain('map each value of "kind" to consumption or reading');
+    const empty = problem(
+      mixed((g) => {
+        g.meters.usageKinds = {};
+      }),
+    );
+    expect(empty).toContain('generic.meters.usageKinds');
+    const noField = problem(
+      generic((c) => {
+        c.generic.meters.usageKinds = { interval: 'consumption' };
+      }),
+    );
+    expect(noField).toContain('generic.meters.fields.usageKind');
+    expect(noField).toContain('the meter field whose value the mapping reads');
+  });
+
+  it('two usageKinds keys that match the same meter value are refused', () => {
+    const msg = problem(
+      mixed((g) => {
+        g.meters.usageKinds = { half_hourly: 'consumption', register: 'reading', 'Half Hourly': 'reading' };
+      }),
+    );
+    expect(msg).toContain('generic.meters.usageKinds.Half Hourly');
+    expect(msg).toContain('"half_hourly"');
+    expect(msg).toContain('keep one');
+    // Different values are fine even when they map to the same kind.
+    expect(
+      problem(
+        mixed((g) => {
+          g.meters.usageKinds = { interval: 'consumption', hourly: 'consumption', register: 'reading' };
+        }),
+      ),
+    ).toBe('');
+  });
+
+  it('every kind used needs its time fields and a value, named under usageByKind.<kind>; an entry no meter uses is refused', () => {
+    const noEnd = problem(
+      mixed((g) => {
+        g.usageByKind = { ...g.usageByKind, consumption: { fields: { start: 'from', value: 'value' } } };
+      }),
+    );
+    expect(noEnd).toContain('generic.usageByKind.consumption.fields.end');
+    expect(noEnd).toContain('kind "consumption"');
+    expect(noEnd).not.toContain('reading.fields');
+    const noReading = problem(
+      mixed((g) => {
+        g.usageByKind = { ...g.usageByKind, reading: { fields: { value: 'reading' } } };
+      }),
+    );
+    expect(noReading).toContain('generic.usageByKind.reading.fields.timestamp');
+    const noValue = problem(
+      mixed((g) => {
+        g.usageByKind = { ...g.usageByKind, reading: { fields: { timestamp: 'at' } } };
+      }),
+    );
+    expect(noValue).toContain('generic.usageByKind.reading.fields.value');
+    // A field shared in usage.fields serves every kind.
+    expect(
+      problem(
+        mixed((g) => {
+          g.usage.fields = { meterId: 'meter', value: 'value' };
+          g.usageByKind = {
+            consumption: { fields: { start: 'from', end: 'to' } },
+            reading: { fields: { timestamp: 'at' } },
+          };
+        }),
+      ),
+    ).toBe('');
+    const unused = problem(
+      mixed((g) => {
+        g.meters.usageKinds = { interval: 'consumption', hourly: 'consumption' };
+      }),
+    );
+    expect(unused).toContain('generic.usageByKind.reading');
+    expect(unused).toContain('never used: no value of meters.usageKinds maps to "reading"');
+    expect(problem(usage({ kind: 'consumption' }))).toBe('');
+    const singleWithByKind = problem(
+      generic((c) => {
+        c.generic.usageByKind = { reading: { fields: { timestamp: 'at' } } };
+      }),
+    );
+    expect(singleWithByKind).toContain('generic.usageByKind.reading');
+    expect(singleWithByKind).toContain('usageByKind needs meters.fields.usageKind');
+  });
+
+  it('meters.filter keys must be valid field paths', () => {
+    expect(
+      problem(
+        mixed((g) => {
+          g.meters.filter = {
+            exclude: { kind: ['virtual'] },
+            include: { 'status.code': ['active', 1, true] },
+          };
+        }),
+      ),
+    ).toBe('');
+    const msg = problem(
+      mixed((g) => {
+        g.meters.filter = {
+          exclude: { 'status..code': ['retired'], kind: ['virtual'] },
+          include: { 'tags[0]': ['a'] },
+        };
+      }),
+    );
+    expect(msg).toContain('generic.meters.filter.exclude.status..code');
+    expect(msg).toContain('empty segment');
+    expect(msg).toContain('generic.meters.filter.include.tags[0]');
+    expect(msg).toContain('"tags.0"');
+    expect(msg).not.toContain('filter.exclude.kind');
+  });
+});
