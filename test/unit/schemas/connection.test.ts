@@ -264,7 +264,7 @@ function mixed(patch: (g: Generic) => void = () => {}): unknown {
     const { kind: _single, ...shared } = c.generic.usage;
     c.generic.meters.fields.usageKind = 'kind';
     c.generic.meters.usageKinds = { interval: 'consumption', register: 'reading' };
-    c.generic.usage = { ...shared, fields: { meterId: 'meter' } } as Usage;
+    c.generic.usage = { ...shared, fields: { meterId: 'meter' } };
     c.generic.usageByKind = {
       consumption: { fields: { start: 'from', end: 'to', value: 'value' } },
       reading: { fields: { timestamp: 'at', value: 'reading' } },
