@@ -16,6 +16,7 @@ import type { RawEnvelope } from '../../schemas/records.js';
 import * as processors from '../../processors/index.js';
 import { createTestContext } from '../support/context.js';
 import { spawnCli } from '../support/pipeline.js';
+import { consumeAll, decodeAndParse } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -112,34 +113,14 @@ try {
   // 2. Ceiling: a bare kafkajs consumer reading the same topic, decoding nothing. A second
   // reference also decodes each envelope and parses its JSON payload: the least work any
   // normaliser has to do, to show where the time of the real stages goes.
-  async function consumeAll(group: string, work: (value: Buffer) => void): Promise<number> {
-    const consumer = ctx.kafka.consumer({
-      groupId: `${prefix}${group}`,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topic: rawUsage, fromBeginning: true });
-    let seen = 0;
-    const started = Date.now();
-    await new Promise<void>((resolve) => {
-      void consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) if (m.value) work(m.value);
-          seen += batch.messages.length;
-          if (seen >= messages) resolve();
-          await Promise.resolve();
-        },
-      });
-    });
-    const seconds = (Date.now() - started) / 1000;
-    await consumer.disconnect();
-    return seconds;
-  }
-  const bareSeconds = await consumeAll('bench.bare', () => undefined);
-  const parseSeconds = await consumeAll('bench.parse', (v) => {
-    const env = ctx.registry.decodeCached<RawEnvelope>(v);
-    if (env) JSON.parse(env.payload);
-  });
+  const bareSeconds = await consumeAll(ctx.kafka, rawUsage, `${prefix}bench.bare`, messages, () => undefined);
+  const parseSeconds = await consumeAll(
+    ctx.kafka,
+    rawUsage,
+    `${prefix}bench.parse`,
+    messages,
+    decodeAndParse(ctx.registry),
+  );
   const bareRate = intervals / bareSeconds;
   console.log(
     `bare kafkajs consumer: ${bareSeconds.toFixed(2)} s, ${Math.round(messages / bareSeconds)} msg/s, ${Math.round(bareRate)} intervals/s`,

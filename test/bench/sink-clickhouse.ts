@@ -13,7 +13,7 @@
  * sink has read every partition to its end, or after batchMaxMs).
  * Prints both figures and the ratio (target >= 50%). Cleans up its topics and database.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ import * as clickhouse from '../../sinks/clickhouse/index.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { sinkOptionsSchema } from '../../sinks/clickhouse/options.js';
 import { usageRows } from '../../sinks/clickhouse/rows.js';
+import { clickhouseClientInsert, fmt, hasClickhouseClient } from './common.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 const PER_MESSAGE = Number(process.argv[3] ?? 96);
@@ -73,10 +74,6 @@ function batchFor(i: number): { key: string; batch: UsageBatch } {
       intervals,
     },
   };
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
 }
 
 async function main(): Promise<void> {
@@ -231,26 +228,15 @@ async function main(): Promise<void> {
       `ceiling (curl HTTP, same file in ${fmt(BATCH_ROWS)}-row requests, sequential): ${batchedSeconds.toFixed(2)} s = ${fmt(rowsTotal / batchedSeconds)} rows/s; ratio ${((sinkRate / (rowsTotal / batchedSeconds)) * 100).toFixed(0)}%`,
     );
 
-    const hasClient = spawnSync('clickhouse-client', ['--version'], { stdio: 'ignore' }).status === 0;
-    const nativePort = process.env.CLICKHOUSE_NATIVE_PORT ?? (url.port === '18123' ? '19000' : '9000');
-    if (hasClient) {
+    if (hasClickhouseClient()) {
       await ch.command({ query: `TRUNCATE TABLE ${db}.ceiling` }).catch(() => undefined);
-      t = Date.now();
-      const r = spawnSync(
-        'bash',
-        [
-          '-c',
-          `clickhouse-client --host ${url.hostname} --port ${nativePort} --user '${config.clickhouse.username}' ${config.clickhouse.password ? `--password '${config.clickhouse.password}'` : ''} -q "INSERT INTO ${db}.ceiling FORMAT JSONEachRow" < ${file}`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      const s = (Date.now() - t) / 1000;
-      if (r.status === 0) {
+      const r = clickhouseClientInsert(config, `${db}.ceiling`, file);
+      if ('seconds' in r) {
         console.log(
-          `ceiling (clickhouse-client native, same file): ${s.toFixed(2)} s = ${fmt(rowsTotal / s)} rows/s; ratio ${((sinkRate / (rowsTotal / s)) * 100).toFixed(0)}%`,
+          `ceiling (clickhouse-client native, same file): ${r.seconds.toFixed(2)} s = ${fmt(rowsTotal / r.seconds)} rows/s; ratio ${((sinkRate / (rowsTotal / r.seconds)) * 100).toFixed(0)}%`,
         );
       } else {
-        console.log(`clickhouse-client failed: ${r.stderr.toString().slice(0, 300)}`);
+        console.log(`clickhouse-client failed: ${r.error}`);
       }
     }
     const loaded = Number(
