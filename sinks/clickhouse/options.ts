@@ -1,6 +1,6 @@
 /**
  * Options of the ClickHouse sink: one zod schema, every default in one place with its unit. The
- * descriptions are the reference documentation. Parsed once by createClickHouseSink.
+ * descriptions are the reference documentation. Parsed once by create() in index.ts.
  */
 import { z } from 'zod';
 
