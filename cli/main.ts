@@ -6,6 +6,10 @@
  */
 import { errorMessage, MeterflowError } from '../lib/errors.js';
 import { COMMANDS, type CommandName } from './commands.js';
+import { logsFor, terminal } from './terminal.js';
+
+/** Commands that take long enough to show progress: their log file is named when they start. */
+const LONG = new Set<string>(['demo', 'sync', 'backfill', 'replay']);
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, refused: 3, differences: 4 } as const;
 
@@ -19,7 +23,9 @@ Commands:
 ${lines.join('\n')}
 
 Endpoints come from KAFKA_BROKERS, SCHEMA_REGISTRY_URL and CLICKHOUSE_URL, else from the local
-services (deploy/local/services up). Connection files are read from MF_CONNECTIONS_DIR.`;
+services (deploy/local/services up). Connection files are read from MF_CONNECTIONS_DIR.
+JSON logs go to a file (MF_LOG_FILE, else .local/logs/), or to stderr with LOG_FORMAT=json;
+\`run\` always logs JSON to stderr.`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -37,7 +43,15 @@ async function main(argv: string[]): Promise<number> {
     console.log(command.help);
     return EXIT.ok;
   }
-  return command.run(rest);
+  const logs = logsFor(name);
+  if (logs && LONG.has(name)) terminal().warn(`meterflow: logs in ${logs.path}`);
+  try {
+    return await command.run(rest);
+  } finally {
+    terminal().endStatus();
+    // A short command names its log file only when it wrote one (a warning, an error).
+    if (logs && !LONG.has(name) && logs.written()) terminal().warn(`meterflow: logs in ${logs.path}`);
+  }
 }
 
 main(process.argv.slice(2)).then(
