@@ -21,6 +21,7 @@ import { startGenericXmlCsvSimulator } from '../simulators/generic-xml-csv.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 import { waitUntilQuiet } from './quiet.js';
+import { bar, terminal } from './terminal.js';
 
 const FROM = '2024-03-01';
 const DAYS = 61; // March and April 2024: both the EU and the US spring DST change
@@ -40,11 +41,6 @@ async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
   return rs.json<T>();
 }
 
-function bar(done: number, total: number, width = 30): string {
-  const n = total === 0 ? width : Math.round((done / total) * width);
-  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total}`;
-}
-
 export const demoCommand: Command = {
   summary: 'the main job on provider simulators: sync a demo portfolio into ClickHouse and report',
   help: `Usage: meterflow demo [--meters <n>]
@@ -60,6 +56,9 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
     if (!Number.isInteger(meters) || meters < 1 || meters > 500)
       throw new MeterflowError('CLI_USAGE', '--meters must be 1..500');
     const started = Date.now();
+    const term = terminal();
+    const say = (text = '') => term.line(text);
+    term.status('starting the provider simulators');
 
     const arcadia = await startArcadiaSimulator({
       seed: 11,
@@ -161,10 +160,12 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         DEMO_NORDIC_PASSWORD: nordic.credentials.password,
       };
 
+      term.status('connecting to Kafka, the schema registry and ClickHouse');
       const rt = await bootstrap({ needConnections: false });
-      console.log(
+      say(
         `meterflow demo: ${connections.length} connections (simulators on 127.0.0.1), ${FROM} to ${TO.slice(0, 10)}`,
       );
+      term.status('starting the processors and the ClickHouse sink');
       const processing = processors.create({ connections }, rt);
       cleanups.unshift(() => processing.stop());
       await processing.start();
@@ -176,7 +177,10 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       cleanups.unshift(() => ch.close());
       const db = rt.config.clickhouse.database;
       // 1. Backfill every connection, with a progress line.
-      const chunks = new Map<string, number>();
+      const chunks = new Map<string, number>(connections.map((c) => [c.id, 0]));
+      const syncing = () =>
+        `  syncing: ${[...chunks].map(([k, n]) => `${k.replace('demo-', '')} ${n}`).join(', ')} chunks`;
+      term.status(syncing());
       const polling = producers.create(
         { connections },
         {
@@ -185,16 +189,14 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
           onEvent: (e) => {
             if (e.name !== 'sync.chunk.committed') return;
             chunks.set(e.connectionId, (chunks.get(e.connectionId) ?? 0) + 1);
-            process.stdout.write(
-              `\r  syncing: ${[...chunks].map(([k, n]) => `${k.replace('demo-', '')} ${n}`).join(', ')} chunks   `,
-            );
+            term.status(syncing());
           },
         },
       );
       const runs = await Promise.all(connections.map((c) => polling.runOnce(c.id, { from: FROM, to: TO })));
-      process.stdout.write('\n');
+      term.endStatus(syncing());
       for (const r of runs) {
-        console.log(
+        say(
           `  ${r.connection_id}: ${r.status}, ${r.entities} entities, ${r.usage_chunks} chunks, ${r.requests} requests, ${r.retries} retries${r.errors ? `, ${r.errors} errors` : ''}`,
         );
       }
@@ -204,13 +206,14 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       const admin = rt.kafka.admin();
       await admin.connect();
       try {
-        await waitUntilQuiet(admin, rt.config.kafka.topicPrefix, 300_000, (lag, total) =>
-          process.stdout.write(`\r  processing: ${bar(total - lag, total)}   `),
+        await waitUntilQuiet(admin, rt.config.kafka.topicPrefix, 300_000, (lag, peak) =>
+          term.status(`  processing: ${bar(peak - lag, peak)} ${lag} record(s) to go`),
         );
       } finally {
         await admin.disconnect();
       }
-      process.stdout.write('\n');
+      term.endStatus('  processing: done, every consumer group at the end of its topics');
+      term.status('  reading the report from ClickHouse');
       const seconds = (Date.now() - started) / 1000;
 
       // 3. Report from ClickHouse.
@@ -242,25 +245,25 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         `SELECT count() AS n FROM ${db}.usage_intervals_latest`,
       );
 
-      console.log('\nReport');
-      console.log(
-        `  meters (active): ${byType.map((r) => `${r.meter_type} ${r.meters}`).join(', ') || 'none'}`,
-      );
-      console.log(
+      term.endStatus();
+      say();
+      say('Report');
+      say(`  meters (active): ${byType.map((r) => `${r.meter_type} ${r.meters}`).join(', ') || 'none'}`);
+      say(
         `  days: ${days[0]?.days ?? 0} (${days[0]?.first ?? '-'} .. ${days[0]?.last ?? '-'}), mean daily completeness ${quality[0]?.completeness ?? '-'}, estimated intervals ${quality[0]?.estimated ?? 0}`,
       );
-      console.log('  consumption by meter type (monthly totals summed):');
+      say('  consumption by meter type (monthly totals summed):');
       for (const t of totals)
-        console.log(
+        say(
           `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.unit} over ${t.months} month(s)`,
         );
-      console.log(
+      say(
         `  quarantined: ${quarantine.length === 0 ? 'none' : quarantine.map((q) => `${q.reason_code} ${q.n}`).join(', ')}`,
       );
-      console.log(
+      say(
         `  intervals in ClickHouse: ${intervals[0]?.n ?? 0}, end to end in ${seconds.toFixed(1)} s (${Math.round(Number(intervals[0]?.n ?? 0) / seconds)} intervals/s)`,
       );
-      console.log(`\nLook further (clickhouse-client --port 19000, or HTTP ${rt.config.clickhouse.url}):
+      say(`\nLook further (clickhouse-client --port 19000, or HTTP ${rt.config.clickhouse.url}):
   SELECT meter_external_id, period, value, unit, completeness FROM ${db}.usage_daily_latest WHERE channel = 'consumption' ORDER BY meter_external_id, period LIMIT 20
   npx meterflow status      npx meterflow quarantine list`);
       return 0;

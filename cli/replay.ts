@@ -9,6 +9,7 @@ import { abortable, createKafka, ensureTopics, readToEnd, topicOffsets } from '.
 import { loadConfig } from '../lib/config.js';
 import { TOPICS, topicName, type TopicId } from '../schemas/topics.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
+import { bar, terminal } from './terminal.js';
 
 /** Accepts a catalogue name (raw.usage) or a full topic name. */
 export function resolveTopic(prefix: string, name: string): string {
@@ -116,7 +117,7 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
         await assertGroupIdle(admin, values.group, signal);
         const partitions = await offsetsFor(admin, topic, from, signal);
         await abortable(admin.setOffsets({ groupId: values.group, topic, partitions }), signal);
-        console.log(
+        terminal().line(
           `group ${values.group} on ${topic} now at ${partitions.map((p) => `${p.partition}:${p.offset}`).join(' ')}`,
         );
         return 0;
@@ -136,11 +137,23 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
       const start = new Map(
         (await offsetsFor(admin, topic, from, signal)).map((p) => [p.partition, BigInt(p.offset)]),
       );
+      // For the progress bar only: the whole topic is scanned (transaction markers count too).
+      const total = (await abortable(topicOffsets(admin, topic), signal)).reduce(
+        (n, o) => n + Math.max(0, Number(o.high) - Number(o.low)),
+        0,
+      );
+      const term = terminal();
+      let read = 0;
+      let copied = 0;
+      const progress = () =>
+        term.status(
+          `copying ${topic} → ${target}: ${bar(read, total)} ${read}/${total} read, ${copied} copied`,
+        );
       const until = values.until ? Date.parse(values.until) : Number.POSITIVE_INFINITY;
       const producer = kafka.producer({ idempotent: true });
       const producing = producer.connect();
       await abortable(producing, signal);
-      let copied = 0;
+      progress();
       let pending: {
         key: Buffer | null;
         value: Buffer | null;
@@ -158,6 +171,7 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
           kafka,
           topic,
           async (m) => {
+            if (++read % 500 === 0) progress();
             if (BigInt(m.offset) < (start.get(m.partition) ?? 0n) || Number(m.timestamp) > until) return;
             pending.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
             if (pending.length >= 500) await flush();
@@ -172,7 +186,8 @@ Processor groups are <prefix>processors.entities|usage|aggregate; sink groups <p
         );
         if (!signal.aborted) await closing;
       }
-      console.log(`copied ${copied} record(s) from ${topic} to ${target}`);
+      term.endStatus();
+      term.line(`copied ${copied} record(s) from ${topic} to ${target}`);
       return 0;
     } finally {
       deadline.clear();

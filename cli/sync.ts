@@ -6,15 +6,17 @@ import * as producers from '../producers/index.js';
 import type { SyncRun } from '../schemas/records.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
+import { bar, terminal } from './terminal.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 function printRun(r: SyncRun): void {
   const seconds = r.finished_at ? ((r.finished_at - r.started_at) / 1000).toFixed(1) : '?';
-  console.log(
+  const term = terminal();
+  term.line(
     `${r.connection_id}: ${r.status} in ${seconds} s — ${r.entities} entities${r.snapshot_complete ? ' (complete snapshot)' : ''}, ${r.usage_chunks} usage chunks, ${r.requests} requests, ${r.retries} retries, ${r.errors} errors (run ${r.sync_run_id})`,
   );
-  for (const e of r.error_messages.slice(0, 10)) console.log(`  error: ${e}`);
+  for (const e of r.error_messages.slice(0, 10)) term.line(`  error: ${e}`);
 }
 
 async function runOnce(argv: string[], backfill: boolean): Promise<number> {
@@ -38,7 +40,9 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
   const to = values.to ? Date.parse(`${values.to}T00:00:00Z`) : Date.now();
   let chunks = 0;
   let reached = from ?? 0;
-  const interactive = process.stdout.isTTY === true;
+  const term = terminal();
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  term.status(`${values.connection}: snapshot of assets and meters`);
   const polling = producers.create(
     { connections: [...rt.connections.values()] },
     {
@@ -50,15 +54,8 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
         reached = Math.max(reached, chunkTo);
         if (from !== undefined && to > from) {
           const pct = Math.min(100, Math.round(((reached - from) / (to - from)) * 100));
-          const bar = `[${'#'.repeat(Math.round(pct / 4))}${'.'.repeat(25 - Math.round(pct / 4))}] ${pct}%`;
-          if (interactive)
-            process.stdout.write(
-              `\r${bar} ${chunks} chunks, up to ${new Date(reached).toISOString().slice(0, 10)}   `,
-            );
-          else if (chunks % 25 === 0) console.log(`${bar} ${chunks} chunks`);
-        } else if (interactive) {
-          process.stdout.write(`\r${chunks} chunks committed   `);
-        }
+          term.status(`${bar(pct, 100)} ${pct}% ${chunks} chunks, up to ${day(reached)}`);
+        } else term.status(`${values.connection}: ${chunks} chunks committed`);
       },
     },
   );
@@ -68,7 +65,7 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
       ...(values.to ? { to: `${values.to}T00:00:00Z` } : {}),
       ...(values['entities-only'] ? { mode: 'entities' as const } : {}),
     });
-    if (interactive) process.stdout.write('\n');
+    term.endStatus();
     printRun(run);
     return run.status === 'succeeded' ? 0 : 1;
   } finally {
