@@ -1,6 +1,6 @@
 /**
- * `meterflow status`: per connection the last sync, watermarks and errors; per consumer group
- * the lag; quarantine counts by reason.
+ * `meterflow status`: per connection the last sync, the age of its last success, watermarks and
+ * errors; per consumer group the lag; quarantine counts by reason. Tables, or --json.
  */
 import type { Kafka } from 'kafkajs';
 import { loadConfig, type Config } from '../lib/config.js';
@@ -9,11 +9,15 @@ import { AvroRegistry } from '../lib/registry.js';
 import { QUARANTINE_HEADERS, topicName } from '../schemas/topics.js';
 import type { SyncRun, SyncState } from '../schemas/records.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
+import { formatAge, table, terminal } from './terminal.js';
 
 export interface StatusReport {
   connections: {
     connection_id: string;
     last_run: SyncRun | null;
+    /** When the latest succeeded run finished (ms since epoch), and how long ago at collection. */
+    last_success_at: number | null;
+    last_success_age_seconds: number | null;
     scopes: number;
     oldest_watermark: string | null;
     newest_watermark: string | null;
@@ -61,8 +65,11 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
 
     // Latest run per connection and latest state per scope, kept as the records stream by.
     const lastRun = new Map<string, SyncRun>();
+    const lastSuccess = new Map<string, number>();
     if (topics.has(topicName(prefix, 'syncRuns'))) {
       await readDecoded<SyncRun>(kafka, registry, topicName(prefix, 'syncRuns'), signal, (r) => {
+        if (r.status === 'succeeded' && r.finished_at !== null)
+          lastSuccess.set(r.connection_id, Math.max(lastSuccess.get(r.connection_id) ?? 0, r.finished_at));
         const prev = lastRun.get(r.connection_id);
         if (
           !prev ||
@@ -79,7 +86,9 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
       );
     }
     const ids = new Set([...lastRun.keys(), ...[...latestState.values()].map((s) => s.connection_id)]);
+    const collectedAt = Date.now();
     const connections = [...ids].sort().map((id) => {
+      const success = lastSuccess.get(id) ?? null;
       const marks = [...latestState.values()]
         .filter((s) => s.connection_id === id && s.watermark)
         .map((s) => s.watermark!)
@@ -87,6 +96,9 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
       return {
         connection_id: id,
         last_run: lastRun.get(id) ?? null,
+        last_success_at: success,
+        last_success_age_seconds:
+          success === null ? null : Math.max(0, Math.round((collectedAt - success) / 1000)),
         scopes: [...latestState.values()].filter((s) => s.connection_id === id).length,
         oldest_watermark: marks[0] ?? null,
         newest_watermark: marks[marks.length - 1] ?? null,
@@ -135,6 +147,63 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
   }
 }
 
+function when(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+/** The report as tables for a person; `--json` prints the report itself. */
+export function renderStatus(report: StatusReport): string[] {
+  const out: string[] = ['Connections'];
+  if (report.connections.length === 0) out.push('  (no sync has run yet)');
+  else
+    out.push(
+      ...table(
+        [
+          'connection',
+          'last run',
+          'started (UTC)',
+          'last success',
+          'entities',
+          'intervals',
+          'errors',
+          'watermarks',
+        ],
+        report.connections.map((c) => {
+          const r = c.last_run;
+          return [
+            c.connection_id,
+            r ? `${r.status} (${r.mode})` : 'never',
+            r ? when(r.started_at) : '-',
+            c.last_success_age_seconds === null
+              ? 'never'
+              : `${formatAge(c.last_success_age_seconds * 1000)} ago`,
+            r?.entities ?? 0,
+            r?.intervals ?? 0,
+            r?.errors ?? 0,
+            `${c.scopes} scope(s) ${c.oldest_watermark ?? '-'} .. ${c.newest_watermark ?? '-'}`,
+          ];
+        }),
+      ),
+    );
+  for (const c of report.connections)
+    for (const e of c.last_run?.error_messages.slice(0, 3) ?? [])
+      out.push(`  ${c.connection_id} error: ${e}`);
+  out.push('', 'Consumer groups (lag: records still to read; transaction markers are not lag)');
+  if (report.groups.length === 0) out.push('  (none)');
+  else
+    out.push(
+      ...table(
+        ['group', 'topic', 'lag', 'state', 'members'],
+        report.groups.map((g) => [g.group, g.topic, g.lag, g.state, g.members]),
+      ),
+    );
+  out.push('', 'Quarantine (open records by reason)');
+  const reasons = Object.entries(report.quarantine).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (reasons.length === 0) out.push('  (empty)');
+  else out.push(...table(['reason', 'records'], reasons));
+  return out;
+}
+
 export const statusCommand: Command = {
   summary: 'last sync and watermarks per connection, lag per consumer group, quarantine by reason',
   help: `Usage: meterflow status [--json] [--timeout SECONDS]
@@ -142,7 +211,8 @@ export const statusCommand: Command = {
 Lag counts the records a group has still to read: from its first unread record to the end of
 each topic as a read_committed consumer sees it. Transaction markers behind the committed offset
 are not lag, so a group that read all of a transactional topic shows 0.
-Quarantine counts come from the records' mf.error.reason header.
+Quarantine counts come from the records' mf.error.reason header. "last success" is how long ago
+the connection's latest succeeded sync finished. --json prints the same report for machines.
 --timeout bounds the whole command, connecting included (default 60 s; CLI_TIMEOUT after it).`,
   async run(argv) {
     const { values } = parse(argv, { json: { type: 'boolean' }, ...timeoutOption }, false);
@@ -157,26 +227,7 @@ Quarantine counts come from the records' mf.error.reason header.
       console.log(JSON.stringify(report, null, 2));
       return 0;
     }
-    console.log('Connections');
-    if (report.connections.length === 0) console.log('  (no sync has run yet)');
-    for (const c of report.connections) {
-      const r = c.last_run;
-      const last = r
-        ? `${r.status} ${new Date(r.started_at).toISOString()} (${r.mode}; ${r.entities} entities, ${r.intervals} intervals, ${r.requests} requests, ${r.errors} errors)`
-        : 'never';
-      console.log(
-        `  ${c.connection_id}: last sync ${last}; ${c.scopes} watermark scope(s) from ${c.oldest_watermark ?? '-'} to ${c.newest_watermark ?? '-'}`,
-      );
-      for (const e of r?.error_messages.slice(0, 3) ?? []) console.log(`      error: ${e}`);
-    }
-    console.log('Consumer groups');
-    if (report.groups.length === 0) console.log('  (none)');
-    for (const g of report.groups)
-      console.log(`  ${g.group} ← ${g.topic}: lag ${g.lag} (${g.state}, ${g.members} member(s))`);
-    console.log('Quarantine');
-    const reasons = Object.entries(report.quarantine).sort((a, b) => b[1] - a[1]);
-    if (reasons.length === 0) console.log('  (empty)');
-    for (const [reason, n] of reasons) console.log(`  ${reason.padEnd(28)} ${n}`);
+    for (const line of renderStatus(report)) terminal().line(line);
     return 0;
   },
 };
