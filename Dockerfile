@@ -18,7 +18,9 @@ FROM ${NODE_IMAGE}
 
 # MF_METRICS_HOST: /metrics, /healthz and /readyz must be reachable from outside the container.
 # MF_CONNECTIONS_DIR: mount connection files here (compose: a bind mount; Kubernetes: a ConfigMap).
+# LOG_FORMAT=json: every command logs JSON lines to stderr for the container runtime, none to a file.
 ENV NODE_ENV=production \
+    LOG_FORMAT=json \
     MF_METRICS_HOST=0.0.0.0 \
     MF_METRICS_PORT=9464 \
     MF_CONNECTIONS_DIR=/app/connections \
