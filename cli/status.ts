@@ -147,8 +147,10 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
   }
 }
 
-function when(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+/** To the minute, UTC: "2024-03-01 00:00". */
+function when(t: number | string): string {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? String(t) : d.toISOString().slice(0, 16).replace('T', ' ');
 }
 
 /** The report as tables for a person; `--json` prints the report itself. */
@@ -180,7 +182,7 @@ export function renderStatus(report: StatusReport): string[] {
             r?.entities ?? 0,
             r?.intervals ?? 0,
             r?.errors ?? 0,
-            `${c.scopes} scope(s) ${c.oldest_watermark ?? '-'} .. ${c.newest_watermark ?? '-'}`,
+            `${c.scopes} scope(s) ${c.oldest_watermark ? when(c.oldest_watermark) : '-'} .. ${c.newest_watermark ? when(c.newest_watermark) : '-'}`,
           ];
         }),
       ),
