@@ -6,6 +6,8 @@
  * never crashed.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../../lib/config.js';
 import { groupLag, readToEnd } from '../../../lib/kafka.js';
@@ -247,5 +249,60 @@ describe('ClickHouse faults', () => {
     } finally {
       await regProxy.close();
     }
+  });
+
+  it('stopping while ClickHouse is unreachable ends the drain at its deadline, cutting the backoff', async () => {
+    const database = `${ctx.config.clickhouse.database}_drain`;
+    extraDatabases.push(database);
+    const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
+    const group = `${config.kafka.topicPrefix}drain.`;
+    const lines: { level: number; event?: string; msg: string }[] = [];
+    const log = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as never);
+          done();
+        },
+      }),
+    );
+    await produceDataset(ctx, makeDataset({ wave: 'd', firstDay: 20, days: 1 }));
+    let inserts = 0;
+    const down = clickhouse.create(
+      {
+        groupIdPrefix: group,
+        families: ['usage'],
+        batchMaxMs: 100,
+        // Only the drain's abort can end this wait within the test.
+        retryInitialMs: 120_000,
+        retryMaxMs: 120_000,
+        drainTimeoutMs: 500,
+      },
+      {
+        ...ctx,
+        config,
+        log,
+        insert: () => {
+          inserts++;
+          return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+        },
+      },
+    );
+    await down.start();
+    expect(await eventually(() => Promise.resolve(inserts > 0), 30_000, 50)).toBe(true);
+    const stopping = Date.now();
+    await down.stop();
+    expect(Date.now() - stopping).toBeLessThan(10_000);
+    const admin = ctx.kafka.admin();
+    await admin.connect();
+    const usageTopic = topicName(config.kafka.topicPrefix, 'usage');
+    const lag = (await groupLag(admin, `${group}usage`, usageTopic)).reduce((n, p) => n + p.lag, 0);
+    await admin.disconnect();
+    expect(lag).toBeGreaterThan(0); // nothing committed
+    const events = lines.map((l) => l.event);
+    expect(events).toContain('ch.sink.insert.retry');
+    expect(events).toContain('ch.sink.drain.incomplete');
+    // The drain ran out of time: no flush failure, no unexpected error.
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 });
