@@ -22,7 +22,7 @@ import { addProblem, type Entry } from './entry.js';
 import { SINK_EVENTS } from './events.js';
 import { insertWithBisect, splitLines, type InsertFn, type Retry, type RowBatch } from './insert.js';
 import type { FamilyName } from './options.js';
-import type { PartitionProgress } from './partitions.js';
+import { partitionKey, type PartitionProgress } from './partitions.js';
 import type { PauseGate } from './pause-gate.js';
 import { SINK_STAGE, type SinkReason } from './quarantine.js';
 
@@ -73,8 +73,6 @@ const COMMIT_ATTEMPTS = 5;
 /** About the encoded size of a quarantine record: its original, texts, and 1 KiB of the rest. */
 const quarantineBytes = (r: QuarantineRecord): number =>
   r.original.length + r.message.length + (r.detail?.length ?? 0) + 1024;
-
-const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /** The rows of some records of one table, as one insert. */
 function rowBatch(entries: Entry[]): RowBatch<RowOwner> {

@@ -3,7 +3,8 @@
  * every assigned partition was read to its end, and commits skip partitions it no longer owns.
  * Lags are kept as kafkajs reports them (decimal strings).
  */
-const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+/** One string per topic-partition, for maps. */
+export const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 export class PartitionProgress {
   private assignment = new Map<string, Set<number>>();
