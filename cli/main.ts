@@ -43,8 +43,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(command.help);
     return EXIT.ok;
   }
-  const logs = logsFor(name);
-  if (logs && LONG.has(name)) terminal().warn(`meterflow: logs in ${logs.path}`);
+  const logs = logsFor(name, { announce: LONG.has(name) });
   try {
     return await command.run(rest);
   } finally {

@@ -142,17 +142,24 @@ export function jsonLogs(env: NodeJS.ProcessEnv = process.env): boolean {
 /**
  * Where a command's JSON logs go. Services (`run`) and LOG_FORMAT=json: stderr, as before.
  * Otherwise a file, $MF_LOG_FILE or .local/logs/meterflow-<command>-<time>-<pid>.log, created on the
- * first line; error lines also appear on the terminal as text.
+ * first line; error lines also appear on the terminal as text. `announce` (long commands) creates
+ * the file now and prints its path at the start; otherwise the caller names it if written.
  */
 export function logsFor(
   command: string,
-  env: NodeJS.ProcessEnv = process.env,
+  options: { env?: NodeJS.ProcessEnv; announce?: boolean } = {},
 ): { path: string; written: () => boolean } | undefined {
+  const env = options.env ?? process.env;
   if (command === 'run' || jsonLogs(env)) return undefined;
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
   const path =
     env.MF_LOG_FILE?.trim() ||
     join(REPO_ROOT, '.local/logs', `meterflow-${command}-${stamp}-${process.pid}.log`);
-  const { written } = logToFile(path, { level: 50, echo: (text) => terminal().warn(text) });
+  const { written } = logToFile(
+    path,
+    { level: 50, echo: (text) => terminal().warn(text) },
+    options.announce === true,
+  );
+  if (options.announce) terminal().warn(`meterflow: logs in ${path}`);
   return { path, written };
 }

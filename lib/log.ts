@@ -56,11 +56,11 @@ export interface LogEcho {
 
 /**
  * Sends every later logger's JSON lines to `path` (created with its folder on first write, so a
- * command that logs nothing leaves no file). With `echo`, lines at or above its level are also
+ * command that logs nothing leaves no file; `eager` creates it now, for a path already printed). With `echo`, lines at or above its level are also
  * handed over as text (already redacted), e.g. to be printed above a progress line.
  * Returns whether anything has been written.
  */
-export function logToFile(path: string, echo?: LogEcho): { written: () => boolean } {
+export function logToFile(path: string, echo?: LogEcho, eager = false): { written: () => boolean } {
   let file: SonicBoom | undefined;
   const open = (): SonicBoom => {
     mkdirSync(dirname(path), { recursive: true });
@@ -68,6 +68,7 @@ export function logToFile(path: string, echo?: LogEcho): { written: () => boolea
     file = pino.destination({ dest: path, sync: true, append: true });
     return file;
   };
+  if (eager) open();
   destination = {
     write(line: string) {
       (file ?? open()).write(line);

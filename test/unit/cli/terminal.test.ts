@@ -138,4 +138,10 @@ describe('logToFile', () => {
     expect(readFileSync(path, 'utf8')).not.toContain('secret-value');
     expect(echoed).toEqual(['error: it failed: boom']);
   });
+
+  it('eager: the file exists as soon as its path can be printed', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mf-log-')), 'now.log');
+    logToFile(path, undefined, true);
+    expect(existsSync(path)).toBe(true);
+  });
 });
