@@ -2,6 +2,7 @@
  * The CLI's commands, one entry each: a summary, the --help text, and run(argv) → exit code.
  */
 import type { Command } from './args.js';
+import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { mappingCommand } from './mapping.js';
 import { migrateCommand } from './migrate.js';
@@ -19,6 +20,7 @@ export const COMMANDS = {
   replay: replayCommand,
   quarantine: quarantineCommand,
   status: statusCommand,
+  check: checkCommand,
   mapping: mappingCommand,
   reconcile: reconcileCommand,
   migrate: migrateCommand,

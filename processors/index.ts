@@ -18,7 +18,11 @@ import { runStage, type RunningStage, type RunStageOptions } from './runtime/run
 import type { Stage } from './runtime/stage.js';
 import { UsageStage } from './usage/stage.js';
 
-export { usageMonthTotals } from './usage/pipeline.js';
+export { usageMonthTotals, normaliseChunk, completeChunk } from './usage/pipeline.js';
+// The entities stage's pure steps and the local calendar, for `meterflow check --probe`.
+export { normalise, type Reject } from './normalise/index.js';
+export { validateAsset, validateMeter } from './validate/index.js';
+export { calendarFor, dayNoToDate } from './aggregate/core/zone.js';
 
 export const STAGE_NAMES = ['entities', 'usage', 'aggregate'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];

@@ -22,6 +22,10 @@ export { loadConnections, loadConnectionFile, parseConnection } from './sync/con
 export { SYNC_EVENTS, type SyncEvent } from './sync/events.js';
 export { createConnector } from './connectors/index.js';
 export { fetchSourceUsage, type SourceUsage } from './reconcile/source.js';
+// The connector's own HTTP core and context, for `meterflow check --probe` (one page per endpoint).
+export { HttpClient } from './http/client.js';
+export { chunkRange } from './http/chunking.js';
+export type { ConnectorContext, MeterRef } from './connectors/types.js';
 
 export const configSchema = z
   .object({
