@@ -206,8 +206,12 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       const admin = rt.kafka.admin();
       await admin.connect();
       try {
-        await waitUntilQuiet(admin, rt.config.kafka.topicPrefix, 300_000, (lag, peak) =>
-          term.status(`  processing: ${bar(peak - lag, peak)} ${lag} record(s) to go`),
+        await waitUntilQuiet(
+          admin,
+          rt.config.kafka.topicPrefix,
+          300_000,
+          (lag, peak) => term.status(`  processing: ${bar(peak - lag, peak)} ${lag} record(s) to go`),
+          rt.kafka,
         );
       } finally {
         await admin.disconnect();
