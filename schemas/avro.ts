@@ -141,6 +141,8 @@ export const usageAggregateSchema: AvroSchema = {
     field('prorated', 'boolean'),
     field('version', 'long'),
     field('updated_at', ts),
+    opt('value_canonical', 'double', 'value in canonical_unit; null for cost and units that do not convert'),
+    { name: 'canonical_unit', ...optString, doc: 'kWh, m3 or kg; null for cost and unknown units' },
   ],
 };
 

@@ -127,6 +127,12 @@ export interface UsageAggregate {
   prorated: boolean;
   version: number;
   updated_at: number;
+  /**
+   * `value` in the canonical unit of its dimension (kWh, m3, kg). Null for cost (it stays in its
+   * currency) and for units without a known conversion; gas in m3 stays volume (no calorific value).
+   */
+  value_canonical: number | null;
+  canonical_unit: string | null;
 }
 
 export interface QuarantineRecord {

@@ -21,6 +21,7 @@ import { MonthTable } from './months.js';
 import { PeriodTotals, type PeriodBook, type SlotTotals } from './period.js';
 import { GridStore, IrregularStore, type IrregularInterval } from './slots.js';
 import { DAY_MS, HOUR_MS } from '../../../schemas/time.js';
+import { lookupUnit } from '../../../schemas/units.js';
 import {
   calendarFor,
   dayNoToDate,
@@ -44,6 +45,8 @@ export class ChannelState {
   readonly id: ChannelIdentity;
   readonly zone: string;
   readonly unit: string;
+  /** Canonical unit and factor of `unit`; null for cost (a currency) and unknown units. */
+  private readonly canonical: { unit: string; factor: number } | null;
   private readonly cal: ZoneCalendar;
   grid: GridStore | null = null;
   readonly irregular = new IrregularStore();
@@ -78,6 +81,9 @@ export class ChannelState {
     this.id = id;
     this.zone = zone;
     this.unit = unit;
+    const info = id.channel === 'cost' ? undefined : lookupUnit(unit);
+    this.canonical =
+      info?.canonical && info.factor !== null ? { unit: info.canonical, factor: info.factor } : null;
     this.cal = calendarFor(zone);
   }
 
@@ -264,6 +270,9 @@ export class ChannelState {
       prorated: t.prorated,
       version: p.version,
       updated_at: p.now,
+      // The sum converted once, not a sum of converted intervals: a kWh meter's stays exact.
+      value_canonical: this.canonical ? t.value * this.canonical.factor : null,
+      canonical_unit: this.canonical?.unit ?? null,
     };
   }
 

@@ -272,6 +272,8 @@ function aggregate(
     prorated: false,
     version,
     updated_at: start + DAY,
+    value_canonical: value,
+    canonical_unit: 'kWh',
   };
 }
 

@@ -706,3 +706,41 @@ describe('AggregateState: an interval far in the future', () => {
     );
   });
 });
+
+describe('AggregateState: canonical units', () => {
+  const t = iso('2024-05-01T10:00:00Z');
+  const aggs = (unit: string, ivs: UsageInterval[]) =>
+    new AggregateState().apply(batch(ivs, { unit, canonical_unit: null, time_zone: 'UTC' }), NOW).aggregates;
+
+  it.each([
+    ['MWh', 1.25, 1250, 'kWh'],
+    ['GJ', 3.6, 1000, 'kWh'],
+    ['kWh', 7.5, 7.5, 'kWh'],
+    ['l', 500, 0.5, 'm3'],
+    ['t', 2, 2000, 'kg'],
+  ])('a %s meter: day and month carry value_canonical in kWh, m3 or kg', (unit, value, canonical, cu) => {
+    const out = aggs(unit, [interval(t, t + Q, value)]);
+    for (const a of [day(out, '2024-05-01')!, month(out, '2024-05')!]) {
+      expect(a).toMatchObject({ value, unit, canonical_unit: cu });
+      expect(a.value_canonical).toBeCloseTo(canonical, 9);
+    }
+  });
+
+  it('cost stays in its currency with both canonical fields null', () => {
+    const out = aggs('MWh', [
+      interval(t, t + Q, 0.3, { channel: 'cost', currency: 'EUR', value_canonical: null }),
+    ]);
+    expect(day(out, '2024-05-01', 'cost')).toMatchObject({
+      value: 0.3,
+      unit: 'EUR',
+      value_canonical: null,
+      canonical_unit: null,
+    });
+    expect(month(out, '2024-05', 'cost')).toMatchObject({ value_canonical: null, canonical_unit: null });
+  });
+
+  it('a unit without a known conversion has null, never a guess', () => {
+    const out = aggs('bananas', [interval(t, t + Q, 4, { value_canonical: null })]);
+    expect(day(out, '2024-05-01')).toMatchObject({ value: 4, value_canonical: null, canonical_unit: null });
+  });
+});
