@@ -363,6 +363,9 @@ export function aggregateRow(a: UsageAggregate, c: RecordCoordinates): MappedRow
       time_zone: a.time_zone,
       value: finite(a.value, 'value'),
       unit: a.unit,
+      // Absent (undefined) in a record decoded without schema resolution from before the field.
+      value_canonical: optFinite(a.value_canonical, 'value_canonical'),
+      canonical_unit: a.canonical_unit ?? null,
       interval_count: a.interval_count,
       expected_count: a.expected_count,
       completeness: finite(a.completeness, 'completeness'),

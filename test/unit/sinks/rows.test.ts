@@ -134,6 +134,8 @@ const aggregate: UsageAggregate = {
   prorated: true,
   version: 4,
   updated_at: T,
+  value_canonical: 123.25,
+  canonical_unit: 'kWh',
 };
 
 const syncRun: SyncRun = {
@@ -465,8 +467,36 @@ describe('aggregate rows', () => {
       prorated: 1,
       version: '4',
       updated_at: T / 1000,
+      value_canonical: 123.25,
+      canonical_unit: 'kWh',
       ingest_version: version(0),
       ...kafka,
+    });
+  });
+
+  it('canonical value and unit: a MWh month in kWh, cost with both null', () => {
+    expect(
+      parsed(aggregateRow({ ...aggregate, value: 1.5, unit: 'MWh', value_canonical: 1500 }, coords)),
+    ).toMatchObject({ value: 1.5, unit: 'MWh', value_canonical: 1500, canonical_unit: 'kWh' });
+    const cost = {
+      ...aggregate,
+      channel: 'cost' as const,
+      unit: 'EUR',
+      value_canonical: null,
+      canonical_unit: null,
+    };
+    expect(parsed(aggregateRow(cost, coords))).toMatchObject({ value_canonical: null, canonical_unit: null });
+    expect(refusal(aggregateRow({ ...aggregate, value_canonical: Number.POSITIVE_INFINITY }, coords))).toBe(
+      'value_canonical is Infinity, not a finite number',
+    );
+  });
+
+  it('an aggregate written before the canonical fields existed loads them as NULL', () => {
+    const { value_canonical: _v, canonical_unit: _u, ...old } = aggregate;
+    expect(parsed(aggregateRow(old as UsageAggregate, coords))).toMatchObject({
+      value: 123.25,
+      value_canonical: null,
+      canonical_unit: null,
     });
   });
 
