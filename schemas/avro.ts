@@ -164,6 +164,11 @@ export const quarantineSchema: AvroSchema = {
     field('original', 'bytes'),
     { name: 'detail', ...optString },
     field('quarantined_at', ts),
+    field('status', 'string', 'open | redriven: a redrive writes the record again as redriven', {
+      default: 'open',
+    }),
+    { name: 'redriven_at', type: ['null', ts], default: null },
+    { name: 'redrive_id', ...optString },
   ],
 };
 

@@ -204,7 +204,57 @@ export function buildQuarantineRecord(q: QuarantineInput): QuarantineRecord {
     original: q.source.value ?? Buffer.alloc(0),
     detail: q.rejected.detail(rows),
     quarantined_at: q.now,
+    status: 'open',
+    redriven_at: null,
+    redrive_id: null,
   };
+}
+
+/** One run of `meterflow quarantine redrive`. */
+export interface Redrive {
+  id: string;
+  /** When it ran (ms since epoch): the same for every record it re-sent. */
+  at: number;
+}
+
+/**
+ * The record a redrive writes after re-sending `q`'s original: the same id and fields, now
+ * redriven. It keeps the original bytes: ClickHouse keeps only the latest row of an id once
+ * parts merge, and the bytes must stay there for the audit; a record is marked once, since a
+ * redrive only re-sends open records.
+ */
+export function redrivenRecord(q: QuarantineRecord, redrive: Redrive): QuarantineRecord {
+  return { ...q, status: 'redriven', redriven_at: redrive.at, redrive_id: redrive.id };
+}
+
+/**
+ * Header of a record written by a redrive (`redriven`); open records have none. Tools tell the
+ * two apart without decoding.
+ */
+export const QUARANTINE_STATUS_HEADER = 'mf.quarantine.status';
+
+/**
+ * The id of the record whose dead-letter headers these are, computed as quarantineId does from
+ * the same inputs; undefined for a record without them (written before headers existed).
+ */
+export function quarantineIdFromHeaders(headers: Record<string, string | undefined>): string | undefined {
+  const stage = headers[QUARANTINE_HEADERS.stage];
+  const reason = headers[QUARANTINE_HEADERS.reason];
+  const topic = headers[QUARANTINE_HEADERS.topic];
+  const partition = headers[QUARANTINE_HEADERS.partition];
+  const offset = headers[QUARANTINE_HEADERS.offset];
+  if (stage === undefined || reason === undefined || topic === undefined) return undefined;
+  if (partition === undefined || offset === undefined) return undefined;
+  return quarantineId(stage, { topic, partition: Number(partition), offset }, reason);
+}
+
+/** The id of a decoded record, computed from its source the way the headers give it. */
+export function quarantineIdOf(q: QuarantineRecord): string {
+  return quarantineId(
+    q.stage,
+    { topic: q.source_topic, partition: q.source_partition, offset: String(q.source_offset) },
+    q.reason_code,
+  );
 }
 
 /** The dead-letter headers of a record (routing without decoding it). */
@@ -217,6 +267,7 @@ export function quarantineHeaders(rec: QuarantineRecord): Record<string, string>
     [QUARANTINE_HEADERS.partition]: String(rec.source_partition),
     [QUARANTINE_HEADERS.offset]: String(rec.source_offset),
     ...(rec.connection_id ? { [QUARANTINE_HEADERS.connection]: rec.connection_id } : {}),
+    ...(rec.status === 'redriven' ? { [QUARANTINE_STATUS_HEADER]: 'redriven' } : {}),
   };
 }
 

@@ -153,7 +153,17 @@ export interface QuarantineRecord {
   /** The offending record as JSON text, when one record of a chunk is rejected. */
   detail: string | null;
   quarantined_at: number;
+  /**
+   * `redriven` on the record a redrive writes (same id, later offset) after re-sending the
+   * original; records written before the field existed decode as `open` with a reader schema.
+   */
+  status?: QuarantineStatus;
+  redriven_at?: number | null;
+  /** The redrive that re-sent it: one id per `meterflow quarantine redrive` run. */
+  redrive_id?: string | null;
 }
+
+export type QuarantineStatus = 'open' | 'redriven';
 
 /** Poller checkpoints and watermarks (compacted, key connection/scope). */
 export interface SyncState {
