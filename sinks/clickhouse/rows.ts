@@ -1,6 +1,6 @@
 /**
  * Pure mapping from decoded topic records to ClickHouse rows (JSONEachRow objects whose keys are
- * the column names of migrations/001_initial.ts). A usage batch explodes into one row per
+ * the column names of migrations/001_initial.ts and later). A usage batch explodes into one row per
  * interval. Every column is sent: 18.16 does not apply DEFAULT expressions to fields missing
  * from JSONEachRow (input_format_defaults_for_omitted_fields came later).
  *
@@ -406,6 +406,10 @@ export function quarantineRow(q: QuarantineRecord, c: RecordCoordinates): Mapped
       original_size: original.length,
       detail: q.detail ?? null,
       quarantined_at: seconds(q.quarantined_at, 'quarantined_at'),
+      // Records written before the lifecycle fields existed are open.
+      status: q.status ?? 'open',
+      redriven_at: optSeconds(q.redriven_at, 'redriven_at'),
+      redrive_id: q.redrive_id ?? null,
       ...kafkaColumns(c, ingestVersion(base, 0)),
       // Last, so that nothing from the input can follow (or imitate) the placeholder.
       original_hex: ORIGINAL_HEX,
