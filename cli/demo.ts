@@ -229,12 +229,22 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         ch,
         `SELECT uniqExact(period) AS days, min(period) AS first, max(period) AS last FROM ${db}.usage_daily_latest`,
       );
-      const totals = await rows<{ meter_type: string; unit: string; total: number; months: string }>(
+      const totals = await rows<{
+        meter_type: string;
+        total_unit: string;
+        total: number;
+        units: string;
+        months: string;
+      }>(
         ch,
-        `SELECT toString(meter_type) AS meter_type, unit, round(sum(value), 3) AS total, uniqExact(period) AS months
+        // One total per meter type in its canonical unit (energy in kWh across kWh, MWh and GJ
+        // meters; gas in m3 stays volume); a unit without a conversion keeps a line of its own.
+        `SELECT toString(meter_type) AS meter_type, ifNull(canonical_unit, unit) AS total_unit,
+           round(sum(ifNull(value_canonical, value)), 3) AS total,
+           arrayStringConcat(arraySort(groupUniqArray(unit)), ', ') AS units, uniqExact(period) AS months
          FROM ${db}.usage_monthly_latest AS u
          ANY INNER JOIN (SELECT connection_id, external_id AS meter_external_id, meter_type FROM ${db}.meters_latest) AS m USING (connection_id, meter_external_id)
-         WHERE channel = 'consumption' GROUP BY meter_type, unit ORDER BY meter_type, unit`,
+         WHERE channel = 'consumption' GROUP BY meter_type, total_unit ORDER BY meter_type, total_unit`,
       );
       const quality = await rows<{ completeness: number; estimated: string }>(
         ch,
@@ -259,7 +269,7 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       say('  consumption by meter type (monthly totals summed):');
       for (const t of totals)
         say(
-          `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.unit} over ${t.months} month(s)`,
+          `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.total_unit.padEnd(4)} over ${t.months} month(s), from meters in ${t.units}`,
         );
       say(
         `  quarantined: ${quarantine.length === 0 ? 'none' : quarantine.map((q) => `${q.reason_code} ${q.n}`).join(', ')}`,

@@ -1,0 +1,163 @@
+/**
+ * Energy in one unit: a provider whose electricity meters report kWh and whose heat meters report
+ * MWh, synced through the real CLI processes into ClickHouse. The month's energy total in kWh,
+ * summed from value_canonical across both units without grouping by unit, equals the provider's
+ * truth converted; gas in m3 stays volume (no calorific value is configured).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { prefixLag } from '../../cli/quiet.js';
+import { REPO_ROOT } from '../../lib/config.js';
+import {
+  startGenericXmlCsvSimulator,
+  type GenericXmlCsvSimulator,
+} from '../../simulators/generic-xml-csv.js';
+import { createTestContext, type TestContext } from '../support/context.js';
+import { eventually, spawnCli, type CliProcess } from '../support/pipeline.js';
+
+const FROM = '2024-03-01';
+const TO = '2024-04-01';
+
+let ctx: TestContext;
+let sim: GenericXmlCsvSimulator;
+let ch: ClickHouseClient;
+let dir: string;
+let env: Record<string, string>;
+const procs: CliProcess[] = [];
+
+function cli(args: string[]): CliProcess {
+  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env });
+  procs.push(p);
+  return p;
+}
+
+beforeAll(async () => {
+  ctx = createTestContext({ partitions: 3 });
+  await ctx.createTopics();
+  // Four meters per building: Electricity (kWh), Heat (MWh), Water and Gas (m³).
+  sim = await startGenericXmlCsvSimulator({
+    seed: 21,
+    buildings: 2,
+    metersPerBuilding: [4, 4],
+    from: FROM,
+    days: 31,
+    auth: 'oauth2-password',
+    timeZones: ['Europe/Berlin', 'UTC'],
+  });
+  env = {
+    CU_CLIENT_ID: sim.credentials.clientId,
+    CU_CLIENT_SECRET: sim.credentials.clientSecret,
+    CU_USERNAME: sim.credentials.username,
+    CU_PASSWORD: sim.credentials.password,
+  };
+  const conn = parse(
+    readFileSync(join(REPO_ROOT, 'connections/examples/generic-xml-consumption.yaml'), 'utf8'),
+  ) as Record<string, unknown>;
+  conn.id = 'cu-nordic';
+  conn.baseUrls = { production: sim.url };
+  conn.usageStart = FROM;
+  conn.http = { timeoutMs: 10_000, maxRetries: 4, backoffBaseMs: 10, backoffMaxMs: 100 };
+  Object.assign(conn.auth as object, {
+    clientIdEnv: 'CU_CLIENT_ID',
+    clientSecretEnv: 'CU_CLIENT_SECRET',
+    usernameEnv: 'CU_USERNAME',
+    passwordEnv: 'CU_PASSWORD',
+  });
+  dir = mkdtempSync(join(tmpdir(), 'mf-cu-'));
+  writeFileSync(join(dir, 'cu-nordic.yaml'), stringify(conn));
+  ch = ctx.clickhouse();
+});
+
+afterAll(async () => {
+  for (const p of procs) p.child.kill('SIGKILL');
+  await sim?.close();
+  await ctx?.cleanup();
+});
+
+/** The provider's March consumption per medium, converted: kWh and MWh to kWh; m³ as m3. */
+function truth(): { kwh: number; gasM3: number; units: Set<string> } {
+  const t = sim.truth();
+  let kwh = 0;
+  let gasM3 = 0;
+  const units = new Set<string>();
+  for (const m of t.meters) {
+    const sum = t.consumption(m.id, 'daily', FROM, TO).reduce((s, r) => s + r.consumption, 0);
+    if (m.medium === 'Electricity' || m.medium === 'Heat') {
+      units.add(m.unit);
+      kwh += m.unit === 'MWh' ? sum * 1000 : sum;
+    } else if (m.medium === 'Gas') gasM3 += sum;
+  }
+  return { kwh, gasM3, units };
+}
+
+async function quiet(): Promise<boolean> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    let streak = 0;
+    return await eventually(
+      async () => {
+        streak = (await prefixLag(admin, ctx.config.kafka.topicPrefix)).quiet ? streak + 1 : 0;
+        return streak >= 3;
+      },
+      300_000,
+      1_000,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe('canonical units end to end', () => {
+  it('the monthly energy total in kWh across kWh and MWh meters equals the converted truth', async () => {
+    expect((await spawnExit(['migrate'])).code).toBe(0);
+    cli(['run', 'processors']);
+    cli(['run', 'sinks']);
+    const r = await spawnExit(['backfill', '--connection', 'cu-nordic', '--from', FROM, '--to', TO]);
+    expect(r.code, r.out).toBe(0);
+    const want = truth();
+    expect([...want.units].sort()).toEqual(['MWh', 'kWh']);
+
+    const db = ctx.config.clickhouse.database;
+    const totals = async () => {
+      const rs = await ch.query({
+        query:
+          `SELECT toString(meter_type) AS meter_type, canonical_unit, sum(value_canonical) AS total, count() AS n ` +
+          `FROM ${db}.usage_monthly_latest ` +
+          `ANY INNER JOIN (SELECT connection_id, external_id AS meter_external_id, meter_type FROM ${db}.meters_latest) AS m ` +
+          `USING (connection_id, meter_external_id) ` +
+          `WHERE connection_id = 'cu-nordic' AND channel = 'consumption' AND period = '2024-03' ` +
+          `GROUP BY meter_type, canonical_unit ORDER BY meter_type, canonical_unit`,
+        format: 'JSONEachRow',
+      });
+      return rs.json<{ meter_type: string; canonical_unit: string | null; total: number; n: string }>();
+    };
+    expect(
+      await eventually(
+        async () => (await totals()).some((t) => t.canonical_unit === 'kWh' && t.n === '4'),
+        300_000,
+        2_000,
+      ),
+      procs.map((p) => p.output()).join('\n'),
+    ).toBe(true);
+    expect(await quiet()).toBe(true);
+
+    const got = await totals();
+    const energyKwh = got.find((t) => t.meter_type === 'Energy' && t.canonical_unit === 'kWh')!;
+    expect(Math.abs(energyKwh.total - want.kwh)).toBeLessThan(1e-6 * want.kwh);
+    // Gas is Energy by type but stays a volume: its own line in m3, never added to the kWh.
+    const gas = got.find((t) => t.meter_type === 'Energy' && t.canonical_unit === 'm3')!;
+    expect(Math.abs(gas.total - want.gasM3)).toBeLessThan(1e-6 * Math.max(1, want.gasM3));
+    expect(got.filter((t) => t.canonical_unit === null)).toEqual([]);
+  }, 600_000);
+});
+
+async function spawnExit(args: string[]): Promise<{ code: number | string; out: string }> {
+  const p = cli(args);
+  const code = await p.exited;
+  return { code, out: p.output() };
+}
