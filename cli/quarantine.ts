@@ -2,11 +2,20 @@
  * `meterflow quarantine list | inspect | redrive`: what was rejected and why, and sending it
  * back through the pipeline after a mapping or configuration fix.
  */
-import type { Producer } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import type { Kafka, Message, Producer } from 'kafkajs';
 import { loadConfig, type Config } from '../lib/config.js';
 import { errorMessage, MeterflowError } from '../lib/errors.js';
 import { abortable, createKafka, readToEnd, type ReadMessage } from '../lib/kafka.js';
-import { AvroRegistry } from '../lib/registry.js';
+import { AvroRegistry, readerType } from '../lib/registry.js';
+import {
+  QUARANTINE_STATUS_HEADER,
+  quarantineHeaders,
+  quarantineIdFromHeaders,
+  quarantineIdOf,
+  redrivenRecord,
+  type Redrive,
+} from '../schemas/quarantine.js';
 import { DAY_MS } from '../schemas/time.js';
 import { QUARANTINE_HEADERS, TOPICS, topicName } from '../schemas/topics.js';
 import type { QuarantineRecord } from '../schemas/records.js';
@@ -17,6 +26,8 @@ export interface QuarantineFilter {
   stage?: string | undefined;
   connection?: string | undefined;
   since?: number | undefined;
+  /** Only records still open: not redriven since they were written (and no redrive marks). */
+  open?: boolean | undefined;
 }
 
 export function matches(q: QuarantineRecord, f: QuarantineFilter): boolean {
@@ -24,8 +35,54 @@ export function matches(q: QuarantineRecord, f: QuarantineFilter): boolean {
     (!f.reason || q.reason_code === f.reason) &&
     (!f.stage || q.stage === f.stage) &&
     (!f.connection || q.connection_id === f.connection) &&
-    (!f.since || q.quarantined_at >= f.since)
+    (!f.since || q.quarantined_at >= f.since) &&
+    (!f.open || (q.status ?? 'open') === 'open')
   );
+}
+
+/**
+ * Where the latest redrive mark of each redriven record sits: id -> offset. A mark is written to
+ * the partition of the record it marks, after it, so a record at a lower offset than its id's
+ * mark was redriven and one at a higher offset (quarantined again under the same id, by a replay
+ * of the same source offset) is open again.
+ */
+export type RedriveMarks = Map<string, bigint>;
+
+/** Reads the marks of the records the filter's headers let through, from headers only. */
+export async function readRedriveMarks(
+  kafka: Kafka,
+  topic: string,
+  filter: QuarantineFilter,
+  signal?: AbortSignal,
+): Promise<RedriveMarks> {
+  const marks: RedriveMarks = new Map();
+  await readToEnd(
+    kafka,
+    topic,
+    (m) => {
+      if (m.headers[QUARANTINE_STATUS_HEADER] !== 'redriven' || !headersMayMatch(m.headers, filter)) return;
+      const id = quarantineIdFromHeaders(m.headers);
+      if (id !== undefined) marks.set(id, BigInt(m.offset));
+    },
+    signal ? { signal } : {},
+  );
+  return marks;
+}
+
+/**
+ * Whether a message of the quarantine topic is an open record, from its headers: false for a mark
+ * and for a record redriven after it; undefined when the headers cannot tell (no headers).
+ */
+export function openFromHeaders(m: ReadMessage, marks: RedriveMarks): boolean | undefined {
+  if (m.headers[QUARANTINE_STATUS_HEADER] === 'redriven') return false;
+  const id = quarantineIdFromHeaders(m.headers);
+  if (id === undefined) return undefined;
+  return !redrivenAfter(marks, id, m.offset);
+}
+
+function redrivenAfter(marks: RedriveMarks, id: string, offset: string): boolean {
+  const mark = marks.get(id);
+  return mark !== undefined && mark > BigInt(offset);
 }
 
 /**
@@ -51,6 +108,7 @@ export type Scanned =
 
 export interface ScanOptions {
   config?: Config;
+  registry?: AvroRegistry;
   signal?: AbortSignal;
   /**
    * Called for each record that passes the header filter; returning false says the value is not
@@ -65,9 +123,13 @@ export interface ScanResult {
   matched: number;
 }
 
+const QUARANTINE_READER = readerType('quarantine');
+
 /**
  * Streams the quarantine topic: the header filter first, then one record at a time is decoded
- * and handed to `onRecord`, which prints or sends it. Nothing of the topic is kept.
+ * and handed to `onRecord`, which prints or sends it. Nothing of the topic is kept. With `open`,
+ * a first pass over the headers finds the redrive marks (the only thing kept: an id and offset per
+ * redriven record the filter matches), and the second leaves out marks and redriven records.
  */
 export async function scanQuarantine(
   filter: QuarantineFilter,
@@ -76,18 +138,22 @@ export async function scanQuarantine(
 ): Promise<ScanResult> {
   const config = options.config ?? loadConfig();
   const kafka = createKafka(config, '-cli');
-  const registry = AvroRegistry.fromConfig(config);
+  const registry = options.registry ?? AvroRegistry.fromConfig(config);
+  const topic = topicName(config.kafka.topicPrefix, 'quarantine');
   const byReason = new Map<string, number>();
   let matched = 0;
   const count = (reason: string): void => {
     matched++;
     byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
   };
+  const marks = filter.open ? await readRedriveMarks(kafka, topic, filter, options.signal) : undefined;
   await readToEnd(
     kafka,
-    topicName(config.kafka.topicPrefix, 'quarantine'),
+    topic,
     async (m) => {
       if (!headersMayMatch(m.headers, filter)) return;
+      const open = marks ? openFromHeaders(m, marks) : undefined;
+      if (open === false) return;
       const headerReason = m.headers[QUARANTINE_HEADERS.reason];
       // Past a cap the value is not needed when the headers can tell the reason and the filter.
       if (options.wantsValue?.() === false && headerReason !== undefined && !filter.since) {
@@ -97,7 +163,11 @@ export async function scanQuarantine(
       if (!m.value) return;
       let record: QuarantineRecord;
       try {
-        record = await abortable(registry.decode<QuarantineRecord>(m.value), options.signal);
+        // With the reader schema, records written before the lifecycle fields decode as open.
+        record = await abortable(
+          registry.decode<QuarantineRecord>(m.value, QUARANTINE_READER),
+          options.signal,
+        );
       } catch (err) {
         if (options.signal?.aborted) throw err;
         count(headerReason ?? 'undecodable');
@@ -105,6 +175,7 @@ export async function scanQuarantine(
         return;
       }
       if (!matches(record, filter)) return;
+      if (marks && open === undefined && redrivenAfter(marks, quarantineIdOf(record), m.offset)) return;
       count(record.reason_code);
       await onRecord({ kind: 'record', record, message: m });
     },
@@ -118,6 +189,7 @@ const filterOptions = {
   stage: { type: 'string' },
   connection: { type: 'string' },
   since: { type: 'string' },
+  open: { type: 'boolean' },
   json: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   limit: { type: 'string' },
@@ -129,11 +201,18 @@ function filterFrom(values: {
   stage?: string | undefined;
   connection?: string | undefined;
   since?: string | undefined;
+  open?: boolean | undefined;
 }): QuarantineFilter {
   const since = values.since ? Date.parse(values.since) : undefined;
   if (values.since && Number.isNaN(since))
     throw new MeterflowError('CLI_USAGE', `--since must be an ISO time, not "${values.since}"`);
-  return { reason: values.reason, stage: values.stage, connection: values.connection, since };
+  return {
+    reason: values.reason,
+    stage: values.stage,
+    connection: values.connection,
+    since,
+    open: values.open === true,
+  };
 }
 
 function limitFrom(value: string | undefined, fallback: number): number {
@@ -149,7 +228,11 @@ function where(m: ReadMessage): string {
 }
 
 function listLine(q: QuarantineRecord): string {
-  return `${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}`;
+  const redriven =
+    q.status === 'redriven'
+      ? `  [redriven ${q.redriven_at == null ? '' : new Date(q.redriven_at).toISOString()} by ${q.redrive_id ?? '?'}]`
+      : '';
+  return `${q.id.slice(0, 12)}  ${new Date(q.quarantined_at).toISOString()}  ${q.stage.padEnd(9)} ${q.reason_code.padEnd(26)} ${q.source_topic}:${q.source_partition}:${q.source_offset}${q.record_index === null ? '' : `#${q.record_index}`}  ${q.message}${redriven}`;
 }
 
 function printRecord(q: QuarantineRecord): void {
@@ -160,6 +243,7 @@ function printRecord(q: QuarantineRecord): void {
       {
         ...q,
         quarantined_at: new Date(q.quarantined_at).toISOString(),
+        redriven_at: q.redriven_at == null ? null : new Date(q.redriven_at).toISOString(),
         original: printable ? original : `base64:${q.original.toString('base64')}`,
       },
       null,
@@ -168,8 +252,8 @@ function printRecord(q: QuarantineRecord): void {
   );
 }
 
-function printCounts(result: ScanResult): void {
-  console.log(`${result.matched} quarantined record(s)`);
+function printCounts(result: ScanResult, open: boolean): void {
+  console.log(`${result.matched} ${open ? 'open ' : ''}quarantined record(s)`);
   for (const [reason, n] of [...result.byReason].sort((a, b) => b[1] - a[1]))
     console.log(`  ${reason.padEnd(28)} ${n}`);
 }
@@ -200,7 +284,7 @@ async function list(filter: QuarantineFilter, limit: number, json: boolean, sign
     if (rest > 0) console.error(`${rest} more record(s) not shown (--limit ${limit})`);
     return;
   }
-  printCounts(result);
+  printCounts(result, filter.open === true);
   if (rest > 0) console.log(`${rest} more record(s) not shown (--limit ${limit}, or narrow the filter)`);
 }
 
@@ -231,11 +315,21 @@ async function inspect(id: string, filter: QuarantineFilter, limit: number, sign
 }
 
 /**
- * Sends each matching record's original bytes back to its source topic, as the records stream
- * by, in sends of at most REDRIVE_BATCH messages; a source message rejected for several reasons
- * goes back once.
+ * Sends each open matching record's original bytes back to its source topic, as the records
+ * stream by, in sends of at most REDRIVE_BATCH messages; a source message rejected for several
+ * reasons goes back once. Then each record it re-sent is written again to the quarantine topic,
+ * on its own partition, as redriven by this redrive: list --open, status and quarantine_latest no
+ * longer count it, and a later redrive leaves it alone. The marks follow the sends they stand
+ * for, so a redrive that stops between the two leaves the records open (a redrive is safe to
+ * repeat). A record the stage rejects again gets a new id (its source offset is new) and is open.
  */
 const REDRIVE_BATCH = 100;
+
+interface PendingMark {
+  partition: number;
+  key: Buffer | null;
+  record: QuarantineRecord;
+}
 
 async function redrive(
   filter: QuarantineFilter,
@@ -244,35 +338,60 @@ async function redrive(
   signal: AbortSignal,
 ): Promise<number> {
   const config = loadConfig();
+  const registry = AvroRegistry.fromConfig(config);
+  const quarantineTopic = topicName(config.kafka.topicPrefix, 'quarantine');
+  const run: Redrive = { id: randomUUID(), at: Date.now() };
   let producer: Producer | undefined;
+  let encodeMark: ((q: QuarantineRecord) => Buffer) | undefined;
   if (!dryRun) {
+    const serde = await abortable(registry.registerTopic(config.kafka.topicPrefix, 'quarantine'), signal);
+    encodeMark = (q) => serde.encode(q);
     producer = createKafka(config, '-cli').producer({ idempotent: true });
     await abortable(producer.connect(), signal);
   }
   const sources = new Set<string>();
+  const marked = new Set<string>();
   let pending: { topic: string; key: string | null; value: Buffer; id: string }[] = [];
+  let pendingMarks: PendingMark[] = [];
   let sent = 0;
+  let marks = 0;
   let undecodable = 0;
   const flush = async (): Promise<void> => {
-    if (!producer || pending.length === 0) return;
+    if (!producer || !encodeMark) return;
     const batch = pending;
     pending = [];
-    await abortable(
-      producer.sendBatch({
-        topicMessages: [...new Set(batch.map((b) => b.topic))].map((topic) => ({
-          topic,
-          messages: batch
-            .filter((b) => b.topic === topic)
-            .map((b) => ({ key: b.key, value: b.value, headers: { 'mf.redrive.of': b.id } })),
-        })),
-      }),
-      signal,
-    );
-    sent += batch.length;
+    if (batch.length > 0) {
+      await abortable(
+        producer.sendBatch({
+          topicMessages: [...new Set(batch.map((b) => b.topic))].map((topic) => ({
+            topic,
+            messages: batch
+              .filter((b) => b.topic === topic)
+              .map((b) => ({
+                key: b.key,
+                value: b.value,
+                headers: { 'mf.redrive.of': b.id, 'mf.redrive.id': run.id },
+              })),
+          })),
+        }),
+        signal,
+      );
+      sent += batch.length;
+    }
+    const toMark = pendingMarks;
+    pendingMarks = [];
+    if (toMark.length === 0) return;
+    const encode = encodeMark;
+    const messages: Message[] = toMark.map((p) => {
+      const mark = redrivenRecord(p.record, run);
+      return { partition: p.partition, key: p.key, value: encode(mark), headers: quarantineHeaders(mark) };
+    });
+    await abortable(producer.send({ topic: quarantineTopic, messages }), signal);
+    marks += toMark.length;
   };
   try {
     const result = await scanQuarantine(
-      filter,
+      { ...filter, open: true },
       async (s) => {
         if (s.kind === 'undecodable') {
           undecodable++;
@@ -281,23 +400,38 @@ async function redrive(
         }
         const q = s.record;
         const source = `${q.source_topic}|${q.source_partition}|${q.source_offset}`;
-        if (sources.has(source) || sources.size >= limit) return;
-        sources.add(source);
-        pending.push({ topic: q.source_topic, key: q.source_key, value: q.original, id: q.id });
-        if (pending.length >= REDRIVE_BATCH) await flush();
+        if (!sources.has(source)) {
+          if (sources.size >= limit) return;
+          sources.add(source);
+          pending.push({ topic: q.source_topic, key: q.source_key, value: q.original, id: q.id });
+        }
+        // A record quarantined twice under one id (a replay) is marked once.
+        if (!marked.has(q.id)) {
+          marked.add(q.id);
+          pendingMarks.push({ partition: s.message.partition, key: s.message.key, record: q });
+        }
+        if (pending.length >= REDRIVE_BATCH || pendingMarks.length >= REDRIVE_BATCH) await flush();
       },
-      { config, signal, wantsValue: () => sources.size < limit },
+      { config, registry, signal, wantsValue: () => sources.size < limit },
     );
     await flush();
-    const verb = dryRun ? 'would redrive' : 'redrove';
-    console.log(
-      `${verb} ${sources.size} message(s) to their source topics (${result.matched} quarantine record(s))`,
-    );
+    if (dryRun) {
+      console.log(
+        `would redrive ${sources.size} message(s) to their source topics (${result.matched} open quarantine record(s))`,
+      );
+    } else {
+      console.log(
+        `redrove ${sources.size} message(s) to their source topics; marked ${marks} quarantine record(s) redriven by redrive ${run.id}`,
+      );
+    }
     if (sources.size >= limit && Number.isFinite(limit))
       console.log(`stopped at --limit ${limit}; run again for the rest (a redrive is safe to repeat)`);
     return undecodable > 0 ? 1 : 0;
   } catch (err) {
-    if (sent > 0) console.error(`redrove ${sent} message(s) before the failure; a redrive is safe to repeat`);
+    if (sent > 0)
+      console.error(
+        `redrove ${sent} message(s) and marked ${marks} record(s) before the failure; a redrive is safe to repeat`,
+      );
     throw err;
   } finally {
     if (producer) {
@@ -310,20 +444,23 @@ async function redrive(
 export const quarantineCommand: Command = {
   summary: 'list, inspect and redrive quarantined records',
   help: `Usage:
-  meterflow quarantine list    [--reason CODE] [--stage S] [--connection C] [--since ISO] [--limit N] [--json]
+  meterflow quarantine list    [--open] [--reason CODE] [--stage S] [--connection C] [--since ISO] [--limit N] [--json]
   meterflow quarantine inspect <id> [--reason CODE] [--stage S] [--connection C] [--limit N]
   meterflow quarantine redrive [--reason CODE] [--stage S] [--connection C] [--since ISO] [--limit N] [--dry-run]
   every form: [--timeout SECONDS] (default 60; the whole command, connecting included: CLI_TIMEOUT)
 
 The topic is read as a stream: --reason, --stage and --connection are matched on the records'
 mf.error.* headers before anything is decoded, and nothing is held but what is printed.
-list: one line per record (id, time, stage, reason, source, message) as they are read, at most
-  --limit (default 100), then the count by reason of every match.
+list: one line per record (id, time, stage, reason, source, message; when and by which redrive
+  for a redriven one) as they are read, at most --limit (default 100), then the count by reason
+  of every match. --open: only what still needs work, records not redriven since.
 inspect: the whole record, with the original bytes (as text when they are UTF-8 JSON); the latest
   version of each record whose id starts with <id>, at most --limit (default 5).
-redrive: writes each record's original bytes back to its source topic with its key, so the stage
-  that rejected it sees it again (after you fixed a mapping or a connection file); at most --limit
-  source messages (default all). Slot semantics and versions make this safe to repeat.
+redrive: writes each open record's original bytes back to its source topic with its key, so the
+  stage that rejected it sees it again (after you fixed a mapping or a connection file); at most
+  --limit source messages (default all). Then writes each record again, same id, as redriven
+  (redriven_at, redrive_id; the id is printed): it is no longer open, and a record the stage
+  rejects again is a new open record. Slot semantics and versions make this safe to repeat.
 
 Records stay in the quarantine topic for ${RETENTION_DAYS} days (retention.ms of the topic, set when
 \`meterflow migrate\` creates it; an existing topic keeps its own setting).`,

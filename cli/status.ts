@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../lib/config.js';
 import { abortable, committedLag, createKafka, readToEnd } from '../lib/kafka.js';
 import { AvroRegistry } from '../lib/registry.js';
 import { QUARANTINE_HEADERS, topicName } from '../schemas/topics.js';
+import { openFromHeaders, readRedriveMarks } from './quarantine.js';
 import type { SyncRun, SyncState } from '../schemas/records.js';
 import { commandDeadline, parse, timeoutOption, type Command } from './args.js';
 import { formatAge, table, terminal } from './terminal.js';
@@ -123,13 +124,17 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
       }
     }
 
-    // Counted from the dead-letter headers: no value is decoded or kept.
+    // Open records counted from the dead-letter headers: no value is decoded or kept; a first
+    // pass finds the redrive marks. A record without headers cannot tell and counts as open.
     const quarantine: Record<string, number> = {};
-    if (topics.has(topicName(prefix, 'quarantine'))) {
+    const quarantineTopic = topicName(prefix, 'quarantine');
+    if (topics.has(quarantineTopic)) {
+      const marks = await readRedriveMarks(kafka, quarantineTopic, {}, signal);
       await readToEnd(
         kafka,
-        topicName(prefix, 'quarantine'),
+        quarantineTopic,
         (m) => {
+          if (openFromHeaders(m, marks) === false) return;
           const reason = m.headers[QUARANTINE_HEADERS.reason] ?? 'unknown';
           quarantine[reason] = (quarantine[reason] ?? 0) + 1;
         },
@@ -213,7 +218,7 @@ export const statusCommand: Command = {
 Lag counts the records a group has still to read: from its first unread record to the end of
 each topic as a read_committed consumer sees it. Transaction markers behind the committed offset
 are not lag, so a group that read all of a transactional topic shows 0.
-Quarantine counts come from the records' mf.error.reason header. "last success" is how long ago
+Quarantine counts the open records (not redriven since) by their mf.error.reason header. "last success" is how long ago
 the connection's latest succeeded sync finished. --json prints the same report for machines.
 --timeout bounds the whole command, connecting included (default 60 s; CLI_TIMEOUT after it).`,
   async run(argv) {

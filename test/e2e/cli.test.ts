@@ -193,7 +193,7 @@ describe('meterflow CLI end to end', () => {
     expect(report.differences).toEqual([]);
   });
 
-  it('quarantines usage of an unknown meter and redrives it after the meter arrives', async () => {
+  it('quarantines usage of an unknown meter; a redrive before the fix leaves a new open record, one after it none', async () => {
     const known = sim.truth().meters[0]!;
     const chunk = (await readTopic(ctx, 'rawUsage')).find((u) => u.value.external_id === known.id)!.value;
     // The same provider chunk for a meter the pipeline has never seen, without the meter attached.
@@ -213,6 +213,33 @@ describe('meterflow CLI end to end', () => {
     expect(quarantined).toBe(true);
     const list = await cliOk(['quarantine', 'list', '--reason', 'VAL_UNKNOWN_METER']);
     expect(list.out).toMatch(/1 quarantined record/);
+    const open = async (): Promise<string> =>
+      (await cliOk(['quarantine', 'list', '--open', '--reason', 'VAL_UNKNOWN_METER'])).out;
+    expect(await open()).toMatch(/^1 open quarantined record\(s\)$/m);
+    const redriveId = (out: string): string => /redriven by redrive ([0-9a-f-]{36})/.exec(out)![1]!;
+
+    // A redrive before the fix: the stage rejects the message again, at its new offset, so the
+    // new record has a new id and is open; the first is redriven.
+    const early = await cliOk(['quarantine', 'redrive', '--reason', 'VAL_UNKNOWN_METER']);
+    expect(early.code, early.out).toBe(0);
+    expect(early.out).toMatch(/redrove 1 message.*marked 1 quarantine record/);
+    const earlyId = redriveId(early.out);
+    const requarantined = await eventually(
+      async () =>
+        (await readTopic(ctx, 'quarantine')).filter(
+          (q) => q.value.reason_code === 'VAL_UNKNOWN_METER' && q.value.status !== 'redriven',
+        ).length === 2,
+      60_000,
+      1_000,
+    );
+    expect(requarantined).toBe(true);
+    const ids = new Set(
+      (await readTopic(ctx, 'quarantine'))
+        .filter((q) => q.value.reason_code === 'VAL_UNKNOWN_METER')
+        .map((q) => q.value.id),
+    );
+    expect(ids.size).toBe(2);
+    expect(await open()).toMatch(/^1 open quarantined record\(s\)$/m);
 
     // The fix: the meter becomes known. Then the operator redrives.
     const meterEnv = (await readTopic(ctx, 'rawEntities')).find(
@@ -232,7 +259,9 @@ describe('meterflow CLI end to end', () => {
     );
     const redrive = await cliOk(['quarantine', 'redrive', '--reason', 'VAL_UNKNOWN_METER']);
     expect(redrive.code, redrive.out).toBe(0);
-    expect(redrive.out).toMatch(/redrove 1 message/);
+    expect(redrive.out).toMatch(/redrove 1 message.*marked 1 quarantine record/);
+    const lateId = redriveId(redrive.out);
+    expect(await open()).toMatch(/^0 open quarantined record\(s\)$/m);
     const arrived = await eventually(
       async () =>
         (
@@ -244,6 +273,22 @@ describe('meterflow CLI end to end', () => {
       2_000,
     );
     expect(arrived).toBe(true);
+
+    // ClickHouse: both records redriven, each by its own redrive; none open.
+    const latest = async () =>
+      query<{ id: string; status: string; redrive_id: string | null; redriven_at: string | null }>(
+        `SELECT id, status, redrive_id, redriven_at FROM ${ctx.config.clickhouse.database}.quarantine_latest WHERE reason_code = 'VAL_UNKNOWN_METER' ORDER BY redriven_at`,
+      );
+    const settled = await eventually(
+      async () => (await latest()).filter((r) => r.status === 'redriven').length === 2,
+      120_000,
+      2_000,
+    );
+    expect(settled, JSON.stringify(await latest())).toBe(true);
+    const rows = await latest();
+    expect(new Set(rows.map((r) => r.id))).toEqual(ids);
+    expect(rows.map((r) => r.redrive_id)).toEqual([earlyId, lateId]);
+    expect(rows.every((r) => r.redriven_at !== null)).toBe(true);
   });
 
   it('refuses a replay while the group runs, then replays without changing the totals', async () => {
@@ -279,6 +324,7 @@ describe('meterflow CLI end to end', () => {
     expect(report.connections.find((c) => c.connection_id === 'e2e-arcadia')?.last_run?.status).toBe(
       'succeeded',
     );
-    expect(report.quarantine.VAL_UNKNOWN_METER).toBe(1);
+    // Both records were redriven: nothing open.
+    expect(report.quarantine.VAL_UNKNOWN_METER).toBeUndefined();
   });
 });

@@ -193,6 +193,79 @@ describe('meterflow status', () => {
   });
 });
 
+describe('quarantine lifecycle', () => {
+  it('a redrive marks what it re-sent: list --open and status leave it out, a second redrive re-sends nothing', async () => {
+    const serde = await ctx.registry.registerTopic(ctx.config.kafka.topicPrefix, 'quarantine');
+    const quarantineTopic = topicName(ctx.config.kafka.topicPrefix, 'quarantine');
+    const send = async (records: QuarantineRecord[]): Promise<void> => {
+      const producer = ctx.kafka.producer({ idempotent: true });
+      await producer.connect();
+      await producer.send({
+        topic: quarantineTopic,
+        messages: records.map((q) => ({
+          key: q.source_key,
+          value: serde.encode(q),
+          headers: headers(q),
+          partition: 1,
+        })),
+      });
+      await producer.disconnect();
+    };
+    const future = [11, 12].map((n) => record(n, 'VAL_TIMESTAMP_FUTURE', 'c9'));
+    await send(future);
+    const open = await cli(['quarantine', 'list', '--open', '--connection', 'c9']);
+    expect(open.code, open.out).toBe(0);
+    expect(open.out).toMatch(/^2 open quarantined record\(s\)$/m);
+
+    const r = await cli(['quarantine', 'redrive', '--connection', 'c9']);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(
+      /redrove 2 message\(s\) to their source topics; marked 2 quarantine record\(s\) redriven by redrive [0-9a-f-]{36}/,
+    );
+    const redriveId = /redrive ([0-9a-f-]{36})/.exec(r.out)![1]!;
+
+    const after = await cli(['quarantine', 'list', '--open', '--connection', 'c9']);
+    expect(after.out).toMatch(/^0 open quarantined record\(s\)$/m);
+    const all = await cli(['quarantine', 'list', '--connection', 'c9', '--json']);
+    const lines = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(4);
+    const marks = lines.filter((l) => l.status === 'redriven');
+    expect(marks.map((m) => m.id).sort()).toEqual(future.map((q) => q.id).sort());
+    for (const m of marks) {
+      expect(m).toMatchObject({ redrive_id: redriveId, source_offset: expect.any(Number) });
+      expect(typeof m.redriven_at).toBe('number');
+      // The mark keeps the original bytes: ClickHouse keeps only the latest row of an id.
+      expect(Buffer.from(m.original as string, 'base64').toString()).toMatch(/^\{"n":1[12]\}$/);
+    }
+    const inspect = await cli(['quarantine', 'inspect', future[0]!.id]);
+    expect(JSON.parse(inspect.stdout)).toMatchObject({ status: 'redriven', redrive_id: redriveId });
+
+    // Nothing is re-sent twice.
+    const again = await cli(['quarantine', 'redrive', '--connection', 'c9']);
+    expect(again.out).toMatch(/redrove 0 message\(s\).*marked 0/);
+
+    // status counts open records only.
+    const status = JSON.parse((await cli(['status', '--json'])).stdout) as {
+      quarantine: Record<string, number>;
+    };
+    expect(status.quarantine.VAL_TIMESTAMP_FUTURE).toBeUndefined();
+
+    // The same record quarantined again after its mark (a replay of the same source offset) is
+    // open again.
+    await send([future[0]!]);
+    const reopened = await cli(['quarantine', 'list', '--open', '--connection', 'c9']);
+    expect(reopened.out).toMatch(/^1 open quarantined record\(s\)$/m);
+    expect(reopened.out).toContain('row 11 rejected');
+    const status2 = JSON.parse((await cli(['status', '--json'])).stdout) as {
+      quarantine: Record<string, number>;
+    };
+    expect(status2.quarantine.VAL_TIMESTAMP_FUTURE).toBe(1);
+  });
+});
+
 describe('one overall deadline', () => {
   it('status, quarantine and replay end with CLI_TIMEOUT when the broker accepts and never answers', async () => {
     const [host, port] = ctx.config.kafka.brokers[0]!.split(':');
