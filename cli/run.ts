@@ -3,7 +3,7 @@
  */
 import { startMetricsServer } from '../lib/metrics.js';
 import type { Component } from '../lib/component.js';
-import { MeterflowError } from '../lib/errors.js';
+import { errorMessage, MeterflowError } from '../lib/errors.js';
 import * as processors from '../processors/index.js';
 import { bootstrap, untilSignal } from './bootstrap.js';
 import { parse, type Command } from './args.js';
@@ -40,6 +40,7 @@ Options:
     const rt = await bootstrap(values.connections ? { connectionsDir: values.connections } : {});
     const stops: (() => Promise<void>)[] = [];
     let ready = false;
+    let exitCode = 0;
     const port =
       values['metrics-port'] !== undefined ? Number(values['metrics-port']) : rt.config.metricsPort;
     if (port > 0) {
@@ -51,8 +52,10 @@ Options:
       // Every component the same way: created from its configuration and the shared runtime,
       // serving before the next one starts, stopped (drained) in reverse order. The sink and the
       // producers are loaded only when asked for.
+      const failures: Promise<Error>[] = [];
       const start = async (component: Component): Promise<void> => {
         stops.unshift(() => component.stop());
+        if (component.failed) failures.push(component.failed);
         await component.start();
         await component.ready;
       };
@@ -69,12 +72,21 @@ Options:
       }
       ready = true;
       rt.log.info({ components: what, stages }, 'running');
-      const signal = await untilSignal();
-      rt.log.info({ signal }, 'draining');
+      const ended = await Promise.race([
+        untilSignal().then((signal) => ({ signal, failure: null })),
+        ...failures.map((p) => p.then((failure) => ({ signal: null, failure }))),
+      ]);
+      if (ended.failure) {
+        rt.log.fatal(
+          { err: errorMessage(ended.failure) },
+          'a component stopped for good; draining and exiting',
+        );
+        exitCode = 1;
+      } else rt.log.info({ signal: ended.signal }, 'draining');
     } finally {
       ready = false;
       for (const stop of stops) await stop();
     }
-    return 0;
+    return exitCode;
   },
 };

@@ -30,6 +30,11 @@ export interface Component {
   readonly ready: Promise<void>;
   /** Drains and disconnects; idempotent. Waits for a start in progress, which it cuts short. */
   stop(): Promise<void>;
+  /**
+   * Resolves (never rejects) when the component stopped working on its own and cannot recover:
+   * the process should drain what is left and exit non-zero, so its supervisor restarts it.
+   */
+  readonly failed?: Promise<Error>;
 }
 
 /**

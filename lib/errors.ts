@@ -76,6 +76,8 @@ export const ERROR_CODES = {
   SINK_MIGRATION_FAILED: 'a ClickHouse migration failed',
 
   // Runtime
+  RT_TRANSACTION_ABORTED:
+    'a stage transaction was aborted (fenced after a rebalance, or a broker error); the batch is retried',
   RT_POISON_RECORD: 'a record made the stage fail repeatedly',
   RT_STATE_RESTORE: 'state could not be restored from its changelog',
 

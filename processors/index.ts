@@ -96,18 +96,23 @@ export function create(input: ProcessorsConfig, deps: ProcessorsDeps): Processor
   if (deps.now) options.now = deps.now;
   const stageDeps: StageDeps = { ...deps, connections: new Map(connections.map((c) => [c.id, c])) };
   const { ready, markReady } = readiness();
+  let markFailed: (err: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (markFailed = resolve));
   const running: RunningStage[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(running.splice(0).map((s) => s.stop()));
   };
   return {
     ready,
+    failed,
     ...lifecycle({
       async start(signal) {
         try {
           for (const name of names) {
             if (signal.aborted) return;
-            running.push(await runStage(createStage(name, stageDeps), stageDeps, options));
+            const stage = await runStage(createStage(name, stageDeps), stageDeps, options);
+            void stage.failed.then(markFailed);
+            running.push(stage);
           }
         } catch (err) {
           await stopAll();

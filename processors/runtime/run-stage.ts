@@ -73,6 +73,8 @@ export interface RunningStage {
   readonly stage: Stage;
   /** Resolves once the consumer joined its group and began fetching. */
   readonly ready: Promise<void>;
+  /** Resolves (never rejects) if the consumer stops for good on its own: the process should exit. */
+  readonly failed: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -275,8 +277,13 @@ export async function runStage(
     slog.info({ partitions: [...next] }, 'partitions assigned');
     markReady();
   });
+  let markFailed: (err: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (markFailed = resolve));
   consumer.on(consumer.events.CRASH, (e) => {
     slog.error({ err: errorMessage(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+    // kafkajs does not restart after an error it deems final: the stage would sit idle while the
+    // process looks alive. Report it, so the process exits and its supervisor starts it again.
+    if (!e.payload.restart) markFailed(e.payload.error);
   });
 
   async function restorePartition(partition: number): Promise<void> {
@@ -414,8 +421,20 @@ export async function runStage(
     } catch (err) {
       await transaction.abort().catch(() => undefined);
       restored.delete(partition);
-      slog.error({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
-      throw err;
+      // A producer whose transaction failed may be fenced (another member initialised the same
+      // transactional id after a rebalance) or in an error state: never reuse it. The next batch
+      // of this partition, if it is still ours, starts a new one and restores the state.
+      const retired = producers.get(partition);
+      producers.delete(partition);
+      void retired?.then((p) => p.disconnect()).catch(() => undefined);
+      slog.warn({ partition, err: errorMessage(err) }, 'transaction aborted; state will be rebuilt');
+      // Retriable, and without the client's error as cause: kafkajs would take a fenced
+      // producer's error as final and never restart the consumer.
+      throw new MeterflowError(
+        'RT_TRANSACTION_ABORTED',
+        `${stage.name}: the transaction of partition ${partition} was aborted: ${errorMessage(err)}`,
+        { retriable: true, context: { stage: stage.name, partition } },
+      );
     }
     payload.resolveOffset(lastOffset);
     await payload.heartbeat();
@@ -444,6 +463,7 @@ export async function runStage(
   return {
     stage,
     ready,
+    failed,
     async stop() {
       if (stopped) return;
       stopped = true;
