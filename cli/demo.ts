@@ -267,10 +267,13 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         `  days: ${days[0]?.days ?? 0} (${days[0]?.first ?? '-'} .. ${days[0]?.last ?? '-'}), mean daily completeness ${quality[0]?.completeness ?? '-'}, estimated intervals ${quality[0]?.estimated ?? 0}`,
       );
       say('  consumption by meter type (monthly totals summed):');
-      for (const t of totals)
+      for (const t of totals) {
+        // Gas is Energy by type but metered by volume: without a calorific value it stays m3.
+        const gas = t.meter_type === 'Energy' && t.total_unit === 'm3' ? ' (gas, by volume)' : '';
         say(
-          `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.total_unit.padEnd(4)} over ${t.months} month(s), from meters in ${t.units}`,
+          `    ${t.meter_type.padEnd(7)} ${String(t.total).padStart(16)} ${t.total_unit.padEnd(4)} over ${t.months} month(s), from meters in ${t.units}${gas}`,
         );
+      }
       say(
         `  quarantined: ${quarantine.length === 0 ? 'none' : quarantine.map((q) => `${q.reason_code} ${q.n}`).join(', ')}`,
       );
@@ -278,7 +281,7 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         `  intervals in ClickHouse: ${intervals[0]?.n ?? 0}, end to end in ${seconds.toFixed(1)} s (${Math.round(Number(intervals[0]?.n ?? 0) / seconds)} intervals/s)`,
       );
       say(`\nLook further (clickhouse-client --port 19000, or HTTP ${rt.config.clickhouse.url}):
-  SELECT meter_external_id, period, value, unit, completeness FROM ${db}.usage_daily_latest WHERE channel = 'consumption' ORDER BY meter_external_id, period LIMIT 20
+  SELECT meter_external_id, period, value, unit, value_canonical, canonical_unit, completeness FROM ${db}.usage_daily_latest WHERE channel = 'consumption' ORDER BY meter_external_id, period LIMIT 20
   npx meterflow status      npx meterflow quarantine list`);
       return 0;
     } finally {
