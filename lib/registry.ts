@@ -9,6 +9,7 @@ import avro from 'avsc';
 import type { Config } from './config.js';
 import { errorMessage, isMeterflowError, MeterflowError } from './errors.js';
 import { redactUrl } from './redact-url.js';
+import { sleep } from './retry.js';
 import { TOPICS, topicName, type TopicId, type TopicRecords } from '../schemas/topics.js';
 import type { AvroSchema } from '../schemas/avro.js';
 
@@ -134,13 +135,18 @@ export class AvroRegistry {
     try {
       const body = { type: SchemaType.AVRO, schema: JSON.stringify(schema) } as const;
       const opts = { subject, compatibility: COMPATIBILITY.BACKWARD };
-      try {
-        ({ id } = await this.client.register(body, opts));
-      } catch (first) {
-        // Another process registered the subject's first version (and its compatibility rule)
-        // at the same moment; the second attempt sees the rule and registers normally.
-        if (!/already exists/i.test(errorMessage(first))) throw first;
-        ({ id } = await this.client.register(body, opts));
+      // Another process may be registering the subject's first version at the same moment: it
+      // exists before its BACKWARD rule is set ("does not match the configuration"), or the
+      // rule's creation collides ("already exists"). Both settle within moments.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          ({ id } = await this.client.register(body, opts));
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !/already exists|does not match the configuration/i.test(errorMessage(err)))
+            throw err;
+          await sleep(100 * attempt);
+        }
       }
     } catch (cause) {
       const msg = errorMessage(cause);
