@@ -143,8 +143,10 @@ export class AvroRegistry {
           ({ id } = await this.client.register(body, opts));
           break;
         } catch (err) {
-          if (attempt >= 5 || !/already exists|does not match the configuration/i.test(errorMessage(err)))
-            throw err;
+          const settling =
+            (err as Error).name === 'ConfluentSchemaRegistryCompatibilityError' ||
+            /already exists/i.test(errorMessage(err));
+          if (attempt >= 5 || !settling) throw err;
           await sleep(100 * attempt);
         }
       }

@@ -77,6 +77,23 @@ describe('Kafka and the schema registry', () => {
     expect((err as MeterflowError).code).toBe('REG_INCOMPATIBLE');
   });
 
+  it('several processes registering a new subject at once all succeed, with one id', async () => {
+    // Processes starting together race for a subject's first version: the loser used to see the
+    // subject before its BACKWARD rule was set and failed its start-up.
+    for (let round = 0; round < 3; round++) {
+      const subject = `${ctx.config.kafka.topicPrefix}race-${round}-value`;
+      const schema = {
+        type: 'record',
+        name: 'Race',
+        namespace: 'io.meterflow.test',
+        fields: [{ name: 'a', type: 'string' }],
+      };
+      const clients = Array.from({ length: 4 }, () => AvroRegistry.fromConfig(ctx.config));
+      const serdes = await Promise.all(clients.map((c) => c.register(subject, schema)));
+      expect(new Set(serdes.map((s) => s.schemaId)).size).toBe(1);
+    }
+  });
+
   it('quarantine-worthy bytes are reported as REG_DECODE, not as a crash', async () => {
     await expect(ctx.registry.decode(Buffer.from('{"not":"avro"}'))).rejects.toMatchObject({
       code: 'REG_DECODE',
