@@ -10,14 +10,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { prefixLag } from '../../cli/quiet.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import {
   startGenericXmlCsvSimulator,
   type GenericXmlCsvSimulator,
 } from '../../simulators/generic-xml-csv.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, spawnCli, type CliProcess } from '../support/pipeline.js';
+import { type CliProcess, eventually, spawnCli, untilQuiet } from '../support/pipeline.js';
 
 const FROM = '2024-03-01';
 const TO = '2024-04-01';
@@ -94,24 +93,6 @@ function truth(): { kwh: number; gasM3: number; units: Set<string> } {
   return { kwh, gasM3, units };
 }
 
-async function quiet(): Promise<boolean> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  try {
-    let streak = 0;
-    return await eventually(
-      async () => {
-        streak = (await prefixLag(admin, ctx.config.kafka.topicPrefix)).quiet ? streak + 1 : 0;
-        return streak >= 3;
-      },
-      300_000,
-      1_000,
-    );
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 describe('canonical units end to end', () => {
   it('the monthly energy total in kWh across kWh and MWh meters equals the converted truth', async () => {
     expect((await spawnExit(['migrate'])).code).toBe(0);
@@ -144,7 +125,7 @@ describe('canonical units end to end', () => {
       ),
       procs.map((p) => p.output()).join('\n'),
     ).toBe(true);
-    expect(await quiet()).toBe(true);
+    expect(await untilQuiet(ctx)).toBe(true);
 
     const got = await totals();
     const energyKwh = got.find((t) => t.meter_type === 'Energy' && t.canonical_unit === 'kWh')!;

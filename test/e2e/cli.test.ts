@@ -13,8 +13,14 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, produceRaw, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
-import { prefixLag } from '../../cli/quiet.js';
+import {
+  type CliProcess,
+  eventually,
+  produceRaw,
+  readTopic,
+  spawnCli,
+  untilQuiet,
+} from '../support/pipeline.js';
 
 const FROM = Date.UTC(2024, 2, 1);
 const TO = Date.UTC(2024, 3, 1);
@@ -41,26 +47,6 @@ async function cliOk(args: string[]): Promise<{ code: number | string; out: stri
 async function query<T>(sql: string): Promise<T[]> {
   const rs = await ch.query({ query: sql, format: 'JSONEachRow' });
   return rs.json<T>();
-}
-
-/** Quiet = every group of the test's prefix at the end of its topics, three polls running. */
-async function quiet(timeoutMs = 180_000): Promise<boolean> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  try {
-    let streak = 0;
-    return await eventually(
-      async () => {
-        const { quiet: q } = await prefixLag(admin, ctx.config.kafka.topicPrefix);
-        streak = q ? streak + 1 : 0;
-        return streak >= 3;
-      },
-      timeoutMs,
-      1_000,
-    );
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 function truthTotals(): Map<string, number> {
@@ -177,7 +163,7 @@ describe('meterflow CLI end to end', () => {
       2_000,
     );
     expect(loaded, procs.map((p) => p.output()).join('\n')).toBe(true);
-    expect(await quiet()).toBe(true);
+    expect(await untilQuiet(ctx, 180_000)).toBe(true);
     await expectTotalsEqual(await clickhouseTotals(), expected);
     const meters = await query<{ n: string }>(
       `SELECT count() AS n FROM ${ctx.config.clickhouse.database}.meters_latest WHERE active = 1`,
@@ -297,7 +283,7 @@ describe('meterflow CLI end to end', () => {
     expect(refused.code).toBe(3);
     expect(refused.out).toMatch(/active member/);
 
-    expect(await quiet()).toBe(true);
+    expect(await untilQuiet(ctx, 180_000)).toBe(true);
     const before = await clickhouseTotals();
     const usageBefore = (await readTopic(ctx, 'usage')).length;
     processors.child.kill('SIGTERM');
@@ -313,7 +299,7 @@ describe('meterflow CLI end to end', () => {
     expect(
       await eventually(async () => (await readTopic(ctx, 'usage')).length > usageBefore, 120_000, 2_000),
     ).toBe(true);
-    expect(await quiet()).toBe(true);
+    expect(await untilQuiet(ctx, 180_000)).toBe(true);
     await expectTotalsEqual(await clickhouseTotals(), before);
 
     const status = await cliOk(['status', '--json']);

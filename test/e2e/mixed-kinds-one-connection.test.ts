@@ -13,10 +13,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { prefixLag } from '../../cli/quiet.js';
 import { startGenericMixedSimulator, type MixedSimulator } from '../../simulators/generic-mixed.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
+import {
+  type CliProcess,
+  consumptionTotals,
+  eventually,
+  expectSameTotals,
+  readTopic,
+  spawnCli,
+  untilQuiet,
+} from '../support/pipeline.js';
 
 const FROM = '2024-01-01';
 const DAYS = 366;
@@ -43,25 +50,6 @@ async function cliOk(args: string[]): Promise<{ code: number | string; out: stri
   return { code, out: p.output() };
 }
 
-async function quiet(timeoutMs = 300_000): Promise<boolean> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  try {
-    let streak = 0;
-    return await eventually(
-      async () => {
-        const { quiet: q } = await prefixLag(admin, ctx.config.kafka.topicPrefix);
-        streak = q ? streak + 1 : 0;
-        return streak >= 3;
-      },
-      timeoutMs,
-      1_000,
-    );
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 /** The shipped example, unchanged but for where the provider is and how patiently it is asked. */
 function connectionFile(): Record<string, unknown> {
   const c = parse(readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>;
@@ -80,20 +68,6 @@ async function query<T>(sql: string): Promise<T[]> {
   return rs.json<T>();
 }
 
-async function aggregates(
-  table: 'usage_daily_latest' | 'usage_monthly_latest',
-): Promise<Map<string, number>> {
-  const rows = await query<{
-    connection_id: string;
-    meter_external_id: string;
-    period: string;
-    value: number;
-  }>(
-    `SELECT connection_id, meter_external_id, period, value FROM ${ctx.config.clickhouse.database}.${table} WHERE channel = 'consumption'`,
-  );
-  return new Map(rows.map((r) => [`${r.connection_id}/${r.meter_external_id}|${r.period}`, Number(r.value)]));
-}
-
 function expected(grain: 'daily' | 'monthly'): Map<string, number> {
   const out = new Map<string, number>();
   for (const m of sim.truth().meters) {
@@ -101,21 +75,6 @@ function expected(grain: 'daily' | 'monthly'): Map<string, number> {
     for (const [period, v] of values) out.set(`${ID}/${m.meter_id}|${period}`, v);
   }
   return out;
-}
-
-function expectSame(actual: Map<string, number>, want: Map<string, number>, what: string): void {
-  const missing = [...want.keys()].filter((k) => !actual.has(k));
-  const extra = [...actual.keys()].filter((k) => !want.has(k) && (actual.get(k) ?? 0) !== 0);
-  expect({ missing: missing.slice(0, 10), extra: extra.slice(0, 10) }, what).toEqual({
-    missing: [],
-    extra: [],
-  });
-  const wrong: string[] = [];
-  for (const [k, v] of want) {
-    const got = actual.get(k) as number;
-    if (Math.abs(got - v) > 1e-6 * Math.max(1, Math.abs(v))) wrong.push(`${k}: ${got} != ${v}`);
-  }
-  expect(wrong.slice(0, 10), what).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -146,16 +105,20 @@ describe('interval and register meters on one endpoint, as one connection', () =
     const want = expected('daily');
     expect(
       await eventually(
-        async () => (await aggregates('usage_daily_latest')).size >= want.size,
+        async () => (await consumptionTotals(ctx, ch, 'usage_daily_latest')).size >= want.size,
         300_000,
         2_000,
       ),
       procs.map((p) => p.output()).join('\n'),
     ).toBe(true);
-    expect(await quiet()).toBe(true);
-    const daily = await aggregates('usage_daily_latest');
-    expectSame(daily, want, 'daily');
-    expectSame(await aggregates('usage_monthly_latest'), expected('monthly'), 'monthly');
+    expect(await untilQuiet(ctx)).toBe(true);
+    const daily = await consumptionTotals(ctx, ch, 'usage_daily_latest');
+    expectSameTotals(daily, want, 'daily');
+    expectSameTotals(
+      await consumptionTotals(ctx, ch, 'usage_monthly_latest'),
+      expected('monthly'),
+      'monthly',
+    );
     // The days of the DST changes are 23 and 25 hours long and still exact (checked above); make
     // sure they were among the compared days for a 15-minute meter.
     for (const day of ['2024-03-31', '2024-10-27']) expect(daily.has(`${ID}/E-0001|${day}`), day).toBe(true);

@@ -12,10 +12,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { prefixLag } from '../../cli/quiet.js';
 import { startGenericMixedSimulator, type MixedSimulator } from '../../simulators/generic-mixed.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, readTopic, spawnCli, type CliProcess } from '../support/pipeline.js';
+import {
+  type CliProcess,
+  consumptionTotals,
+  eventually,
+  expectSameTotals,
+  readTopic,
+  spawnCli,
+  untilQuiet,
+} from '../support/pipeline.js';
 
 const FROM = '2024-01-01';
 const DAYS = 366;
@@ -47,25 +54,6 @@ function peakRssMb(p: CliProcess): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
   if (!kb) throw new Error(`no VmHWM for pid ${p.child.pid}`);
   return Number(kb) / 1024;
-}
-
-async function quiet(timeoutMs = 300_000): Promise<boolean> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  try {
-    let streak = 0;
-    return await eventually(
-      async () => {
-        const { quiet: q } = await prefixLag(admin, ctx.config.kafka.topicPrefix);
-        streak = q ? streak + 1 : 0;
-        return streak >= 3;
-      },
-      timeoutMs,
-      1_000,
-    );
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 function connectionFile(id: string, kind: 'consumption' | 'reading'): Record<string, unknown> {
@@ -120,22 +108,6 @@ function connectionFile(id: string, kind: 'consumption' | 'reading'): Record<str
 const owner = (kind: 'interval' | 'register'): string =>
   kind === 'interval' ? 'mixed-interval' : 'mixed-register';
 
-async function aggregates(
-  table: 'usage_daily_latest' | 'usage_monthly_latest',
-): Promise<Map<string, number>> {
-  const rs = await ch.query({
-    query: `SELECT connection_id, meter_external_id, period, value FROM ${ctx.config.clickhouse.database}.${table} WHERE channel = 'consumption'`,
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{
-    connection_id: string;
-    meter_external_id: string;
-    period: string;
-    value: number;
-  }>();
-  return new Map(rows.map((r) => [`${r.connection_id}/${r.meter_external_id}|${r.period}`, Number(r.value)]));
-}
-
 function expected(grain: 'daily' | 'monthly'): Map<string, number> {
   const out = new Map<string, number>();
   for (const m of sim.truth().meters) {
@@ -143,21 +115,6 @@ function expected(grain: 'daily' | 'monthly'): Map<string, number> {
     for (const [period, v] of values) out.set(`${owner(m.kind)}/${m.meter_id}|${period}`, v);
   }
   return out;
-}
-
-function expectSame(actual: Map<string, number>, want: Map<string, number>, what: string): void {
-  const missing = [...want.keys()].filter((k) => !actual.has(k));
-  const extra = [...actual.keys()].filter((k) => !want.has(k) && (actual.get(k) ?? 0) !== 0);
-  expect({ missing: missing.slice(0, 10), extra: extra.slice(0, 10) }, what).toEqual({
-    missing: [],
-    extra: [],
-  });
-  const wrong: string[] = [];
-  for (const [k, v] of want) {
-    const got = actual.get(k) as number;
-    if (Math.abs(got - v) > 1e-6 * Math.max(1, Math.abs(v))) wrong.push(`${k}: ${got} != ${v}`);
-  }
-  expect(wrong.slice(0, 10), what).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -193,15 +150,19 @@ describe('interval and register meters on one endpoint, as two connections', () 
     const want = expected('daily');
     expect(
       await eventually(
-        async () => (await aggregates('usage_daily_latest')).size >= want.size,
+        async () => (await consumptionTotals(ctx, ch, 'usage_daily_latest')).size >= want.size,
         300_000,
         2_000,
       ),
       procs.map((p) => p.output()).join('\n'),
     ).toBe(true);
-    expect(await quiet()).toBe(true);
-    expectSame(await aggregates('usage_daily_latest'), want, 'daily');
-    expectSame(await aggregates('usage_monthly_latest'), expected('monthly'), 'monthly');
+    expect(await untilQuiet(ctx)).toBe(true);
+    expectSameTotals(await consumptionTotals(ctx, ch, 'usage_daily_latest'), want, 'daily');
+    expectSameTotals(
+      await consumptionTotals(ctx, ch, 'usage_monthly_latest'),
+      expected('monthly'),
+      'monthly',
+    );
     peaks.push(peakRssMb(processors));
     expect(peaks[0]).toBeLessThan(LIMIT_MB);
   }, 900_000);
@@ -241,9 +202,17 @@ describe('interval and register meters on one endpoint, as two connections', () 
       ),
     ).toBe(true);
     processors = cli(['run', 'processors']);
-    expect(await quiet()).toBe(true);
-    expectSame(await aggregates('usage_daily_latest'), expected('daily'), 'daily after replay');
-    expectSame(await aggregates('usage_monthly_latest'), expected('monthly'), 'monthly after replay');
+    expect(await untilQuiet(ctx)).toBe(true);
+    expectSameTotals(
+      await consumptionTotals(ctx, ch, 'usage_daily_latest'),
+      expected('daily'),
+      'daily after replay',
+    );
+    expectSameTotals(
+      await consumptionTotals(ctx, ch, 'usage_monthly_latest'),
+      expected('monthly'),
+      'monthly after replay',
+    );
     peaks.push(peakRssMb(processors));
     console.log(`processors peak RSS: sync ${peaks[0]?.toFixed(0)} MB, replay ${peaks[1]?.toFixed(0)} MB`);
     expect(peaks[1]).toBeLessThan(LIMIT_MB);

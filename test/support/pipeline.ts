@@ -11,6 +11,9 @@ import { REPO_ROOT } from '../../lib/config.js';
 import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics.js';
 import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
 import type { TestContext } from './context.js';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { expect } from 'vitest';
+import { prefixLag } from '../../cli/quiet.js';
 
 export async function produceRaw(
   ctx: TestContext,
@@ -161,4 +164,61 @@ export function versionConflicts(records: UsageAggregate[]): string[] {
     seen.set(k, { version: r.version, content });
   }
   return [...bad];
+}
+
+/**
+ * Waits until every consumer group of the test's prefix is at the end of its topics for three
+ * polls in a row (one poll a second); returns whether that happened in time.
+ */
+export async function untilQuiet(ctx: TestContext, timeoutMs = 300_000): Promise<boolean> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    let streak = 0;
+    return await eventually(
+      async () => {
+        streak = (await prefixLag(admin, ctx.config.kafka.topicPrefix)).quiet ? streak + 1 : 0;
+        return streak >= 3;
+      },
+      timeoutMs,
+      1_000,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Consumption per `connection/meter|period` from a `*_latest` aggregate view in ClickHouse. */
+export async function consumptionTotals(
+  ctx: TestContext,
+  ch: ClickHouseClient,
+  table: 'usage_daily_latest' | 'usage_monthly_latest',
+): Promise<Map<string, number>> {
+  const rs = await ch.query({
+    query: `SELECT connection_id, meter_external_id, period, value FROM ${ctx.config.clickhouse.database}.${table} WHERE channel = 'consumption'`,
+    format: 'JSONEachRow',
+  });
+  const rows = await rs.json<{
+    connection_id: string;
+    meter_external_id: string;
+    period: string;
+    value: number;
+  }>();
+  return new Map(rows.map((r) => [`${r.connection_id}/${r.meter_external_id}|${r.period}`, Number(r.value)]));
+}
+
+/** Asserts the same keys (zero totals may be extra) and values within 1e-6 relative. */
+export function expectSameTotals(actual: Map<string, number>, want: Map<string, number>, what: string): void {
+  const missing = [...want.keys()].filter((k) => !actual.has(k));
+  const extra = [...actual.keys()].filter((k) => !want.has(k) && (actual.get(k) ?? 0) !== 0);
+  expect({ missing: missing.slice(0, 10), extra: extra.slice(0, 10) }, what).toEqual({
+    missing: [],
+    extra: [],
+  });
+  const wrong: string[] = [];
+  for (const [k, v] of want) {
+    const got = actual.get(k) as number;
+    if (Math.abs(got - v) > 1e-6 * Math.max(1, Math.abs(v))) wrong.push(`${k}: ${got} != ${v}`);
+  }
+  expect(wrong.slice(0, 10), what).toEqual([]);
 }
