@@ -41,21 +41,25 @@ export function createTestContext(overrides: { partitions?: number } = {}): Test
   const registry = AvroRegistry.fromConfig(config);
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', name);
   const clients: ClickHouseClient[] = [];
+  const newClient = (): ClickHouseClient =>
+    createClient({
+      url: config.clickhouse.url,
+      username: config.clickhouse.username,
+      password: config.clickhouse.password,
+      // ClickHouse 18.16 answers no compressed HTTP request bodies reliably.
+      compression: { request: false, response: false },
+      // Tests provoke failures on purpose; the assertions speak for them.
+      log: { level: ClickHouseLogLevel.OFF },
+      // The suite shares two cores with Kafka and ClickHouse: a DDL may wait its turn.
+      request_timeout: 120_000,
+    });
   return {
     config,
     kafka,
     registry,
     log,
     clickhouse() {
-      const c = createClient({
-        url: config.clickhouse.url,
-        username: config.clickhouse.username,
-        password: config.clickhouse.password,
-        // ClickHouse 18.16 answers no compressed HTTP request bodies reliably.
-        compression: { request: false, response: false },
-        // Tests provoke failures on purpose; the assertions speak for them.
-        log: { level: ClickHouseLogLevel.OFF },
-      });
+      const c = newClient();
       clients.push(c);
       return c;
     },
@@ -81,12 +85,8 @@ export function createTestContext(overrides: { partitions?: number } = {}): Test
       } finally {
         await admin.disconnect();
       }
-      const ch = createClient({
-        url: config.clickhouse.url,
-        username: config.clickhouse.username,
-        password: config.clickhouse.password,
-        compression: { request: false, response: false },
-      });
+      const ch = newClient();
+      // A database left behind only costs disk; it must not fail a test that passed.
       await ch
         .command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` })
         .catch(() => undefined);
