@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // First step of `npm run demo`, `npm test` and `npm run bench`, so that a fresh clone needs no
 // `npm install` typed by hand: checks the Node.js version against package.json's engines, then
-// installs the dependencies when node_modules is missing or older than package-lock.json.
+// installs the dependencies when node_modules is missing or older than package-lock.json. For
+// `npm test` (or with --browser) it also makes Chromium available: the report's end-to-end test
+// opens the HTML report in headless Chromium.
 // Plain JavaScript with node:* imports only: it runs before anything is installed, and on a Node
 // too old for the rest of meterflow, to say so.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -136,7 +138,76 @@ function install(reason) {
   say(`dependencies installed in ${Math.round((Date.now() - started) / 1000)} s.`);
 }
 
+/** A Chromium binary: $MF_CHROMIUM, else chromium (Debian's package) or chromium-browser on PATH. */
+function chromiumPath() {
+  const given = process.env.MF_CHROMIUM?.trim();
+  if (given) return existsSync(given) ? given : undefined;
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean))
+    for (const name of ['chromium', 'chromium-browser'])
+      if (existsSync(join(dir, name))) return join(dir, name);
+  return undefined;
+}
+
+/**
+ * Installs Debian's chromium package when it is missing and this process may (root, or sudo
+ * without a password, and apt-get); otherwise names what to install and stops. Nothing is
+ * downloaded from anywhere but the system's own package sources.
+ */
+function ensureChromium() {
+  if (chromiumPath()) return;
+  const given = process.env.MF_CHROMIUM?.trim();
+  if (given) {
+    say(`MF_CHROMIUM names ${given}, which does not exist: point it at a Chromium binary, or unset it.`);
+    process.exit(1);
+  }
+  const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  const sudo = !root && has('sudo') && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
+  if (!has('apt-get') || (!root && !sudo)) {
+    say(
+      'Chromium is needed by the tests (the HTML report is checked in headless Chromium): ' +
+        (has('apt-get') ? '`sudo apt-get install chromium`' : "install your system's chromium package") +
+        ', or set MF_CHROMIUM to a Chromium binary, and run this again.',
+    );
+    process.exit(1);
+  }
+  const logDir = join(ROOT, '.local');
+  mkdirSync(logDir, { recursive: true });
+  const log = join(logDir, 'apt-chromium.log');
+  say(`Chromium is missing: installing Debian's chromium package with apt-get (log: ${log}).`);
+  const started = Date.now();
+  const apt = (args) => {
+    const argv = [
+      'env',
+      'DEBIAN_FRONTEND=noninteractive',
+      'apt-get',
+      '-o',
+      'DPkg::Lock::Timeout=300',
+      ...args,
+    ];
+    const r = spawnSync(
+      'sh',
+      ['-c', '"$@" >>"$LOG" 2>&1', 'sh', ...(sudo ? ['sudo', '-n', ...argv] : argv)],
+      {
+        stdio: 'ignore',
+        env: { ...process.env, LOG: log },
+      },
+    );
+    return r.status === 0;
+  };
+  apt(['update', '-q']); // a stale package list is the usual reason an install fails
+  if (!apt(['install', '-y', '-q', 'chromium']) || !chromiumPath()) {
+    say(
+      `\`apt-get install chromium\` failed (log: ${log}): install Chromium, or set MF_CHROMIUM, and run this again.`,
+    );
+    process.exit(1);
+  }
+  say(`Chromium installed in ${Math.round((Date.now() - started) / 1000)} s.`);
+}
+
 const pkg = readJson(join(ROOT, 'package.json'));
 checkNode(pkg);
 const reason = installReason();
 if (reason) install(reason);
+// `npm test` runs the whole suite, the browser test included; demo, bench and test:unit do not.
+if (process.argv.includes('--browser') || process.env.npm_lifecycle_event === 'test') ensureChromium();
