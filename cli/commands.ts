@@ -8,6 +8,7 @@ import { mappingCommand } from './mapping.js';
 import { migrateCommand } from './migrate.js';
 import { quarantineCommand } from './quarantine.js';
 import { reconcileCommand } from './reconcile.js';
+import { reportCommand } from './report.js';
 import { replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
@@ -20,6 +21,7 @@ export const COMMANDS = {
   replay: replayCommand,
   quarantine: quarantineCommand,
   status: statusCommand,
+  report: reportCommand,
   check: checkCommand,
   mapping: mappingCommand,
   reconcile: reconcileCommand,
