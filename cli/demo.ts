@@ -1,13 +1,12 @@
 /**
  * `meterflow demo`: the main job on the provider simulators. Starts an Arcadia, an EnerKey and
  * two generic REST simulators, writes their connection files, runs processors and the ClickHouse
- * sink, backfills every connection, waits until ClickHouse holds the aggregates, and prints a
- * report and the queries to look further.
+ * sink, backfills every connection, waits until ClickHouse holds the aggregates, prints a
+ * report and the queries to look further, and writes the HTML report (`meterflow report`).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import type { ClickHouseClient } from '@clickhouse/client';
 import { REPO_ROOT } from '../lib/config.js';
 import { MeterflowError } from '../lib/errors.js';
 import { connectionSchema, type ConnectionConfig } from '../schemas/connection.js';
@@ -21,6 +20,15 @@ import { startGenericXmlCsvSimulator } from '../simulators/generic-xml-csv.js';
 import { bootstrap } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 import { waitUntilQuiet } from './quiet.js';
+import { writeReport } from './report.js';
+import {
+  daysCovered,
+  intervalCount,
+  metersByType,
+  quality,
+  quarantineCounts,
+  totalsByType,
+} from './report/queries.js';
 import { bar, terminal } from './terminal.js';
 
 const FROM = '2024-03-01';
@@ -36,11 +44,6 @@ function example(file: string, patch: (c: Record<string, unknown>) => void): Con
   return connectionSchema.parse(raw);
 }
 
-async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
-  const rs = await ch.query({ query, format: 'JSONEachRow' });
-  return rs.json<T>();
-}
-
 export const demoCommand: Command = {
   summary: 'the main job on provider simulators: sync a demo portfolio into ClickHouse and report',
   help: `Usage: meterflow demo [--meters <n>]
@@ -48,7 +51,8 @@ export const demoCommand: Command = {
 Starts simulators of Arcadia Plug, EnerKey and two generic REST providers on 127.0.0.1, writes
 their connection files to .local/demo/connections, runs the processors and the ClickHouse sink in
 this process, backfills ${FROM} to ${TO.slice(0, 10)} for every connection, waits until ClickHouse
-has the daily and monthly aggregates, and prints a report. Safe to run again: replays converge.
+has the daily and monthly aggregates, prints a report and writes an HTML one (meterflow report)
+whose path it prints. Safe to run again: replays converge.
 Needs the services: npm run demo starts them first (deploy/local/services up).`,
   async run(argv) {
     const { values } = parse(argv, { meters: { type: 'string', default: '8' } }, false);
@@ -220,51 +224,22 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
       term.status('  reading the report from ClickHouse');
       const seconds = (Date.now() - started) / 1000;
 
-      // 3. Report from ClickHouse.
-      const byType = await rows<{ meter_type: string; meters: string }>(
-        ch,
-        `SELECT toString(meter_type) AS meter_type, count() AS meters FROM ${db}.meters_latest WHERE active = 1 GROUP BY meter_type ORDER BY meter_type`,
-      );
-      const days = await rows<{ days: string; first: string; last: string }>(
-        ch,
-        `SELECT uniqExact(period) AS days, min(period) AS first, max(period) AS last FROM ${db}.usage_daily_latest`,
-      );
-      const totals = await rows<{
-        meter_type: string;
-        total_unit: string;
-        total: number;
-        units: string;
-        months: string;
-      }>(
-        ch,
-        // One total per meter type in its canonical unit (energy in kWh across kWh, MWh and GJ
-        // meters; gas in m3 stays volume); a unit without a conversion keeps a line of its own.
-        `SELECT toString(meter_type) AS meter_type, ifNull(canonical_unit, unit) AS total_unit,
-           round(sum(ifNull(value_canonical, value)), 3) AS total,
-           arrayStringConcat(arraySort(groupUniqArray(unit)), ', ') AS units, uniqExact(period) AS months
-         FROM ${db}.usage_monthly_latest AS u
-         ANY INNER JOIN (SELECT connection_id, external_id AS meter_external_id, meter_type FROM ${db}.meters_latest) AS m USING (connection_id, meter_external_id)
-         WHERE channel = 'consumption' GROUP BY meter_type, total_unit ORDER BY meter_type, total_unit`,
-      );
-      const quality = await rows<{ completeness: number; estimated: string }>(
-        ch,
-        `SELECT round(avg(completeness), 4) AS completeness, sum(estimated_count) AS estimated FROM ${db}.usage_daily_latest WHERE channel = 'consumption'`,
-      );
-      const quarantine = await rows<{ reason_code: string; n: string }>(
-        ch,
-        `SELECT reason_code, count() AS n FROM ${db}.quarantine_latest GROUP BY reason_code ORDER BY n DESC`,
-      );
-      const intervals = await rows<{ n: string }>(
-        ch,
-        `SELECT count() AS n FROM ${db}.usage_intervals_latest`,
-      );
+      // 3. Report from ClickHouse: the same queries as `meterflow report`.
+      const views = { ch, db };
+      const byType = await metersByType(views);
+      const days = await daysCovered(views);
+      const totals = await totalsByType(views);
+      const qual = await quality(views);
+      const quarantine = await quarantineCounts(views);
+      const intervals = await intervalCount(views);
+      const html = await writeReport(ch, db);
 
       term.endStatus();
       say();
       say('Report');
       say(`  meters (active): ${byType.map((r) => `${r.meter_type} ${r.meters}`).join(', ') || 'none'}`);
       say(
-        `  days: ${days[0]?.days ?? 0} (${days[0]?.first ?? '-'} .. ${days[0]?.last ?? '-'}), mean daily completeness ${quality[0]?.completeness ?? '-'}, estimated intervals ${quality[0]?.estimated ?? 0}`,
+        `  days: ${days?.days ?? 0} (${days?.first ?? '-'} .. ${days?.last ?? '-'}), mean daily completeness ${qual?.completeness ?? '-'}, estimated intervals ${qual?.estimated ?? 0}`,
       );
       say('  consumption by meter type (monthly totals summed):');
       for (const t of totals) {
@@ -278,11 +253,12 @@ Needs the services: npm run demo starts them first (deploy/local/services up).`,
         `  quarantined: ${quarantine.length === 0 ? 'none' : quarantine.map((q) => `${q.reason_code} ${q.n}`).join(', ')}`,
       );
       say(
-        `  intervals in ClickHouse: ${intervals[0]?.n ?? 0}, end to end in ${seconds.toFixed(1)} s (${Math.round(Number(intervals[0]?.n ?? 0) / seconds)} intervals/s)`,
+        `  intervals in ClickHouse: ${intervals}, end to end in ${seconds.toFixed(1)} s (${Math.round(intervals / seconds)} intervals/s)`,
       );
       say(`\nLook further (clickhouse-client --port 19000, or HTTP ${rt.config.clickhouse.url}):
   SELECT meter_external_id, period, value, unit, value_canonical, canonical_unit, completeness FROM ${db}.usage_daily_latest WHERE channel = 'consumption' ORDER BY meter_external_id, period LIMIT 20
-  npx meterflow status      npx meterflow quarantine list`);
+  npx meterflow status      npx meterflow quarantine list      npx meterflow report`);
+      say(`\nHTML report (open it in a browser): ${html.path}`);
       return 0;
     } finally {
       for (const cleanup of cleanups) await cleanup().catch(() => undefined);
