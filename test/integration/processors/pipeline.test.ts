@@ -6,7 +6,7 @@
  * after the processors are killed with SIGKILL mid-stream and after raw.usage is replayed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RawEnvelope, UsageAggregate } from '../../../schemas/records.js';
+import type { RawEnvelope } from '../../../schemas/records.js';
 import { groupLag } from '../../../lib/kafka.js';
 import { topicName } from '../../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
@@ -18,122 +18,23 @@ import {
   spawnCli,
   type CliProcess,
 } from '../../support/pipeline.js';
+import {
+  compareWithTruth,
+  dayChunk as arcadiaDayChunk,
+  groundTruth,
+  type DayMeter,
+} from '../../support/arcadia-days.js';
 
-const QUARTER = 15 * 60_000;
-const DAY = 86_400_000;
 const T0 = Date.UTC(2024, 0, 1);
 const DAYS = 366; // 2024 is a leap year: both DST transitions of every zone are inside
 const CONNECTION = 'acme-arcadia';
-const METERS = [
-  { id: 'mtr_hel', zone: 'Europe/Helsinki', seed: 1, solar: false },
-  { id: 'mtr_nyc', zone: 'America/New_York', seed: 2, solar: false },
+const METERS: DayMeter[] = [
+  { id: 'mtr_hel', zone: 'Europe/Helsinki', seed: 1 },
+  { id: 'mtr_nyc', zone: 'America/New_York', seed: 2 },
   { id: 'mtr_utc', zone: 'UTC', seed: 3, solar: true },
 ];
-
-/** Deterministic kWh of interval i of a meter: 0.5..1.5 with 3 decimals. */
-const kwh = (seed: number, i: number) => (500 + ((i * 7919 + seed * 104_729) % 1000)) / 1000;
-const exportKwh = (i: number) => (i % 96 >= 40 && i % 96 < 64 ? 0.2 : 0);
-
-const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '+00:00');
-
-function meterPayload(m: (typeof METERS)[number]) {
-  return JSON.stringify({
-    id: m.id,
-    meterNumber: `N-${m.id}`,
-    serviceType: 'electric',
-    status: 'INTERVALS_SUCCESS',
-    isIntervalsProductActive: true,
-    site: {
-      id: `site_${m.id}`,
-      siteName: `Building ${m.id}`,
-      serviceAddress: { fullAddress: `1 ${m.id} Street` },
-    },
-    serviceAddress: { fullAddress: `1 ${m.id} Street` },
-    provider: { id: 'p1', name: 'Utility', country: 'US', supportsCredentialValidation: true },
-  });
-}
-
-/** The raw intervals response of one meter for one UTC day, as the Arcadia guide shows it. */
-function dayChunk(m: (typeof METERS)[number], day: number, scale = 1): RawEnvelope {
-  const readings: Record<string, unknown>[] = [];
-  for (let q = 0; q < 96; q++) {
-    const i = day * 96 + q;
-    const start = T0 + i * QUARTER;
-    readings.push({
-      startAt: iso(start),
-      endAt: iso(start + QUARTER),
-      direction: 'import',
-      kwh: kwh(m.seed, i) * scale,
-      kw: kwh(m.seed, i) * 4,
-    });
-    if (m.solar && exportKwh(i) > 0) {
-      readings.push({
-        startAt: iso(start),
-        endAt: iso(start + QUARTER),
-        direction: 'export',
-        kwh: exportKwh(i),
-        kw: exportKwh(i) * 4,
-      });
-    }
-  }
-  const payload = {
-    meterId: m.id,
-    meterNumber: 23220,
-    localTimezone: m.zone,
-    earliestIntervalAt: iso(T0 + day * DAY),
-    latestIntervalAt: iso(T0 + (day + 1) * DAY - QUARTER),
-    readings,
-  };
-  return {
-    connection_id: CONNECTION,
-    provider: 'arcadia',
-    entity_kind: 'usage',
-    format: 'arcadia.intervals',
-    external_id: m.id,
-    sync_run_id: 'run-1',
-    request_url: `http://127.0.0.1/plug/intervals/meters/${m.id}`,
-    request_page: null,
-    received_at: T0 + (day + 1) * DAY,
-    content_type: 'application/json',
-    payload: JSON.stringify(payload),
-    meta: {
-      meter_format: 'arcadia.meter',
-      meter_payload: meterPayload(m),
-      range_from: iso(T0 + day * DAY),
-      range_to: iso(T0 + (day + 1) * DAY),
-    },
-  };
-}
-
-/** Ground truth: local day and month totals computed with Intl, nothing from the processors. */
-function groundTruth() {
-  const truth = new Map<string, { value: number; count: number }>();
-  const add = (key: string, v: number) => {
-    const t = truth.get(key) ?? { value: 0, count: 0 };
-    t.value += v;
-    t.count += 1;
-    truth.set(key, t);
-  };
-  for (const m of METERS) {
-    const fmt = new Intl.DateTimeFormat('en-CA', {
-      timeZone: m.zone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-    });
-    for (let i = 0; i < DAYS * 96; i++) {
-      const local = fmt.format(new Date(T0 + i * QUARTER)); // YYYY-MM-DD
-      const k = `${CONNECTION}/${m.id}|consumption|`;
-      add(k + local, kwh(m.seed, i));
-      add(k + local.slice(0, 7), kwh(m.seed, i));
-      if (m.solar && exportKwh(i) > 0) {
-        add(`${CONNECTION}/${m.id}|redelivery|${local}`, exportKwh(i));
-        add(`${CONNECTION}/${m.id}|redelivery|${local.slice(0, 7)}`, exportKwh(i));
-      }
-    }
-  }
-  return truth;
-}
+const SERIES = { connection: CONNECTION, meters: METERS, t0: T0, runId: 'run-1' };
+const dayChunk = (m: DayMeter, day: number, scale = 1) => arcadiaDayChunk(SERIES, m, day, scale);
 
 /** Raw usage in a hostile order: weeks shuffled inside, duplicates, wrong values corrected later, late days. */
 function hostileStream(dayFrom: number, dayTo: number): { main: RawEnvelope[]; late: RawEnvelope[] } {
@@ -158,34 +59,16 @@ function hostileStream(dayFrom: number, dayTo: number): { main: RawEnvelope[]; l
   return { main, late };
 }
 
-function compare(
-  latest: Map<string, UsageAggregate>,
-  truth: Map<string, { value: number; count: number }>,
-  granularity: 'day' | 'month',
-): string[] {
-  const problems: string[] = [];
-  for (const [k, t] of truth) {
-    const isMonth = k.split('|')[2]!.length === 7;
-    if ((granularity === 'month') !== isMonth) continue;
-    const a = latest.get(k);
-    if (!a) problems.push(`${k}: missing`);
-    else if (Math.abs(a.value - t.value) > 1e-6 * Math.max(1, t.value) || a.interval_count !== t.count) {
-      problems.push(`${k}: got ${a.value} (${a.interval_count} intervals), want ${t.value} (${t.count})`);
-    }
-  }
-  for (const [k, a] of latest)
-    if (a.granularity === granularity && !truth.has(k)) problems.push(`${k}: unexpected`);
-  return problems;
-}
-
 let ctx: TestContext;
 let proc: CliProcess | undefined;
-const truth = groundTruth();
+const truth = groundTruth(SERIES, DAYS);
 
 async function currentProblems(): Promise<string[]> {
-  const daily = latestAggregates((await readTopic(ctx, 'usageDaily')).map((r) => r.value));
-  const monthly = latestAggregates((await readTopic(ctx, 'usageMonthly')).map((r) => r.value));
-  return [...compare(daily, truth, 'day'), ...compare(monthly, truth, 'month')];
+  const latest = latestAggregates([
+    ...(await readTopic(ctx, 'usageDaily')).map((r) => r.value),
+    ...(await readTopic(ctx, 'usageMonthly')).map((r) => r.value),
+  ]);
+  return compareWithTruth(latest, truth);
 }
 
 /** Waits until the topics show the truth (the stream may still be running). */

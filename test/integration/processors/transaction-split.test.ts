@@ -9,7 +9,7 @@ import type { Admin } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupLag, topicOffsets } from '../../../lib/kafka.js';
 import * as processors from '../../../processors/index.js';
-import type { RawEnvelope, UsageAggregate } from '../../../schemas/records.js';
+import type { RawEnvelope } from '../../../schemas/records.js';
 import { topicName, type TopicId } from '../../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import {
@@ -20,56 +20,24 @@ import {
   spawnCli,
   type CliProcess,
 } from '../../support/pipeline.js';
+import {
+  compareWithTruth,
+  dayChunk as arcadiaDayChunk,
+  groundTruth,
+  type DayMeter,
+} from '../../support/arcadia-days.js';
 
-const QUARTER = 15 * 60_000;
-const DAY = 86_400_000;
 const T0 = Date.UTC(2024, 2, 1);
 const CONNECTION = 'acme-arcadia';
-const METERS = [
+const METERS: DayMeter[] = [
   { id: 'mtr_split_hel', zone: 'Europe/Helsinki', seed: 1 },
   { id: 'mtr_split_utc', zone: 'UTC', seed: 2 },
 ];
 /** Days of the in-process run, then of the run that is killed. */
 const FIRST_DAYS = 12;
 const ALL_DAYS = 120;
-
-const kwh = (seed: number, i: number) => (500 + ((i * 7919 + seed * 104_729) % 1000)) / 1000;
-const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '+00:00');
-
-function dayChunk(m: (typeof METERS)[number], day: number, scale = 1): RawEnvelope {
-  const readings = Array.from({ length: 96 }, (_, q) => {
-    const i = day * 96 + q;
-    const start = T0 + i * QUARTER;
-    return {
-      startAt: iso(start),
-      endAt: iso(start + QUARTER),
-      direction: 'import',
-      kwh: kwh(m.seed, i) * scale,
-      kw: 1,
-    };
-  });
-  return {
-    connection_id: CONNECTION,
-    provider: 'arcadia',
-    entity_kind: 'usage',
-    format: 'arcadia.intervals',
-    external_id: m.id,
-    sync_run_id: 'run-split',
-    request_url: `http://127.0.0.1/plug/intervals/meters/${m.id}`,
-    request_page: null,
-    received_at: T0 + (day + 1) * DAY,
-    content_type: 'application/json',
-    payload: JSON.stringify({ meterId: m.id, localTimezone: m.zone, readings }),
-    meta: {
-      meter_format: 'arcadia.meter',
-      meter_payload: JSON.stringify({
-        id: m.id,
-        serviceType: 'electric',
-        site: { id: `site_${m.id}`, siteName: `Building ${m.id}` },
-      }),
-    },
-  };
-}
+const SERIES = { connection: CONNECTION, meters: METERS, t0: T0, runId: 'run-split' };
+const dayChunk = (m: DayMeter, day: number, scale = 1) => arcadiaDayChunk(SERIES, m, day, scale);
 
 /** Every meter's days [from, to); every third day first delivered wrong, then corrected. */
 function chunks(from: number, to: number): RawEnvelope[] {
@@ -84,43 +52,6 @@ function chunks(from: number, to: number): RawEnvelope[] {
 }
 
 /** Local day and month totals of days [0, days), computed with Intl alone. */
-function groundTruth(days: number): Map<string, { value: number; count: number }> {
-  const truth = new Map<string, { value: number; count: number }>();
-  const add = (key: string, v: number) => {
-    const t = truth.get(key) ?? { value: 0, count: 0 };
-    t.value += v;
-    t.count += 1;
-    truth.set(key, t);
-  };
-  for (const m of METERS) {
-    const fmt = new Intl.DateTimeFormat('en-CA', {
-      timeZone: m.zone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-    });
-    for (let i = 0; i < days * 96; i++) {
-      const local = fmt.format(new Date(T0 + i * QUARTER));
-      const k = `${CONNECTION}/${m.id}|consumption|`;
-      add(k + local, kwh(m.seed, i));
-      add(k + local.slice(0, 7), kwh(m.seed, i));
-    }
-  }
-  return truth;
-}
-
-function compare(latest: Map<string, UsageAggregate>, truth: Map<string, { value: number; count: number }>) {
-  const problems: string[] = [];
-  for (const [k, t] of truth) {
-    const a = latest.get(k);
-    if (!a) problems.push(`${k}: missing`);
-    else if (Math.abs(a.value - t.value) > 1e-6 * Math.max(1, t.value) || a.interval_count !== t.count)
-      problems.push(`${k}: got ${a.value} (${a.interval_count}), want ${t.value} (${t.count})`);
-  }
-  for (const k of latest.keys()) if (!truth.has(k)) problems.push(`${k}: unexpected`);
-  return problems;
-}
-
 let ctx: TestContext;
 let admin: Admin;
 let proc: CliProcess | undefined;
@@ -130,7 +61,7 @@ async function problems(days: number): Promise<string[]> {
     ...(await readTopic(ctx, 'usageDaily')).map((r) => r.value),
     ...(await readTopic(ctx, 'usageMonthly')).map((r) => r.value),
   ]);
-  return compare(latest, groundTruth(days));
+  return compareWithTruth(latest, groundTruth(SERIES, days));
 }
 
 const topic = (id: TopicId) => topicName(ctx.config.kafka.topicPrefix, id);
