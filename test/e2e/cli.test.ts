@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import type { RawEnvelope } from '../../schemas/records.js';
+import { arcadiaConnectionFile, arcadiaCredentials, quickArcadia } from '../support/arcadia-connection.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import {
   type CliProcess,
@@ -99,34 +100,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mf-e2e-'));
   writeFileSync(
     join(dir, 'e2e-arcadia.yaml'),
-    stringify({
-      id: 'e2e-arcadia',
-      provider: 'arcadia',
-      baseUrls: { production: sim.url },
-      auth: {
-        type: 'oauth2ClientCredentials',
-        tokenUrl: '/oauth2/token',
-        clientIdEnv: 'E2E_ARC_ID',
-        clientSecretEnv: 'E2E_ARC_SECRET',
-      },
-      timeZone: 'Europe/Helsinki',
-      usageStart: '2024-03-01',
-      http: {
-        timeoutMs: 10_000,
-        maxResponseBytes: 8388608,
-        maxRetries: 4,
-        backoffBaseMs: 10,
-        backoffMaxMs: 100,
-      },
-      options: {
-        correlationId: sim.truth().credentials.map((c) => c.correlationId),
-        intervals: 'normalized',
-        activationPollMs: 50,
-      },
-    }),
+    stringify(arcadiaConnectionFile(sim, 'e2e-arcadia', 'E2E_ARC', quickArcadia(sim))),
   );
   // The simulator's credentials match ENV.
-  Object.assign(ENV, { E2E_ARC_ID: sim.options.clientId, E2E_ARC_SECRET: sim.options.clientSecret });
+  Object.assign(ENV, arcadiaCredentials(sim, 'E2E_ARC'));
   ch = ctx.clickhouse();
 });
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { topicName } from '../../../schemas/topics.js';
+import { arcadiaConnectionFile, arcadiaCredentials, quickArcadia } from '../../support/arcadia-connection.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { logLines, readTopic, spawnCli } from '../../support/pipeline.js';
 
@@ -22,8 +23,7 @@ const logFiles: string[] = [];
 async function cli(args: string[], env: Record<string, string> = {}) {
   const p = spawnCli(ctx, args, {
     MF_CONNECTIONS_DIR: dir,
-    TERM_ARC_ID: sim.options.clientId,
-    TERM_ARC_SECRET: sim.options.clientSecret,
+    ...arcadiaCredentials(sim, 'TERM_ARC'),
     LOG_LEVEL: 'info',
     ...env,
   });
@@ -46,31 +46,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mf-term-'));
   writeFileSync(
     join(dir, 'term-arcadia.yaml'),
-    stringify({
-      id: 'term-arcadia',
-      provider: 'arcadia',
-      baseUrls: { production: sim.url },
-      auth: {
-        type: 'oauth2ClientCredentials',
-        tokenUrl: '/oauth2/token',
-        clientIdEnv: 'TERM_ARC_ID',
-        clientSecretEnv: 'TERM_ARC_SECRET',
-      },
-      timeZone: 'Europe/Helsinki',
-      usageStart: '2024-03-01',
-      http: {
-        timeoutMs: 10_000,
-        maxResponseBytes: 8388608,
-        maxRetries: 4,
-        backoffBaseMs: 10,
-        backoffMaxMs: 100,
-      },
-      options: {
-        correlationId: sim.truth().credentials.map((c) => c.correlationId),
-        intervals: 'normalized',
-        activationPollMs: 50,
-      },
-    }),
+    stringify(arcadiaConnectionFile(sim, 'term-arcadia', 'TERM_ARC', quickArcadia(sim))),
   );
 });
 

@@ -11,40 +11,23 @@ import type { RawEnvelope, SyncRun, SyncState } from '../../../schemas/records.j
 import { topicName, type TopicId } from '../../../schemas/topics.js';
 import type { SyncDeps } from '../../../producers/sync/engine.js';
 import type { ArcadiaSimulator } from '../../../simulators/arcadia.js';
+import { arcadiaConnectionFile, arcadiaCredentials } from '../../support/arcadia-connection.js';
 
 export function connection(input: ConnectionInput): ConnectionConfig {
   return connectionSchema.parse(input);
 }
 
-/**
- * An Arcadia connection on a simulator: OAuth2 client credentials from ARC_ID / ARC_SECRET, data
- * from 2024-01-01; `extra` adds or replaces top-level fields.
- */
+/** An Arcadia connection on a simulator, credentials from ARC_ID / ARC_SECRET (see arcadiaEnv). */
 export function arcadiaConnection(
   sim: ArcadiaSimulator,
   id: string,
   extra: Partial<ConnectionInput> = {},
 ): ConnectionConfig {
-  return connection({
-    id,
-    provider: 'arcadia',
-    baseUrls: { production: sim.url },
-    auth: {
-      type: 'oauth2ClientCredentials',
-      tokenUrl: '/oauth2/token',
-      clientIdEnv: 'ARC_ID',
-      clientSecretEnv: 'ARC_SECRET',
-    },
-    usageStart: '2024-01-01',
-    ...extra,
-  });
+  return connection(arcadiaConnectionFile(sim, id, 'ARC', extra));
 }
 
 /** The environment that carries a simulator's Arcadia client credentials. */
-export const arcadiaEnv = (sim: ArcadiaSimulator): Record<string, string> => ({
-  ARC_ID: sim.options.clientId,
-  ARC_SECRET: sim.options.clientSecret,
-});
+export const arcadiaEnv = (sim: ArcadiaSimulator): Record<string, string> => arcadiaCredentials(sim, 'ARC');
 
 export interface Read<T> {
   key: string;

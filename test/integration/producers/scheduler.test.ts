@@ -4,7 +4,7 @@ import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulator
 import * as producers from '../../../producers/index.js';
 import type { SyncEvent } from '../../../producers/index.js';
 import { startScheduler } from '../../../producers/sync/scheduler.js';
-import { connection, readRuns, readStates, syncDeps } from './helpers.js';
+import { arcadiaConnection, arcadiaEnv, readRuns, readStates, syncDeps } from './helpers.js';
 import { runSync } from '../../../producers/sync/engine.js';
 
 describe('schedules and run-once', () => {
@@ -27,21 +27,8 @@ describe('schedules and run-once', () => {
   });
 
   const conn = (id: string, schedule?: { cron: string }) =>
-    connection({
-      id,
-      provider: 'arcadia',
-      baseUrls: { production: sim.url },
-      auth: {
-        type: 'oauth2ClientCredentials',
-        tokenUrl: '/oauth2/token',
-        clientIdEnv: 'ARC_ID',
-        clientSecretEnv: 'ARC_SECRET',
-      },
-      usageStart: '2024-01-01',
-      options: { intervals: 'normalized' },
-      ...(schedule ? { schedule } : {}),
-    });
-  const env = () => ({ ARC_ID: sim.options.clientId, ARC_SECRET: sim.options.clientSecret });
+    arcadiaConnection(sim, id, { options: { intervals: 'normalized' }, ...(schedule ? { schedule } : {}) });
+  const env = () => arcadiaEnv(sim);
 
   it('a schedule never overlaps runs of one connection: ticks during a run are skipped with POLL_RUN_OVERLAP', async () => {
     sim.setFaults({ slow: { delayMs: 1500, endpoints: ['meters.list'] } });
