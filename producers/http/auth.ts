@@ -112,11 +112,15 @@ function dateMs(s: string | undefined, end: boolean): number | undefined {
   return end && /^\d{4}-\d{2}-\d{2}$/.test(s) ? t + DAY_MS : t;
 }
 
+/** How long a key that got a 401 is passed over before it is tried again. */
+export const KEY_REJECTION_MS = 5 * 60_000;
+
 class ApiKeyAuth extends SecretHolder implements Authenticator {
   readonly type = 'apiKey' as const;
   readonly secretParams: string[];
   private readonly keys: { value: string; from?: number; to?: number; index: number }[];
-  private readonly rejected = new Set<number>();
+  /** Key index → when its 401 stops counting: a short burst of 401s must not end a long run. */
+  private readonly rejected = new Map<number, number>();
   private current: number | undefined;
 
   constructor(
@@ -138,7 +142,7 @@ class ApiKeyAuth extends SecretHolder implements Authenticator {
     const now = this.deps.now();
     const valid = this.keys.filter(
       (k) =>
-        !this.rejected.has(k.index) &&
+        !this.isRejected(k.index, now) &&
         (k.from === undefined || k.from <= now) &&
         (k.to === undefined || now < k.to),
     );
@@ -146,15 +150,24 @@ class ApiKeyAuth extends SecretHolder implements Authenticator {
     if (!chosen) {
       throw new MeterflowError(
         'POLL_AUTH',
-        `connection ${this.deps.connectionId}: no valid API key left (${this.keys.length} configured, ${this.rejected.size} rejected with 401, others outside their validity dates)`,
+        `connection ${this.deps.connectionId}: no valid API key left (${this.keys.length} configured, ${this.keys.filter((k) => this.isRejected(k.index, now)).length} rejected with 401 in the last ${KEY_REJECTION_MS / 60_000} min, others outside their validity dates)`,
         { context: { connection: this.deps.connectionId, keys: this.keys.length } },
       );
     }
     return chosen.index;
   }
 
+  private isRejected(index: number, now: number): boolean {
+    const until = this.rejected.get(index);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.rejected.delete(index);
+    return false;
+  }
+
   apply(target: AuthTarget): Promise<void> {
-    if (this.current === undefined || this.rejected.has(this.current)) this.current = this.pick();
+    if (this.current === undefined || this.isRejected(this.current, this.deps.now()))
+      this.current = this.pick();
     // Re-check validity on every request: a long run may cross a key's validTo.
     const k = this.keys[this.current]!;
     const now = this.deps.now();
@@ -167,7 +180,7 @@ class ApiKeyAuth extends SecretHolder implements Authenticator {
   }
 
   onUnauthorized(): Promise<boolean> {
-    if (this.current !== undefined) this.rejected.add(this.current);
+    if (this.current !== undefined) this.rejected.set(this.current, this.deps.now() + KEY_REJECTION_MS);
     this.current = undefined;
     try {
       this.current = this.pick();

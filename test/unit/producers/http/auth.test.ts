@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HttpClient } from '../../../../producers/http/client.js';
+import { KEY_REJECTION_MS } from '../../../../producers/http/auth.js';
 import { conn, noSleep, rejection, sendJson, type TestServer, serveEach } from '../server.js';
 
 const server = serveEach();
@@ -90,6 +91,37 @@ describe('API key', () => {
     const err = await rejection(http.send({ url: '/x', endpoint: 'x' }));
     expect(err.code).toBe('POLL_AUTH');
     expect(s.seen).toHaveLength(2);
+    await http.close();
+  });
+
+  it('keys rejected by a burst of 401s are tried again after KEY_REJECTION_MS', async () => {
+    let burst = true;
+    const s = await server((_q, res) =>
+      burst ? sendJson(res, 401, { error: 'invalid key' }) : sendJson(res, 200, { ok: true }),
+    );
+    let now = Date.parse('2026-06-01T00:00:00Z');
+    const http = new HttpClient({
+      connection: conn({
+        baseUrl: s.url,
+        auth: { type: 'apiKey', name: 'Authorization', keys: [{ valueEnv: 'K1' }, { valueEnv: 'K2' }] },
+      }),
+      env: { K1: 'k1', K2: 'k2' },
+      sleep: noSleep,
+      now: () => now,
+    });
+    for (let i = 0; i < 2; i++)
+      expect((await rejection(http.send({ url: '/x', endpoint: 'x' }))).code).toBe('POLL_AUTH');
+    expect(s.seen.map((r) => r.headers.authorization)).toEqual(['k1', 'k2', 'k2']);
+    burst = false;
+    // Both keys are passed over within the window, without a request...
+    now += KEY_REJECTION_MS - 1;
+    const err = await rejection(http.send({ url: '/x', endpoint: 'x' }));
+    expect(err.message).toContain('no valid API key left');
+    expect(s.seen).toHaveLength(3);
+    // ...and used again once it is over: the burst does not end a long run for good.
+    now += 1;
+    expect((await http.send({ url: '/x', endpoint: 'x' })).status).toBe(200);
+    expect(s.seen.at(-1)!.headers.authorization).toBe('k1');
     await http.close();
   });
 
