@@ -363,15 +363,21 @@ const STATUS_CLASS: Record<string, string> = {
   failed: 'bad',
 };
 
+function took(from: string | null, to: string | null): string {
+  const ms = from && to ? Date.parse(to) - Date.parse(from) : NaN;
+  if (!Number.isFinite(ms) || ms < 0) return '-';
+  return ms < 1000 ? `${ms} ms` : formatAge(ms);
+}
+
 function syncTable(data: ReportData): string {
   const body = data.syncs.map(
     (s) =>
-      `<tr data-connection="${e(s.connection_id)}"><td class="nowrap">${e(s.connection_id)}</td><td>${e(s.provider)}</td><td class="nowrap"><span class="status ${STATUS_CLASS[s.status] ?? 'info'}">${e(s.status)}</span> ${e(s.mode)}</td><td class="nowrap">${e(when(s.started_at))}</td><td class="nowrap">${e(when(s.finished_at))}</td><td class="nowrap" data-sort="${e(s.last_success_at ?? '')}">${e(ago(s.last_success_at, data.generated_at))}</td><td class="num" data-sort="${s.intervals}">${e(formatNumber(s.intervals))}</td><td class="num" data-sort="${s.requests}">${e(formatNumber(s.requests))}</td><td class="num" data-sort="${s.errors}">${e(formatNumber(s.errors))}</td><td class="num" data-sort="${s.runs}">${e(formatNumber(s.runs))}</td></tr>`,
+      `<tr data-connection="${e(s.connection_id)}"><td class="nowrap">${e(s.connection_id)}<div class="sub">${e(s.provider)}</div></td><td class="nowrap"><span class="status ${STATUS_CLASS[s.status] ?? 'info'}">${e(s.status)}</span> ${e(s.mode)}</td><td class="nowrap">${e(when(s.started_at))}</td><td class="num" data-sort="${e(s.finished_at && s.started_at ? Date.parse(s.finished_at) - Date.parse(s.started_at) : -1)}">${e(took(s.started_at, s.finished_at))}</td><td class="nowrap" data-sort="${e(s.last_success_at ?? '')}">${e(ago(s.last_success_at, data.generated_at))}</td><td class="num" data-sort="${s.intervals}">${e(formatNumber(s.intervals))}</td><td class="num" data-sort="${s.requests}">${e(formatNumber(s.requests))}</td><td class="num" data-sort="${s.errors}">${e(formatNumber(s.errors))}</td><td class="num" data-sort="${s.runs}">${e(formatNumber(s.runs))}</td></tr>`,
   );
   const errors = data.syncs.flatMap((s) =>
     s.error_messages.slice(0, 3).map((m) => `<li><b>${e(s.connection_id)}</b>: ${e(m)}</li>`),
   );
-  return `<div class="scroll"><table class="sortable" data-table="syncs"><thead><tr><th>Connection</th><th>Provider</th><th>Last run</th><th>Started</th><th>Finished</th><th>Last success</th><th class="num" data-type="number">Intervals</th><th class="num" data-type="number">Requests</th><th class="num" data-type="number">Errors</th><th class="num" data-type="number">Runs</th></tr></thead><tbody>${body.join('')}</tbody></table></div>${errors.length ? `<ul class="errors">${errors.join('')}</ul>` : ''}`;
+  return `<div class="scroll"><table class="sortable" data-table="syncs"><thead><tr><th>Connection</th><th>Last run</th><th>Started</th><th class="num" data-type="number">Took</th><th>Last success</th><th class="num" data-type="number">Intervals</th><th class="num" data-type="number">Requests</th><th class="num" data-type="number">Errors</th><th class="num" data-type="number">Runs</th></tr></thead><tbody>${body.join('')}</tbody></table></div>${errors.length ? `<ul class="errors">${errors.join('')}</ul>` : ''}`;
 }
 
 // ---- the page ---------------------------------------------------------------------------------
