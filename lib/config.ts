@@ -175,12 +175,17 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-/** Reads KEY=VALUE lines (as written by deploy/local/services). */
-export function readEnvFile(path: string): Record<string, string> {
+/** Parses KEY=VALUE lines as deploy/local/services writes them (`export`, quotes, # comments). */
+export function parseEnvFile(text: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (m?.[1]) out[m[1]] = m[2]!.replace(/^['"]|['"]$/g, '');
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2] ?? '';
+    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
+    out[m[1] as string] = value;
   }
   return out;
 }
@@ -218,7 +223,9 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  * setting (endpoint variables also from the local endpoints file).
  */
 function collect(env: Env): Record<string, unknown> {
-  const local = existsSync(LOCAL_ENDPOINTS_FILE) ? readEnvFile(LOCAL_ENDPOINTS_FILE) : {};
+  const local = existsSync(LOCAL_ENDPOINTS_FILE)
+    ? parseEnvFile(readFileSync(LOCAL_ENDPOINTS_FILE, 'utf8'))
+    : {};
   const file = env.MF_CONFIG_FILE ? readConfigFile(env.MF_CONFIG_FILE) : {};
   const raw: Record<string, unknown> = { ...file };
   // Sections are always objects, so a missing value is reported by its setting, not its section.

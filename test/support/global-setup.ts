@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEnvFile } from '../../lib/config.js';
 
 export const ENDPOINT_KEYS = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL'] as const;
 export type EndpointKey = (typeof ENDPOINT_KEYS)[number];
@@ -27,21 +28,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVICES_SCRIPT = resolve(ROOT, 'deploy', 'local', 'services');
 const ENDPOINTS_FILE = resolve(ROOT, '.local', 'endpoints.env');
 const PROBE_TIMEOUT_MS = 3000;
-
-/** Parses KEY=VALUE lines (optionally `export KEY=VALUE`, quoted values, # comments). */
-export function parseEnvFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (!m) continue;
-    let value = m[2] ?? '';
-    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
-    out[m[1] as string] = value;
-  }
-  return out;
-}
 
 function endpointsFrom(source: Record<string, string | undefined>): Endpoints | undefined {
   const values = ENDPOINT_KEYS.map((k) => source[k]);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configSchema, loadConfig } from '../../../lib/config.js';
+import { configSchema, loadConfig, parseEnvFile } from '../../../lib/config.js';
 import { MeterflowError } from '../../../lib/errors.js';
 
 const base = {
@@ -180,5 +180,13 @@ describe('loadConfig', () => {
       expect(shown).not.toContain('S3cr3t');
       expect(shown).not.toContain('password');
     });
+  });
+});
+
+describe('parseEnvFile', () => {
+  it('reads KEY=VALUE, export, quotes and comments, and skips anything else', () => {
+    const text =
+      '# endpoints\nKAFKA_BROKERS=127.0.0.1:19092\r\nexport A="x y"\nB=\'q\'\n  \nnot a line\nC=a=b\n';
+    expect(parseEnvFile(text)).toEqual({ KAFKA_BROKERS: '127.0.0.1:19092', A: 'x y', B: 'q', C: 'a=b' });
   });
 });
