@@ -36,6 +36,11 @@ export const rawEnvelopeSchema: AvroSchema = {
     field('content_type', 'string'),
     field('payload', 'string'),
     field('meta', stringMap, undefined, { default: {} }),
+    opt(
+      'connection_version',
+      'long',
+      'version of the connection (topic connections) the poller ran with; null before it was published',
+    ),
   ],
 };
 
@@ -55,6 +60,7 @@ export const assetSchema: AvroSchema = {
     field('first_seen', ts),
     field('last_seen', ts),
     field('sync_run_id', 'string'),
+    opt('connection_version', 'long', 'version of the connection (topic connections) the processors applied'),
   ],
 };
 
@@ -80,6 +86,7 @@ export const meterSchema: AvroSchema = {
     field('first_seen', ts),
     field('last_seen', ts),
     field('sync_run_id', 'string'),
+    opt('connection_version', 'long', 'version of the connection (topic connections) the processors applied'),
   ],
 };
 
@@ -117,6 +124,7 @@ export const usageBatchSchema: AvroSchema = {
     field('source_partition', 'int'),
     field('source_offset', 'long'),
     field('intervals', { type: 'array', items: usageIntervalSchema }),
+    opt('connection_version', 'long', 'version of the connection (topic connections) the processors applied'),
   ],
 };
 
@@ -169,6 +177,11 @@ export const quarantineSchema: AvroSchema = {
     }),
     { name: 'redriven_at', type: ['null', ts], default: null },
     { name: 'redrive_id', ...optString },
+    opt(
+      'connection_version',
+      'long',
+      'version of the connection the stage applied (or the envelope named) when it rejected the record',
+    ),
   ],
 };
 
@@ -221,5 +234,22 @@ export const meterMappingSchema: AvroSchema = {
     { name: 'internal_meter_id', ...optString },
     field('updated_at', ts),
     field('source', 'string'),
+  ],
+};
+
+export const connectionVersionSchema: AvroSchema = {
+  type: 'record',
+  name: 'ConnectionVersion',
+  namespace: NS,
+  doc: 'One version of a connection file (compacted, key connection_id; a tombstone removes it). Secrets only as variable names.',
+  fields: [
+    field('connection_id', 'string'),
+    field('version', 'long', '1 for the first publication, previous + 1 for every change of content'),
+    field('provider', 'string'),
+    field('content', 'string', 'the connection as canonical JSON: sorted keys, defaults filled in'),
+    field('content_sha256', 'string', 'hex SHA-256 of content: an unchanged file is not published again'),
+    field('published_at', ts),
+    field('source', 'string', 'what published it: a file path, or the component'),
+    field('host', 'string', 'host name of the publisher'),
   ],
 };

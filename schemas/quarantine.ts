@@ -186,6 +186,8 @@ export interface QuarantineInput {
   /** Rows of the source message, when the stage knows them. */
   rows?: number | null | undefined;
   now: number;
+  /** The connection version applied, or named by the envelope (topic `connections`). */
+  connectionVersion?: number | null | undefined;
 }
 
 export function buildQuarantineRecord(q: QuarantineInput): QuarantineRecord {
@@ -207,6 +209,7 @@ export function buildQuarantineRecord(q: QuarantineInput): QuarantineRecord {
     status: 'open',
     redriven_at: null,
     redrive_id: null,
+    connection_version: q.connectionVersion ?? null,
   };
 }
 

@@ -24,6 +24,11 @@ export interface RawEnvelope {
   payload: string;
   /** Extra context from the poller: requested range, chunk index, snapshot kinds... */
   meta: Record<string, string>;
+  /**
+   * Version of the connection (topic `connections`) the poller ran with; absent or null in
+   * envelopes written before versions were published. Processors apply this version or a later one.
+   */
+  connection_version?: number | null;
 }
 
 export type RawEntityKind = 'asset' | 'meter' | 'reference' | 'snapshot_complete' | 'usage';
@@ -41,6 +46,8 @@ export interface Asset {
   first_seen: number;
   last_seen: number;
   sync_run_id: string;
+  /** Version of the connection (topic `connections`) the processors applied; null: files or none. */
+  connection_version?: number | null;
 }
 
 export type MeterCategory = 'Energy' | 'Water' | 'Waste';
@@ -68,6 +75,8 @@ export interface Meter {
   first_seen: number;
   last_seen: number;
   sync_run_id: string;
+  /** Version of the connection (topic `connections`) the processors applied; null: files or none. */
+  connection_version?: number | null;
 }
 
 export type UsageChannel = 'consumption' | 'redelivery' | 'production' | 'cost';
@@ -102,6 +111,8 @@ export interface UsageBatch {
   source_partition: number;
   source_offset: number;
   intervals: UsageInterval[];
+  /** Version of the connection (topic `connections`) the processors applied; null: files or none. */
+  connection_version?: number | null;
 }
 
 export type AggregateGranularity = 'day' | 'month';
@@ -161,6 +172,8 @@ export interface QuarantineRecord {
   redriven_at?: number | null;
   /** The redrive that re-sent it: one id per `meterflow quarantine redrive` run. */
   redrive_id?: string | null;
+  /** Version of the connection applied (or named by the envelope) when the record was rejected. */
+  connection_version?: number | null;
 }
 
 export type QuarantineStatus = 'open' | 'redriven';
@@ -207,4 +220,23 @@ export interface MeterMapping {
   internal_meter_id: string | null;
   updated_at: number;
   source: string;
+}
+
+/**
+ * One version of a connection (topic `connections`, compacted, key connection_id): what the
+ * processors apply to that connection's records, so no process needs the file itself.
+ */
+export interface ConnectionVersion {
+  connection_id: string;
+  /** 1, then previous + 1 for every change of `content`. */
+  version: number;
+  provider: string;
+  /** The connection as canonical JSON (sorted keys, defaults filled in); secrets only as variable names. */
+  content: string;
+  /** Hex SHA-256 of `content`. */
+  content_sha256: string;
+  published_at: number;
+  /** A file path, or the component that published it. */
+  source: string;
+  host: string;
 }

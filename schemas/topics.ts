@@ -4,6 +4,7 @@
  */
 import {
   assetSchema,
+  connectionVersionSchema,
   meterMappingSchema,
   meterSchema,
   quarantineSchema,
@@ -16,6 +17,7 @@ import {
 } from './avro.js';
 import type {
   Asset,
+  ConnectionVersion,
   Meter,
   MeterMapping,
   QuarantineRecord,
@@ -83,6 +85,16 @@ export const TOPICS = {
     cleanup: 'compact',
     retentionMs: -1,
   },
+  /**
+   * Connection configuration as a stream (DESIGN.md §3): the latest version of every connection,
+   * key connection_id, read as a table by the processors; a tombstone removes a connection.
+   */
+  connections: {
+    logical: 'connections',
+    schema: connectionVersionSchema,
+    cleanup: 'compact',
+    retentionMs: -1,
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicId = keyof typeof TOPICS;
@@ -100,6 +112,7 @@ export interface TopicRecords {
   syncState: SyncState;
   syncRuns: SyncRun;
   meterMappings: MeterMapping;
+  connections: ConnectionVersion;
 }
 
 export function topicName(prefix: string, id: TopicId): string {
