@@ -15,10 +15,23 @@ import type { SyncRun } from '../schemas/records.js';
 import type { RequestBudget } from './http/budget.js';
 import type { SyncDeps, SyncMode } from './sync/engine.js';
 import { RunGuard, startScheduler, type Scheduler } from './sync/scheduler.js';
+import { reloadConnection } from './sync/connections.js';
 
 export { runSync, type SyncDeps, type SyncOptions, type SyncMode } from './sync/engine.js';
 export { startScheduler, RunGuard, SCHEDULE_PRESETS } from './sync/scheduler.js';
-export { loadConnections, loadConnectionFile, parseConnection } from './sync/connections.js';
+export {
+  loadConnections,
+  loadConnectionFile,
+  loadConnectionSources,
+  parseConnection,
+} from './sync/connections.js';
+export {
+  publishConnections,
+  readConnectionVersions,
+  refuseSecrets,
+  type ConnectionVersions,
+  type Published,
+} from './sync/publish.js';
 export { SYNC_EVENTS, type SyncEvent } from './sync/events.js';
 export { createConnector } from './connectors/index.js';
 export { fetchSourceUsage, type SourceUsage } from './reconcile/source.js';
@@ -33,6 +46,12 @@ export const configSchema = z
       .array(connectionSchema)
       .default([])
       .describe('the connections to poll: on their schedules after start(), or now with runOnce()'),
+    connectionsDir: z
+      .string()
+      .optional()
+      .describe(
+        'folder the connections were loaded from: each sync reads its file again, so a fixed file takes effect without a restart',
+      ),
   })
   .strict();
 
@@ -56,7 +75,11 @@ export interface Producers extends Component {
 }
 
 export function create(input: ProducersConfig, deps: ProducersDeps): Producers {
-  const { connections } = parseOrThrow(configSchema, input, 'invalid producers configuration');
+  const { connections, connectionsDir } = parseOrThrow(
+    configSchema,
+    input,
+    'invalid producers configuration',
+  );
   const byId = new Map(connections.map((c) => [c.id, c]));
   const budgets = new Map<string, RequestBudget>();
   const syncDeps: SyncDeps = {
@@ -68,6 +91,9 @@ export function create(input: ProducersConfig, deps: ProducersDeps): Producers {
     stateCache: new Map(),
     ...(deps.env ? { env: deps.env } : {}),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+    ...(connectionsDir !== undefined
+      ? { reloadConnection: (id: string) => reloadConnection(connectionsDir, id) }
+      : {}),
   };
   const guard = new RunGuard();
   const { ready, markReady } = readiness();

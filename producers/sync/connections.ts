@@ -45,6 +45,13 @@ export async function loadConnectionFile(path: string): Promise<ConnectionConfig
 
 /** Loads every connection file of a folder (sorted by name); duplicate ids are CFG_INVALID. */
 export async function loadConnections(dir: string): Promise<ConnectionConfig[]> {
+  return (await loadConnectionSources(dir)).map((s) => s.connection);
+}
+
+/** Every connection of a folder with the file it came from (sorted by file name). */
+export async function loadConnectionSources(
+  dir: string,
+): Promise<{ connection: ConnectionConfig; file: string }[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => EXT.test(n)).sort();
@@ -55,7 +62,7 @@ export async function loadConnections(dir: string): Promise<ConnectionConfig[]> 
       { cause, context: { dir } },
     );
   }
-  const out: ConnectionConfig[] = [];
+  const out: { connection: ConnectionConfig; file: string }[] = [];
   const seen = new Map<string, string>();
   for (const n of names) {
     const path = join(dir, n);
@@ -69,7 +76,24 @@ export async function loadConnections(dir: string): Promise<ConnectionConfig[]> 
       );
     }
     seen.set(c.id, path);
-    out.push(c);
+    out.push({ connection: c, file: path });
   }
   return out;
+}
+
+/**
+ * The connection `id` as its folder has it now: read again before each sync, so a fixed file
+ * takes effect without a restart. CFG_INVALID when no file has that id any more.
+ */
+export async function reloadConnection(
+  dir: string,
+  id: string,
+): Promise<{ connection: ConnectionConfig; source: string }> {
+  const found = (await loadConnectionSources(dir)).find((s) => s.connection.id === id);
+  if (!found) {
+    throw new MeterflowError('CFG_INVALID', `no connection file in ${dir} has id "${id}" any more`, {
+      context: { dir, connection: id },
+    });
+  }
+  return { connection: found.connection, source: found.file };
 }

@@ -31,6 +31,7 @@ import type { Env } from '../http/secrets.js';
 import { SYNC_EVENTS, type SyncEvent, type SyncEventName } from './events.js';
 import { runPool } from '../http/pool.js';
 import { loadSyncState, watermarkOf, type SyncStateMap } from './state.js';
+import { planPublish, readConnectionVersions } from './publish.js';
 import { SyncWriter } from './writer.js';
 
 export interface SyncDeps {
@@ -52,6 +53,14 @@ export interface SyncDeps {
   stateCache?: Map<string, SyncStateMap>;
   /** Observer of named sync events. */
   onEvent?: (e: SyncEvent) => void;
+  /**
+   * Reads the connection again before each run (its file, when the producers were given a
+   * folder), so that a fixed file takes effect at the next sync without a restart; `source`
+   * names where it came from on the version it publishes.
+   */
+  reloadConnection?: (id: string) => Promise<{ connection: ConnectionConfig; source: string }>;
+  /** The `source` of a version published without a reload (default "producers"). */
+  connectionSource?: string;
   /** Options for the HTTP core (tests inject fast backoff through `sleep`/`random`). */
   http?: Partial<
     Pick<import('../http/client.js').HttpClientOptions, 'sleep' | 'random' | 'limits' | 'dispatcher'>
@@ -94,12 +103,12 @@ function parseBound(s: string | undefined, name: string, connectionId: string): 
 }
 
 /** Runs one sync of one connection; resolves with the final sync-run record (never rejects for provider errors). */
-export async function runSync(
-  connection: ConnectionConfig,
-  deps: SyncDeps,
-  opts: SyncOptions,
-): Promise<SyncRun> {
+export async function runSync(given: ConnectionConfig, deps: SyncDeps, opts: SyncOptions): Promise<SyncRun> {
   const now = deps.now ?? Date.now;
+  // A file that no longer reads fails the run here (CFG_INVALID naming the file), before anything is written.
+  const { connection, source } = deps.reloadConnection
+    ? await deps.reloadConnection(given.id)
+    : { connection: given, source: deps.connectionSource ?? 'producers' };
   const startedAt = now();
   const runId = opts.runId ?? newRunId(connection.id, startedAt);
   const log = deps.log.child({ connection: connection.id, run: runId });
@@ -187,7 +196,21 @@ export async function runSync(
   let fatal = false;
   try {
     await writer.run({ ...run });
-    const state = await loadSyncState(deps, connection.id);
+    const [state, versions] = await Promise.all([
+      loadSyncState(deps, connection.id),
+      readConnectionVersions(deps, { signal }),
+    ]);
+    // The connection as this run uses it goes to the connections topic first (when it changed),
+    // and every envelope names its version: processors on any host apply it without the file.
+    const published = planPublish(versions, connection, { source, now: now() });
+    if (published.changed) await writer.connection(published.record);
+    writer.connectionVersion = published.version;
+    emit(SYNC_EVENTS.connectionPublished, { version: published.version, changed: published.changed });
+    if (published.changed)
+      log.info(
+        { event: SYNC_EVENTS.connectionPublished, version: published.version, source },
+        `connection ${connection.id} published as version ${published.version}`,
+      );
     const cached = deps.stateCache?.get(connection.id);
     if (cached) {
       for (const [scope, s] of cached) {

@@ -4,6 +4,7 @@ export const SYNC_EVENTS = {
   runFinished: 'sync.run.finished',
   runSkipped: 'sync.run.skipped',
   stateLoaded: 'sync.state.loaded',
+  connectionPublished: 'sync.connection.published',
   entitiesEmitted: 'sync.entities.emitted',
   snapshotComplete: 'sync.snapshot.complete',
   snapshotPartial: 'sync.snapshot.partial',

@@ -9,7 +9,7 @@ import { errorMessage, MeterflowError } from '../../lib/errors.js';
 import { COMPRESSION } from '../../lib/kafka.js';
 import { sleep } from '../../lib/retry.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
-import type { RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
+import type { ConnectionVersion, RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
 import { entityKey, topicName } from '../../schemas/topics.js';
 
 export interface WriterDeps {
@@ -32,6 +32,11 @@ export class SyncWriter {
   private readonly pending: PendingCall[] = [];
   private flushing = false;
   private partitionsOfEntities: number | undefined;
+  /**
+   * The version of the connection this run publishes or found on the `connections` topic: every
+   * envelope carries it, so each processor applies that version (or a later one).
+   */
+  connectionVersion: number | null = null;
 
   private constructor(
     private readonly deps: WriterDeps,
@@ -42,6 +47,7 @@ export class SyncWriter {
       usage: Serde<RawEnvelope>;
       state: Serde<SyncState>;
       runs: Serde<SyncRun>;
+      connections: Serde<ConnectionVersion>;
     },
   ) {}
 
@@ -51,11 +57,12 @@ export class SyncWriter {
 
   static async open(deps: WriterDeps, connectionId: string): Promise<SyncWriter> {
     const prefix = deps.config.kafka.topicPrefix;
-    const [entities, usage, state, runs] = await Promise.all([
+    const [entities, usage, state, runs, connections] = await Promise.all([
       deps.registry.registerTopic(prefix, 'rawEntities'),
       deps.registry.registerTopic(prefix, 'rawUsage'),
       deps.registry.registerTopic(prefix, 'syncState'),
       deps.registry.registerTopic(prefix, 'syncRuns'),
+      deps.registry.registerTopic(prefix, 'connections'),
     ]);
     const producer = deps.kafka.producer({
       transactionalId: SyncWriter.transactionalId(deps.config, connectionId),
@@ -77,10 +84,10 @@ export class SyncWriter {
         },
       );
     }
-    return new SyncWriter(deps, connectionId, producer, { entities, usage, state, runs });
+    return new SyncWriter(deps, connectionId, producer, { entities, usage, state, runs, connections });
   }
 
-  private topic(id: 'rawEntities' | 'rawUsage' | 'syncState' | 'syncRuns'): string {
+  private topic(id: 'rawEntities' | 'rawUsage' | 'syncState' | 'syncRuns' | 'connections'): string {
     return topicName(this.deps.config.kafka.topicPrefix, id);
   }
 
@@ -150,8 +157,26 @@ export class SyncWriter {
     }
   }
 
+  /** An envelope with this run's connection version. */
+  private stamped(e: RawEnvelope): RawEnvelope {
+    return { ...e, connection_version: this.connectionVersion };
+  }
+
   private envelopeMessages(serde: Serde<RawEnvelope>, envs: RawEnvelope[]): Message[] {
-    return envs.map((e) => ({ key: entityKey(e.connection_id, e.external_id), value: serde.encode(e) }));
+    return envs.map((e) => ({
+      key: entityKey(e.connection_id, e.external_id),
+      value: serde.encode(this.stamped(e)),
+    }));
+  }
+
+  /** A new version of the connection on the `connections` topic (key: the connection id). */
+  connection(record: ConnectionVersion): Promise<void> {
+    return this.transact([
+      {
+        topic: this.topic('connections'),
+        messages: [{ key: record.connection_id, value: this.serdes.connections.encode(record) }],
+      },
+    ]);
   }
 
   private stateMessages(states: SyncState[]): Message[] {
@@ -201,7 +226,7 @@ export class SyncWriter {
     for (let p = 0; p < n; p++) {
       messages.push({
         key: entityKey(template.connection_id, '*'),
-        value: this.serdes.entities.encode(template),
+        value: this.serdes.entities.encode(this.stamped(template)),
         partition: p,
       });
     }
