@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   NORM_PAYLOAD_SCHEMA: 'the raw payload does not match the provider schema',
   NORM_UNKNOWN_FORMAT: 'no normaliser exists for the envelope format',
   NORM_UNKNOWN_CONNECTION: 'the envelope names a connection that is not configured',
+  NORM_CONNECTION_VERSION_UNKNOWN:
+    'the envelope names a connection version that the connections topic does not have (or this release cannot read)',
   NORM_TIMESTAMP_NO_ZONE: 'a local timestamp has no offset and no time zone is configured',
   NORM_TIMESTAMP_INVALID: 'a date or timestamp is not ISO 8601',
   NORM_METER_TYPE_UNMAPPED: 'the provider meter classification cannot be mapped to the taxonomy',

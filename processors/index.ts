@@ -16,6 +16,7 @@ import { AggregateStage } from './aggregate/stage.js';
 import { EntitiesStage } from './entities/stage.js';
 import { runStage, type RunningStage, type RunStageOptions } from './runtime/run-stage.js';
 import type { Stage } from './runtime/stage.js';
+import { ConnectionSource, type ConnectionResolver } from './runtime/connections.js';
 import { UsageStage } from './usage/stage.js';
 
 export { usageMonthTotals, normaliseChunk, completeChunk } from './usage/pipeline.js';
@@ -40,7 +41,9 @@ export const configSchema = z
     connections: z
       .array(connectionSchema)
       .default([])
-      .describe('the connections whose records pass (meter types, time zones, rollover values)'),
+      .describe(
+        'connection files, a fallback: the stages apply the versions on the connections topic, and these only for connections the topic does not have',
+      ),
     maxAttempts: count
       .optional()
       .describe('a message whose processing fails with a retriable error this many times is quarantined'),
@@ -65,9 +68,9 @@ export interface ProcessorsDeps extends ComponentDeps {
   now?: () => number;
 }
 
-/** What a stage needs: the shared runtime and the connections by id. */
+/** What a stage needs: the shared runtime and the connections (topic `connections`, then files). */
 export interface StageDeps extends ComponentDeps {
-  connections: Map<string, ConnectionConfig>;
+  connections: ConnectionResolver;
 }
 
 export function createStage(name: StageName, deps: StageDeps): Stage {
@@ -94,13 +97,16 @@ export function create(input: ProcessorsConfig, deps: ProcessorsDeps): Processor
     Object.entries(tuning).filter(([, v]) => v !== undefined),
   );
   if (deps.now) options.now = deps.now;
-  const stageDeps: StageDeps = { ...deps, connections: new Map(connections.map((c) => [c.id, c])) };
+  const files = new Map<string, ConnectionConfig>(connections.map((c) => [c.id, c]));
+  const source = new ConnectionSource(deps, files, deps.now);
+  const stageDeps: StageDeps = { ...deps, connections: source };
   const { ready, markReady } = readiness();
   let markFailed: (err: Error) => void = () => undefined;
   const failed = new Promise<Error>((resolve) => (markFailed = resolve));
   const running: RunningStage[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(running.splice(0).map((s) => s.stop()));
+    await source.stop();
   };
   return {
     ready,
@@ -108,6 +114,8 @@ export function create(input: ProcessorsConfig, deps: ProcessorsDeps): Processor
     ...lifecycle({
       async start(signal) {
         try {
+          // The connections table first: the stages read versions from it as soon as they consume.
+          await source.start();
           for (const name of names) {
             if (signal.aborted) return;
             const stage = await runStage(createStage(name, stageDeps), stageDeps, options);

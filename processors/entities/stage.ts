@@ -11,7 +11,7 @@ import type { Config } from '../../lib/config.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import { connectionOfKey, entityKey, topicName } from '../../schemas/topics.js';
 import type { Asset, Meter, RawEnvelope } from '../../schemas/records.js';
-import type { ConnectionConfig } from '../../schemas/connection.js';
+import type { ConnectionResolver } from '../runtime/connections.js';
 import { normalise } from '../normalise/index.js';
 import { validateAsset, validateMeter } from '../validate/index.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
@@ -24,7 +24,7 @@ type EntityState =
 export interface EntitiesStageDeps {
   config: Config;
   registry: AvroRegistry;
-  connections: Map<string, ConnectionConfig>;
+  connections: ConnectionResolver;
 }
 
 export class EntitiesStage implements Stage {
@@ -85,13 +85,23 @@ export class EntitiesStage implements Stage {
       return;
     }
     if (env.entity_kind === 'reference') return; // reference data (EnerKey quantities) travels with the meters
-    const connection = this.deps.connections.get(env.connection_id);
+    const resolved = await this.deps.connections.resolve(env.connection_id, env.connection_version);
+    if (!resolved.ok) {
+      out.reject(msg, {
+        ...resolved.rejection,
+        connectionId: env.connection_id,
+        connectionVersion: resolved.version,
+      });
+      return;
+    }
+    const { connection, version } = resolved;
     const result = normalise(env, { connection });
     for (const r of result.rejects) {
       out.reject(msg, {
         code: r.code,
         message: r.message,
         connectionId: env.connection_id,
+        connectionVersion: version,
         recordIndex: r.recordIndex,
         detail: r.detail,
       });
@@ -100,7 +110,8 @@ export class EntitiesStage implements Stage {
     for (const asset of result.assets) {
       const problems = validateAsset(asset);
       if (problems.length > 0) {
-        for (const p of problems) out.reject(msg, { ...p, connectionId: env.connection_id });
+        for (const p of problems)
+          out.reject(msg, { ...p, connectionId: env.connection_id, connectionVersion: version });
         continue;
       }
       const key = entityKey(asset.connection_id, asset.external_id);
@@ -109,13 +120,15 @@ export class EntitiesStage implements Stage {
         ...asset,
         active: true,
         first_seen: prev ? prev.record.first_seen : asset.first_seen,
+        connection_version: version,
       };
       this.put(msg.partition, key, { kind: 'asset', record, lastRun: env.sync_run_id }, out);
     }
     for (const meter of result.meters) {
       const problems = validateMeter(meter);
       if (problems.length > 0) {
-        for (const p of problems) out.reject(msg, { ...p, connectionId: env.connection_id });
+        for (const p of problems)
+          out.reject(msg, { ...p, connectionId: env.connection_id, connectionVersion: version });
         continue;
       }
       const key = entityKey(meter.connection_id, meter.external_id);
@@ -124,6 +137,7 @@ export class EntitiesStage implements Stage {
         ...meter,
         active: true,
         first_seen: prev ? prev.record.first_seen : meter.first_seen,
+        connection_version: version,
       };
       this.put(msg.partition, key, { kind: 'meter', record, lastRun: env.sync_run_id }, out);
     }

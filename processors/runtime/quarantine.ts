@@ -12,6 +12,7 @@ export { connectionOfKey } from '../../schemas/topics.js';
 interface Group {
   source: InMessage;
   connectionId: string | null;
+  connectionVersion: number | null;
   rows: number | null;
   rejected: RejectedRows;
 }
@@ -27,10 +28,17 @@ export class RejectionGroups {
     const k = `${source.topic}\u0000${source.partition}\u0000${source.offset}\u0000${rejection.code}`;
     let g = this.groups.get(k);
     if (!g) {
-      g = { source, connectionId: null, rows: null, rejected: new RejectedRows(rejection.code) };
+      g = {
+        source,
+        connectionId: null,
+        connectionVersion: null,
+        rows: null,
+        rejected: new RejectedRows(rejection.code),
+      };
       this.groups.set(k, g);
     }
     g.connectionId ??= rejection.connectionId;
+    g.connectionVersion ??= rejection.connectionVersion ?? null;
     if (rejection.rows !== undefined) g.rows = Math.max(g.rows ?? 0, rejection.rows);
     g.rejected.add(rejection.recordIndex, rejection.message, rejection.detail);
   }
@@ -47,6 +55,7 @@ export class RejectionGroups {
           rejected: g.rejected,
           rows: g.rows,
           now,
+          connectionVersion: g.connectionVersion,
         }),
       );
     }

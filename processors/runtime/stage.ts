@@ -36,6 +36,8 @@ export interface Rejection {
    * failed ("… in 2,976 of 2,976 rows").
    */
   rows?: number;
+  /** The connection version applied, or named by the envelope (topic `connections`). */
+  connectionVersion?: number | null;
 }
 
 export interface Output {

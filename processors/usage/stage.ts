@@ -24,6 +24,7 @@ import { completeChunk, normaliseChunk } from './pipeline.js';
 import type { InMessage, Output, Stage } from '../runtime/stage.js';
 import { decodeEnvelope } from '../runtime/envelope.js';
 import { TopicTable } from '../runtime/topic-table.js';
+import type { ConnectionResolver } from '../runtime/connections.js';
 import { PartitionStore } from '../runtime/partition-store.js';
 
 /** The last register reading of a meter and the raw.usage offset that produced it. */
@@ -37,7 +38,7 @@ export interface UsageStageDeps {
   config: Config;
   kafka: Kafka;
   registry: AvroRegistry;
-  connections: Map<string, ConnectionConfig>;
+  connections: ConnectionResolver;
 }
 
 /**
@@ -129,12 +130,17 @@ export class UsageStage implements Stage {
   }
 
   /** The meter as the poller saw it when it fetched this chunk, if it attached one. */
-  private meterFromEnvelope(env: RawEnvelope, connection: ConnectionConfig | undefined): Meter | undefined {
+  private meterFromEnvelope(
+    env: RawEnvelope,
+    connection: ConnectionConfig | undefined,
+    version: number | null,
+  ): Meter | undefined {
     const format = env.meta.meter_format;
     const payload = env.meta.meter_payload;
     if (!format || !payload) return undefined;
-    // Every chunk of a meter carries the same payload: normalise it once (a pure function of it).
-    const cacheKey = `${env.connection_id}\u0000${format}\u0000${payload}`;
+    // Every chunk of a meter carries the same payload: normalise it once per connection version
+    // (a pure function of both: a fixed meterTypes entry changes the result).
+    const cacheKey = `${env.connection_id}\u0000${version ?? ''}\u0000${format}\u0000${payload}`;
     if (this.attachedMeters.has(cacheKey)) return this.attachedMeters.get(cacheKey);
     const result = normalise({ ...env, entity_kind: 'meter', format, payload }, { connection });
     const meter = result.meters[0];
@@ -147,9 +153,10 @@ export class UsageStage implements Stage {
   private async findMeter(
     env: RawEnvelope,
     connection: ConnectionConfig | undefined,
+    version: number | null,
   ): Promise<Meter | undefined> {
     const key = entityKey(env.connection_id, env.external_id);
-    const known = this.meters.get(key) ?? this.meterFromEnvelope(env, connection);
+    const known = this.meters.get(key) ?? this.meterFromEnvelope(env, connection, version);
     if (known) return known;
     await this.meters.catchUp();
     return this.meters.get(key);
@@ -173,15 +180,20 @@ export class UsageStage implements Stage {
       });
       return;
     }
-    const connection = this.deps.connections.get(connectionId);
-    const meter = env.external_id ? await this.findMeter(env, connection) : undefined;
+    const resolved = await this.deps.connections.resolve(connectionId, env.connection_version);
+    if (!resolved.ok) {
+      out.reject(msg, { ...resolved.rejection, connectionId, connectionVersion: resolved.version });
+      return;
+    }
+    const { connection, version: connectionVersion } = resolved;
+    const meter = env.external_id ? await this.findMeter(env, connection, connectionVersion) : undefined;
     if (!meter) {
-      out.reject(msg, { ...unknownMeter(env), connectionId, recordIndex: null });
+      out.reject(msg, { ...unknownMeter(env), connectionId, connectionVersion, recordIndex: null });
       return;
     }
     const chunk = normaliseChunk(env, connection, meter);
     const rows = chunk.rows;
-    for (const r of chunk.rejects) out.reject(msg, { ...r, connectionId, rows });
+    for (const r of chunk.rejects) out.reject(msg, { ...r, connectionId, connectionVersion, rows });
     if (!chunk.batch) return;
 
     const key = entityKey(connectionId, meter.external_id);
@@ -197,13 +209,14 @@ export class UsageStage implements Stage {
       if (last) this.readings.set(msg.partition, key, { last, offset });
       else this.readings.delete(msg.partition, key);
     }
-    for (const r of rejects) out.reject(msg, { ...r, connectionId, rows });
+    for (const r of rejects) out.reject(msg, { ...r, connectionId, connectionVersion, rows });
     if (valid.intervals.length === 0) return;
     const canonical: UsageBatch = {
       ...valid,
       source_topic: msg.topic,
       source_partition: msg.partition,
       source_offset: offset,
+      connection_version: connectionVersion,
     };
     out.send({
       topic: this.usageTopic,
