@@ -41,11 +41,11 @@ export async function writeReport(
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof MeterflowError) throw err;
     const text = errorMessage(err);
-    // A database without meterflow's views: nothing was loaded here yet.
+    // A database without meterflow's views: the wrong CLICKHOUSE_DATABASE, or nothing loaded yet.
     if (/UNKNOWN_TABLE|UNKNOWN_DATABASE|doesn't exist|does not exist/i.test(text))
       throw new MeterflowError(
-        'CLI_USAGE',
-        `ClickHouse database "${db}" has no meterflow tables: run \`meterflow migrate\` and load data first (or \`npm run demo\`)`,
+        'CFG_INVALID',
+        `CLICKHOUSE_DATABASE "${db}" has no meterflow tables: run \`meterflow migrate\` and load data first (or \`npm run demo\`)`,
         { cause: err },
       );
     throw new MeterflowError('CH_UNREACHABLE', `reading the report from ClickHouse failed: ${text}`, {
