@@ -128,6 +128,7 @@ export function assetRow(a: Asset, c: RecordCoordinates): MappedRow {
       first_seen: seconds(a.first_seen, 'first_seen'),
       last_seen: seconds(a.last_seen, 'last_seen'),
       sync_run_id: a.sync_run_id,
+      connection_version: a.connection_version ?? null,
       ...kafkaColumns(c, ingestVersion(base, 0)),
     }),
     () => ({ ...a }),
@@ -155,6 +156,7 @@ export function meterRow(m: Meter, c: RecordCoordinates): MappedRow {
       first_seen: seconds(m.first_seen, 'first_seen'),
       last_seen: seconds(m.last_seen, 'last_seen'),
       sync_run_id: m.sync_run_id,
+      connection_version: m.connection_version ?? null,
       ...kafkaColumns(c, ingestVersion(base, 0)),
     }),
     () => ({ ...m }),
@@ -205,6 +207,7 @@ function usageRowsGeneric(b: UsageBatch, c: RecordCoordinates, firstIndex = 0): 
           source_topic: b.source_topic,
           source_partition: b.source_partition,
           source_offset: b.source_offset,
+          connection_version: b.connection_version ?? null,
           ingest_version: fastVersion(offset, firstIndex + i),
           kafka_partition: c.partition,
           kafka_offset: c.offset,
@@ -255,6 +258,11 @@ export function usageRows(b: UsageBatch, c: RecordCoordinates): MappedRow[] {
     typeof b.source_topic !== 'string' ||
     typeof b.source_partition !== 'number' ||
     typeof b.source_offset !== 'number' ||
+    !(
+      b.connection_version === null ||
+      b.connection_version === undefined ||
+      typeof b.connection_version === 'number'
+    ) ||
     typeof c.offset !== 'string' ||
     typeof c.partition !== 'number'
   ) {
@@ -270,7 +278,9 @@ export function usageRows(b: UsageBatch, c: RecordCoordinates): MappedRow[] {
   const tail =
     `,"time_zone":${JSON.stringify(b.time_zone)},"sync_run_id":${JSON.stringify(b.sync_run_id)}` +
     `,"source_topic":${JSON.stringify(b.source_topic)},"source_partition":${jsonNumber(b.source_partition)}` +
-    `,"source_offset":${jsonNumber(b.source_offset)},"ingest_version":"`;
+    `,"source_offset":${jsonNumber(b.source_offset)}` +
+    `,"connection_version":${b.connection_version === null || b.connection_version === undefined ? 'null' : jsonNumber(b.connection_version)}` +
+    `,"ingest_version":"`;
   const kafka = `","kafka_partition":${jsonNumber(c.partition)},"kafka_offset":${JSON.stringify(c.offset)},"kafka_timestamp":`;
   // Checked per interval after its own columns, as before, so a row reports its first problem.
   let kafkaTs = 0;
@@ -410,6 +420,7 @@ export function quarantineRow(q: QuarantineRecord, c: RecordCoordinates): Mapped
       status: q.status ?? 'open',
       redriven_at: optSeconds(q.redriven_at, 'redriven_at'),
       redrive_id: q.redrive_id ?? null,
+      connection_version: q.connection_version ?? null,
       ...kafkaColumns(c, ingestVersion(base, 0)),
       // Last, so that nothing from the input can follow (or imitate) the placeholder.
       original_hex: ORIGINAL_HEX,

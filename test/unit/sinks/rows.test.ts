@@ -181,6 +181,7 @@ describe('entity rows', () => {
       'first_seen',
       'last_seen',
       'sync_run_id',
+      'connection_version',
       'ingest_version',
       'kafka_partition',
       'kafka_offset',
@@ -198,6 +199,7 @@ describe('entity rows', () => {
       first_seen: T / 1000,
       last_seen: T / 1000 + 86_400,
       sync_run_id: 'run-1',
+      connection_version: null,
       ingest_version: version(0),
       ...kafka,
     });
@@ -223,9 +225,13 @@ describe('entity rows', () => {
       first_seen: T / 1000,
       last_seen: T / 1000,
       sync_run_id: 'run-1',
+      connection_version: null,
       ingest_version: version(0),
       ...kafka,
     });
+    // The version the processors applied (topic connections), when the record has one.
+    expect(parsed(meterRow({ ...meter, connection_version: 3 }, coords)).connection_version).toBe(3);
+    expect(parsed(assetRow({ ...asset, connection_version: 3 }, coords)).connection_version).toBe(3);
     const older = { ...meter, reading_type: undefined, rollover_value: undefined, time_zone: undefined };
     expect(parsed(meterRow(older as unknown as Meter, coords))).toMatchObject({
       reading_type: 'consumption',
@@ -287,6 +293,7 @@ describe('usage rows', () => {
       'source_topic',
       'source_partition',
       'source_offset',
+      'connection_version',
       'ingest_version',
       'kafka_partition',
       'kafka_offset',
@@ -312,10 +319,13 @@ describe('usage rows', () => {
       source_topic: 'raw.usage',
       source_partition: 0,
       source_offset: 7,
+      connection_version: null,
       ingest_version: version(1),
       ...kafka,
     });
     expect(parsed(rows[0])).toMatchObject({ estimated: 0, from_readings: 0, value_canonical: null });
+    const versioned = usageRows(usage([interval(0)], { connection_version: 2 }), coords);
+    expect(parsed(versioned[0]).connection_version).toBe(2);
   });
 
   it('escapes every text column as JSON.stringify does, channel and currency changing mid-batch', () => {
