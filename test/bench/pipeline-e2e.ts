@@ -17,20 +17,22 @@
  * consumer groups and databases at the end.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Admin } from 'kafkajs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createChClient } from '../../sinks/clickhouse/client.js';
 import { stringify } from 'yaml';
+import { REPO_ROOT } from '../../lib/config.js';
 import { groupLag, readToEnd } from '../../lib/kafka.js';
 import { topicName } from '../../schemas/topics.js';
 import { FAMILY_BINDINGS } from '../../sinks/clickhouse/families.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { logLines, spawnCli, type CliProcess } from '../support/pipeline.js';
+import { logLines, spawnCli, type CliProcess } from './cli.js';
 import {
   clickhouseClientInsert,
   consumeAll,
@@ -48,6 +50,12 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '6' },
     // The Arcadia connector's two forms: normalized (its default: 15-minute arrays) or raw readings.
     intervals: { type: 'string', default: 'normalized' },
+    // A folder: the staged processes write CPU profiles there (cpu-profile.mjs).
+    profile: { type: 'string' },
+    // per-stage: `run processors --stages X` per stage, as deploy/k8s runs them; one: all stages in one process.
+    processors: { type: 'string', default: 'per-stage' },
+    // The poller's meter batches fetched in parallel (the connection's sync.concurrency).
+    concurrency: { type: 'string' },
   },
 });
 const METERS = Number(values.meters);
@@ -55,6 +63,7 @@ const DAYS = Number(values.days);
 const FROM = '2024-01-01';
 const TO = new Date(Date.parse(`${FROM}T00:00:00Z`) + DAYS * 86_400_000).toISOString().slice(0, 10);
 const CONNECTION = 'bench-arcadia';
+const HERE = dirname(fileURLToPath(import.meta.url));
 const TARGET_E2E = 100_000;
 const TARGET_PROCESSORS = 0.6;
 const TARGET_RSS = 512 * 1024 * 1024;
@@ -76,7 +85,15 @@ const procs: Proc[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'mf-bench-e2e-'));
 
 function spawn(ctx: TestContext, name: string, args: string[], env: Record<string, string> = {}): Proc {
+  const profile: Record<string, string> =
+    values.profile && name.endsWith('(staged)')
+      ? {
+          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${join(HERE, 'cpu-profile.mjs')}`,
+          MF_BENCH_CPU_PROFILE: join(values.profile, `${name.split(' ')[0]}.cpuprofile`),
+        }
+      : {};
   const cli = spawnCli(ctx, args, {
+    ...profile,
     MF_CONNECTIONS_DIR: dir,
     BENCH_ARC_ID: sim!.options.clientId,
     BENCH_ARC_SECRET: sim!.options.clientSecret,
@@ -128,6 +145,52 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 1_
 function loggedAt(p: Proc, msg: string): number | undefined {
   return logLines(p.cli.output()).find((l) => l.msg === msg)?.time;
 }
+
+/**
+ * Where a staged process's time went, from its debug log: per processors stage, the batches it
+ * committed with the time spent processing them and the time of their transactions (sends,
+ * offsets, commit); for the sinks, the flushes (insert and offset commit) per table family.
+ */
+function timings(p: Proc): string[] {
+  const stages = new Map<
+    string,
+    { batches: number; messages: number; processMs: number; commitMs: number }
+  >();
+  const families = new Map<string, { flushes: number; rows: number; ms: number }>();
+  for (const l of logLines(p.cli.output())) {
+    if (l.msg === 'batch committed' && typeof l.stage === 'string') {
+      const s = stages.get(l.stage) ?? { batches: 0, messages: 0, processMs: 0, commitMs: 0 };
+      s.batches++;
+      s.messages += Number(l.messages);
+      s.processMs += Number(l.processMs);
+      s.commitMs += Number(l.commitMs);
+      stages.set(l.stage, s);
+    } else if (l.msg === 'flushed' && typeof l.family === 'string') {
+      const f = families.get(l.family) ?? { flushes: 0, rows: 0, ms: 0 };
+      f.flushes++;
+      f.rows += Number(l.rows);
+      f.ms += Number(l.ms);
+      families.set(l.family, f);
+    }
+  }
+  const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return [
+    ...[...stages].map(
+      ([stage, s]) =>
+        `${stage}: ${fmt(s.batches)} transactions for ${fmt(s.messages)} messages; processing ${sec(s.processMs)}, transactions ${sec(s.commitMs)} (${(s.commitMs / s.batches).toFixed(0)} ms each)`,
+    ),
+    ...[...families].map(
+      ([family, f]) =>
+        `${family}: ${fmt(f.flushes)} flushes of ${fmt(f.rows / f.flushes)} rows on average, ${sec(f.ms)} in inserts and commits (${(f.ms / f.flushes).toFixed(0)} ms each)`,
+    ),
+  ];
+}
+
+/** `uptime`'s load averages: the machine is shared, figures mean little without them. */
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
 
 /** A ClickHouse client per context with a long timeout: counts over millions of rows on a busy machine. */
 const clients = new Map<TestContext, ClickHouseClient>();
@@ -187,6 +250,7 @@ function writeConnection(): void {
         backoffBaseMs: 100,
         backoffMaxMs: 5_000,
       },
+      ...(values.concurrency ? { sync: { concurrency: Number(values.concurrency) } } : {}),
       options: {
         correlationId: sim!.truth().credentials.map((c) => c.correlationId),
         intervals: values.intervals,
@@ -236,6 +300,38 @@ async function clickhouseClientReference(
   return { rows, seconds };
 }
 
+/** The processors as production runs them: one process per stage (the default), or all in one. */
+function spawnProcessors(ctx: TestContext, suffix: string, logLevel: string): Proc[] {
+  if (values.processors === 'one')
+    return [spawn(ctx, `processors${suffix}`, ['run', 'processors'], { LOG_LEVEL: logLevel })];
+  return ['entities', 'usage', 'aggregate'].map((stage) =>
+    spawn(ctx, `${stage}${suffix}`, ['run', 'processors', '--stages', stage], { LOG_LEVEL: logLevel }),
+  );
+}
+
+/** When the last of the processes logged that it runs (all joined their groups), or undefined. */
+function allRunning(ps: Proc[]): number | undefined {
+  const times = ps.map((p) => loggedAt(p, 'running'));
+  return times.every((t) => t !== undefined) ? Math.max(...times) : undefined;
+}
+
+/** CPU seconds of the local ClickHouse and Kafka servers, when their pid files are readable. */
+function serviceCpu(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, file] of [
+    ['ClickHouse', '.local/clickhouse/clickhouse.pid'],
+    ['Kafka', '.local/kafka/kafka.pid'],
+  ] as const) {
+    try {
+      const cpu = cpuSecondsOf(Number(readFileSync(join(REPO_ROOT, file), 'utf8').trim()));
+      if (cpu !== undefined) out[name] = cpu;
+    } catch {
+      // services given by the environment: not on this machine, or not ours to read
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   sim = await startArcadiaSimulator({
     seed: 42,
@@ -248,8 +344,9 @@ async function main(): Promise<void> {
   });
   writeConnection();
   console.log(
-    `pipeline end to end: ${METERS} meters x ${DAYS} days of 15-minute data (Arcadia ${values.intervals} intervals), ${values.partitions} partitions`,
+    `pipeline end to end: ${METERS} meters x ${DAYS} days of 15-minute data (Arcadia ${values.intervals} intervals), ${values.partitions} partitions, processors ${values.processors === 'one' ? 'in one process' : 'one process per stage'}`,
   );
+  console.log(`load average at the start: ${load()}`);
 
   // 1. Stage by stage.
   const staged = createTestContext({ partitions: Number(values.partitions) });
@@ -260,6 +357,7 @@ async function main(): Promise<void> {
   await admin.connect();
   try {
     await ok(spawn(staged, 'migrate', ['migrate']));
+    const simCpu = process.cpuUsage();
     const backfill = spawn(staged, 'backfill (staged)', [
       'backfill',
       '--connection',
@@ -270,17 +368,25 @@ async function main(): Promise<void> {
       TO,
     ]);
     const producerSeconds = await ok(backfill);
+    const simCpuSeconds = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(simCpu));
 
-    const proc = spawn(staged, 'processors (staged)', ['run', 'processors'], { LOG_LEVEL: 'info' });
-    await until(() => caughtUp(admin, processorGroups(prefix)), 'processors caught up');
+    const proc = spawnProcessors(staged, ' (staged)', 'debug');
+    const procStarted = Math.min(...proc.map((p) => p.spawnedAt));
+    let usageDone: number | undefined;
+    await until(async () => {
+      usageDone ??= (await caughtUp(admin, processorGroups(prefix).slice(1, 2))) ? Date.now() : undefined;
+      return caughtUp(admin, processorGroups(prefix));
+    }, 'processors caught up');
     const procDone = Date.now();
-    const procSeconds = (procDone - proc.spawnedAt) / 1000;
-    const procReady = loggedAt(proc, 'running');
-    await stop(proc);
+    const procSeconds = (procDone - procStarted) / 1000;
+    const procReady = allRunning(proc);
+    for (const p of proc) await stop(p);
 
-    const sink = spawn(staged, 'sinks (staged)', ['run', 'sinks']);
+    const sink = spawn(staged, 'sinks (staged)', ['run', 'sinks'], { LOG_LEVEL: 'debug' });
     await until(() => caughtUp(admin, sinkGroups(prefix)), 'sinks caught up');
-    const sinkSeconds = (Date.now() - sink.spawnedAt) / 1000;
+    const sinkDone = Date.now();
+    const sinkSeconds = (sinkDone - sink.spawnedAt) / 1000;
+    const sinkReady = loggedAt(sink, 'running');
     await stop(sink);
     const intervals = await consumptionRows(staged);
     if (intervals === 0)
@@ -315,13 +421,14 @@ async function main(): Promise<void> {
     await e2e.createTopics();
     const e2ePrefix = e2e.config.kafka.topicPrefix;
     await ok(spawn(e2e, 'migrate', ['migrate']));
-    const e2eProc = spawn(e2e, 'processors', ['run', 'processors'], { LOG_LEVEL: 'info' });
-    const e2eSink = spawn(e2e, 'sinks', ['run', 'sinks']);
+    const e2eProc = spawnProcessors(e2e, '', 'info');
+    const e2eSink = spawn(e2e, 'sinks', ['run', 'sinks'], { LOG_LEVEL: 'info' });
     await until(
-      () => Promise.resolve(loggedAt(e2eProc, 'running') !== undefined),
-      'processors ready',
+      () => Promise.resolve(allRunning([...e2eProc, e2eSink]) !== undefined),
+      'processors and sinks ready',
       120_000,
     );
+    const servicesBefore = serviceCpu();
     const e2eBackfill = spawn(e2e, 'backfill', [
       'backfill',
       '--connection',
@@ -360,30 +467,43 @@ async function main(): Promise<void> {
     } finally {
       await e2eAdmin.disconnect();
     }
+    const servicesAfter = serviceCpu();
     const e2eSeconds = (marks.clickhouse - started) / 1000;
     const e2eIntervals = await consumptionRows(e2e);
-    await stop(e2eProc);
+    for (const p of e2eProc) await stop(p);
     await stop(e2eSink);
 
     // Figures.
     const rate = (s: number) => `${fmt(intervals / s)} intervals/s`;
+    const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     // Like the references (timed from their first poll): from the groups joined to caught up.
-    const procRate = intervals / ((procReady ? procDone - procReady : procDone - proc.spawnedAt) / 1000);
+    const procRate = intervals / ((procReady ? procDone - procReady : procDone - procStarted) / 1000);
     const parseRate = intervals / parseSeconds;
     console.log(
       `\n${fmt(intervals)} intervals (${fmt(rows)} rows with every channel) in ${fmt(messages)} raw.usage messages`,
     );
-    console.log('stage by stage (each alone, its process start-up included):');
+    console.log('stage by stage (each alone; wall time from process start, then after start-up):');
     console.log(
-      `  producers  (meterflow backfill):    ${producerSeconds.toFixed(1)} s  ${rate(producerSeconds)}`,
+      `  producers  (meterflow backfill):      ${producerSeconds.toFixed(1)} s  ${rate(producerSeconds)}`,
     );
     console.log(
       `  processors (meterflow run processors): ${procSeconds.toFixed(1)} s  ${rate(procSeconds)}` +
         (procReady
-          ? `; after start-up (${((procReady - proc.spawnedAt) / 1000).toFixed(1)} s): ${rate((procDone - procReady) / 1000)}`
+          ? `; after start-up (${secs(procReady - procStarted)}): ${rate((procDone - procReady) / 1000)}`
           : ''),
     );
-    console.log(`  sinks      (meterflow run sinks):   ${sinkSeconds.toFixed(1)} s  ${rate(sinkSeconds)}`);
+    if (usageDone && procReady)
+      console.log(
+        `    the usage stage had read all of raw.usage ${secs(usageDone - procReady)} after start-up: ${rate((usageDone - procReady) / 1000)}`,
+      );
+    console.log(
+      `  sinks      (meterflow run sinks):      ${sinkSeconds.toFixed(1)} s  ${rate(sinkSeconds)}` +
+        (sinkReady
+          ? `; after start-up (${secs(sinkReady - sink.spawnedAt)}): ${rate((sinkDone - sinkReady) / 1000)}`
+          : ''),
+    );
+    console.log('  where the staged processors and sinks spent their time (debug log):');
+    for (const line of [...proc.flatMap(timings), ...timings(sink)]) console.log(`    ${line}`);
     console.log('references, same data:');
     console.log(
       `  bare kafkajs consumer over raw.usage:     ${bareSeconds.toFixed(2)} s  ${rate(bareSeconds)}`,
@@ -406,11 +526,21 @@ async function main(): Promise<void> {
     console.log(
       `  backfill done at ${at('producers')}, processors caught up at ${at('processors')}, ClickHouse complete at ${at('clickhouse')}`,
     );
-    console.log('processes (peak RSS = VmHWM; CPU = user + system):');
+    const services = Object.keys(servicesAfter)
+      .filter((k) => servicesBefore[k] !== undefined)
+      .map((k) => `${k} ${(servicesAfter[k]! - servicesBefore[k]!).toFixed(1)} s`);
+    if (services.length > 0)
+      console.log(
+        `  CPU of the local services meanwhile (shared with whatever else uses them): ${services.join(', ')}`,
+      );
+    console.log('processes (peak RSS = VmHWM; CPU = user + system, start-up included):');
     for (const p of procs.filter((x) => x.name !== 'migrate'))
       console.log(
-        `  ${p.name.padEnd(22)} peak RSS ${mb(p.peak).padStart(7)}  CPU ${(p.cpu ?? 0).toFixed(1)} s`,
+        `  ${p.name.padEnd(22)} peak RSS ${mb(p.peak).padStart(7)}  CPU ${(p.cpu ?? 0).toFixed(1).padStart(6)} s = ${(((p.cpu ?? 0) / intervals) * 1e6).toFixed(1)} µs per interval`,
       );
+    console.log(
+      `  simulator (in the bench process) while the staged backfill ran: CPU ${simCpuSeconds.toFixed(1)} s`,
+    );
     const peak = Math.max(...procs.map((p) => p.peak ?? 0));
     const verdict = (okay: boolean) => (okay ? 'met' : 'NOT met');
     console.log('targets:');
@@ -421,6 +551,7 @@ async function main(): Promise<void> {
       `  processors (after start-up) >= ${TARGET_PROCESSORS * 100}% of decode+parse: ${((procRate / parseRate) * 100).toFixed(0)}% — ${verdict(procRate >= TARGET_PROCESSORS * parseRate)}`,
     );
     console.log(`  every process <= 512 MB: largest ${mb(peak)} — ${verdict(peak <= TARGET_RSS)}`);
+    console.log(`load average at the end: ${load()}`);
   } finally {
     await admin.disconnect();
   }

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import ensureServices from '../support/global-setup.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+const HELPERS = new Set(['common.ts', 'cli.ts']);
 
 /** Small sizes per benchmark: seconds to a minute each on a laptop. */
 const SMALL: Record<string, string[]> = {
@@ -36,8 +37,8 @@ const { values, positionals } = parseArgs({
 });
 
 const all = readdirSync(HERE)
-  // common.ts holds the benchmarks' shared helpers; it is not one.
-  .filter((f) => f.endsWith('.ts') && f !== basename(fileURLToPath(import.meta.url)) && f !== 'common.ts')
+  // common.ts and cli.ts hold the benchmarks' shared helpers; they are not benchmarks.
+  .filter((f) => f.endsWith('.ts') && f !== basename(fileURLToPath(import.meta.url)) && !HELPERS.has(f))
   .map((f) => f.slice(0, -'.ts'.length))
   .sort();
 const unknown = positionals.filter((p) => !all.includes(p));
