@@ -1,6 +1,7 @@
 /**
  * What every command needs: configuration, logger, Kafka, the registry, and the connections.
  */
+import { existsSync } from 'node:fs';
 import type { ComponentDeps } from '../lib/component.js';
 import { loadConfig } from '../lib/config.js';
 import { createKafka, ensureCatalogueTopics } from '../lib/kafka.js';
@@ -15,14 +16,24 @@ export interface Runtime extends ComponentDeps {
 }
 
 export async function bootstrap(
-  options: { connectionsDir?: string; needConnections?: boolean } = {},
+  options: {
+    connectionsDir?: string;
+    needConnections?: boolean;
+    /** A missing folder means no files (processors work from the connections topic). */
+    optionalConnections?: boolean;
+  } = {},
 ): Promise<Runtime> {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   const kafka = createKafka(config);
   const registry = AvroRegistry.fromConfig(config);
   const dir = options.connectionsDir ?? config.connectionsDir;
-  const list = options.needConnections === false ? [] : await loadConnections(dir);
+  const list =
+    options.needConnections === false
+      ? []
+      : options.optionalConnections && !existsSync(dir)
+        ? []
+        : await loadConnections(dir);
   const connections = new Map(list.map((c) => [c.id, c]));
   const admin = kafka.admin();
   await admin.connect();

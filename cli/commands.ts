@@ -3,6 +3,7 @@
  */
 import type { Command } from './args.js';
 import { checkCommand } from './check.js';
+import { connectionsCommand } from './connections.js';
 import { demoCommand } from './demo.js';
 import { mappingCommand } from './mapping.js';
 import { migrateCommand } from './migrate.js';
@@ -23,6 +24,7 @@ export const COMMANDS = {
   status: statusCommand,
   report: reportCommand,
   check: checkCommand,
+  connections: connectionsCommand,
   mapping: mappingCommand,
   reconcile: reconcileCommand,
   migrate: migrateCommand,

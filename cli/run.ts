@@ -20,7 +20,10 @@ committed, consumers leave their groups. Run more processes to scale out (consum
 
 Options:
   --stages <list>       processors to run (default: ${processors.STAGE_NAMES.join(',')})
-  --connections <dir>   folder of connection files (default: MF_CONNECTIONS_DIR or ./connections)
+  --connections <dir>   folder of connection files (default: MF_CONNECTIONS_DIR or ./connections);
+                        producers read a connection's file again before each sync and publish it
+                        to the connections topic; processors apply the versions on that topic and
+                        need no files (a missing folder is fine for \`run processors|sinks\`)
   --metrics-port <n>    /metrics, /healthz, /readyz on 127.0.0.1 (default: MF_METRICS_PORT or 9464; 0 = off)`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
@@ -37,7 +40,12 @@ Options:
     const unknown = stages.filter((s) => !processors.STAGE_NAMES.includes(s));
     if (unknown.length > 0) throw new MeterflowError('CLI_USAGE', `unknown stage(s): ${unknown.join(', ')}`);
 
-    const rt = await bootstrap(values.connections ? { connectionsDir: values.connections } : {});
+    const rt = await bootstrap({
+      ...(values.connections ? { connectionsDir: values.connections } : {}),
+      // Processors apply the connections topic (files, when there are any, are a fallback);
+      // sinks use no connections. Only producers need the folder.
+      optionalConnections: what === 'processors' || what === 'sinks',
+    });
     const stops: (() => Promise<void>)[] = [];
     let ready = false;
     let exitCode = 0;
@@ -68,7 +76,9 @@ Options:
       }
       if (what === 'producers' || what === 'all') {
         const producers = await import('../producers/index.js');
-        await start(producers.create({ connections }, rt));
+        // Each sync reads its file again: a fixed file takes effect without a restart.
+        const connectionsDir = values.connections ?? rt.config.connectionsDir;
+        await start(producers.create({ connections, connectionsDir }, rt));
       }
       ready = true;
       rt.log.info({ components: what, stages }, 'running');

@@ -44,7 +44,11 @@ async function runOnce(argv: string[], backfill: boolean): Promise<number> {
   const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   term.status(`${values.connection}: snapshot of assets and meters`);
   const polling = producers.create(
-    { connections: [...rt.connections.values()] },
+    // The run reads its file again from the folder, so the version it publishes names the file.
+    {
+      connections: [...rt.connections.values()],
+      connectionsDir: values.connections ?? rt.config.connectionsDir,
+    },
     {
       ...rt,
       onEvent: (e) => {
