@@ -12,7 +12,7 @@ import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics
 import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
 import type { TestContext } from './context.js';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { expect } from 'vitest';
+import { deepStrictEqual } from 'node:assert/strict';
 import { prefixLag } from '../../cli/quiet.js';
 
 export async function produceRaw(
@@ -207,18 +207,22 @@ export async function consumptionTotals(
   return new Map(rows.map((r) => [`${r.connection_id}/${r.meter_external_id}|${r.period}`, Number(r.value)]));
 }
 
-/** Asserts the same keys (zero totals may be extra) and values within 1e-6 relative. */
+/**
+ * Asserts the same keys (zero totals may be extra) and values within 1e-6 relative. Uses
+ * node:assert, not vitest's expect, so that benchmarks can import this module too.
+ */
 export function expectSameTotals(actual: Map<string, number>, want: Map<string, number>, what: string): void {
   const missing = [...want.keys()].filter((k) => !actual.has(k));
   const extra = [...actual.keys()].filter((k) => !want.has(k) && (actual.get(k) ?? 0) !== 0);
-  expect({ missing: missing.slice(0, 10), extra: extra.slice(0, 10) }, what).toEqual({
-    missing: [],
-    extra: [],
-  });
+  deepStrictEqual(
+    { missing: missing.slice(0, 10), extra: extra.slice(0, 10) },
+    { missing: [], extra: [] },
+    what,
+  );
   const wrong: string[] = [];
   for (const [k, v] of want) {
     const got = actual.get(k) as number;
     if (Math.abs(got - v) > 1e-6 * Math.max(1, Math.abs(v))) wrong.push(`${k}: ${got} != ${v}`);
   }
-  expect(wrong.slice(0, 10), what).toEqual([]);
+  deepStrictEqual(wrong.slice(0, 10), [], what);
 }
