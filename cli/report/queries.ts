@@ -6,9 +6,9 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { MeterflowError } from '../../lib/errors.js';
+import { DAY_MS } from '../../schemas/time.js';
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
-const DAY_MS = 86_400_000;
 
 export interface Query {
   ch: ClickHouseClient;
