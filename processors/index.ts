@@ -98,7 +98,8 @@ export function create(input: ProcessorsConfig, deps: ProcessorsDeps): Processor
   );
   if (deps.now) options.now = deps.now;
   const files = new Map<string, ConnectionConfig>(connections.map((c) => [c.id, c]));
-  const source = new ConnectionSource(deps, files, deps.now);
+  // Catch-up timing runs on the wall clock, not on the records' clock (deps.now).
+  const source = new ConnectionSource(deps, files);
   const stageDeps: StageDeps = { ...deps, connections: source };
   const { ready, markReady } = readiness();
   let markFailed: (err: Error) => void = () => undefined;
