@@ -4,17 +4,10 @@
  * summed from value_canonical across both units without grouping by unit, equals the provider's
  * truth converted; gas in m3 stays volume (no calorific value is configured).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { REPO_ROOT } from '../../lib/config.js';
-import {
-  startGenericXmlCsvSimulator,
-  type GenericXmlCsvSimulator,
-} from '../../simulators/generic-xml-csv.js';
+import type { GenericXmlCsvSimulator } from '../../simulators/generic-xml-csv.js';
+import { startNordicXml } from '../support/nordic-xml.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { type CliProcess, eventually, spawnCli, untilQuiet } from '../support/pipeline.js';
 
@@ -37,37 +30,7 @@ function cli(args: string[]): CliProcess {
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   await ctx.createTopics();
-  // Four meters per building: Electricity (kWh), Heat (MWh), Water and Gas (m³).
-  sim = await startGenericXmlCsvSimulator({
-    seed: 21,
-    buildings: 2,
-    metersPerBuilding: [4, 4],
-    from: FROM,
-    days: 31,
-    auth: 'oauth2-password',
-    timeZones: ['Europe/Berlin', 'UTC'],
-  });
-  env = {
-    CU_CLIENT_ID: sim.credentials.clientId,
-    CU_CLIENT_SECRET: sim.credentials.clientSecret,
-    CU_USERNAME: sim.credentials.username,
-    CU_PASSWORD: sim.credentials.password,
-  };
-  const conn = parse(
-    readFileSync(join(REPO_ROOT, 'connections/examples/generic-xml-consumption.yaml'), 'utf8'),
-  ) as Record<string, unknown>;
-  conn.id = 'cu-nordic';
-  conn.baseUrls = { production: sim.url };
-  conn.usageStart = FROM;
-  conn.http = { timeoutMs: 10_000, maxRetries: 4, backoffBaseMs: 10, backoffMaxMs: 100 };
-  Object.assign(conn.auth as object, {
-    clientIdEnv: 'CU_CLIENT_ID',
-    clientSecretEnv: 'CU_CLIENT_SECRET',
-    usernameEnv: 'CU_USERNAME',
-    passwordEnv: 'CU_PASSWORD',
-  });
-  dir = mkdtempSync(join(tmpdir(), 'mf-cu-'));
-  writeFileSync(join(dir, 'cu-nordic.yaml'), stringify(conn));
+  ({ sim, dir, env } = await startNordicXml({ id: 'cu-nordic', envPrefix: 'CU', seed: 21, from: FROM }));
   ch = ctx.clickhouse();
 });
 

@@ -7,22 +7,18 @@
  * allows it by hash), and its charts carry the provider's numbers converted to kWh.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { WebSocket } from 'undici';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { prefixLag } from '../../cli/quiet.js';
 import { REPO_ROOT } from '../../lib/config.js';
-import {
-  startGenericXmlCsvSimulator,
-  type GenericXmlCsvSimulator,
-} from '../../simulators/generic-xml-csv.js';
+import type { GenericXmlCsvSimulator } from '../../simulators/generic-xml-csv.js';
+import { startNordicXml } from '../support/nordic-xml.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, produceBytes, spawnCli, type CliProcess } from '../support/pipeline.js';
+import { eventually, produceBytes, spawnCli, untilQuiet, type CliProcess } from '../support/pipeline.js';
 
 const FROM = '2024-03-01';
 const TO = '2024-04-01';
@@ -271,37 +267,7 @@ const INSPECT = `(() => {
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
   await ctx.createTopics();
-  // Four meters per building: Electricity (kWh), Heat (MWh), Water and Gas (m3).
-  sim = await startGenericXmlCsvSimulator({
-    seed: 31,
-    buildings: 2,
-    metersPerBuilding: [4, 4],
-    from: FROM,
-    days: 31,
-    auth: 'oauth2-password',
-    timeZones: ['Europe/Berlin', 'UTC'],
-  });
-  env = {
-    RP_CLIENT_ID: sim.credentials.clientId,
-    RP_CLIENT_SECRET: sim.credentials.clientSecret,
-    RP_USERNAME: sim.credentials.username,
-    RP_PASSWORD: sim.credentials.password,
-  };
-  const conn = parse(
-    readFileSync(join(REPO_ROOT, 'connections/examples/generic-xml-consumption.yaml'), 'utf8'),
-  ) as Record<string, unknown>;
-  conn.id = 'rp-nordic';
-  conn.baseUrls = { production: sim.url };
-  conn.usageStart = FROM;
-  conn.http = { timeoutMs: 10_000, maxRetries: 4, backoffBaseMs: 10, backoffMaxMs: 100 };
-  Object.assign(conn.auth as object, {
-    clientIdEnv: 'RP_CLIENT_ID',
-    clientSecretEnv: 'RP_CLIENT_SECRET',
-    usernameEnv: 'RP_USERNAME',
-    passwordEnv: 'RP_PASSWORD',
-  });
-  dir = mkdtempSync(join(tmpdir(), 'mf-report-'));
-  writeFileSync(join(dir, 'rp-nordic.yaml'), stringify(conn));
+  ({ sim, dir, env } = await startNordicXml({ id: 'rp-nordic', envPrefix: 'RP', seed: 31, from: FROM }));
   ch = ctx.clickhouse();
 });
 
@@ -323,24 +289,6 @@ function truthKwh(): number {
     kwh += m.unit === 'MWh' ? sum * 1000 : sum;
   }
   return kwh;
-}
-
-async function quiet(): Promise<boolean> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  try {
-    let streak = 0;
-    return await eventually(
-      async () => {
-        streak = (await prefixLag(admin, ctx.config.kafka.topicPrefix)).quiet ? streak + 1 : 0;
-        return streak >= 3;
-      },
-      300_000,
-      1_000,
-    );
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 interface ReportJson {
@@ -376,7 +324,7 @@ describe('meterflow report end to end', () => {
       return Number(q?.n) >= 1 && Number(d?.n) === 8 && Number(s?.n) >= 1;
     };
     expect(await eventually(loaded, 300_000, 2_000), procs.map((p) => p.output()).join('\n')).toBe(true);
-    expect(await quiet()).toBe(true);
+    expect(await untilQuiet(ctx)).toBe(true);
 
     // The command a person runs: summary lines in kWh, the path last.
     mkdirSync(OUTPUT, { recursive: true });
