@@ -19,8 +19,11 @@ FROM ${NODE_IMAGE}
 # MF_METRICS_HOST: /metrics, /healthz and /readyz must be reachable from outside the container.
 # MF_CONNECTIONS_DIR: mount connection files here (compose: a bind mount; Kubernetes: a ConfigMap).
 # LOG_FORMAT=json: every command logs JSON lines to stderr for the container runtime, none to a file.
+# NODE_OPTIONS: V8 sizes its heap from the host's memory, not the container's; a 384 MB heap keeps
+# a process under 512 MB (test/bench/bad-input-memory.ts). The Kubernetes manifests set their own.
 ENV NODE_ENV=production \
     LOG_FORMAT=json \
+    NODE_OPTIONS=--max-old-space-size=384 \
     MF_METRICS_HOST=0.0.0.0 \
     MF_METRICS_PORT=9464 \
     MF_CONNECTIONS_DIR=/app/connections \
