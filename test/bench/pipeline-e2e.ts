@@ -18,6 +18,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +57,8 @@ const { values } = parseArgs({
     processors: { type: 'string', default: 'per-stage' },
     // The poller's meter batches fetched in parallel (the connection's sync.concurrency).
     concurrency: { type: 'string' },
+    // MB: --max-old-space-size of every meterflow process, as deploy/k8s sets it (default: Node's).
+    heap: { type: 'string' },
   },
 });
 const METERS = Number(values.meters);
@@ -77,6 +80,8 @@ interface Proc {
   peak: number | undefined;
   cpu: number | undefined;
   spawnedAt: number;
+  /** V8 heap and memory outside it (Buffers) at the highest RSS seen on /metrics. */
+  memory?: { rss: number; heap: number; external: number };
 }
 
 let sim: ArcadiaSimulator | undefined;
@@ -85,13 +90,19 @@ const procs: Proc[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'mf-bench-e2e-'));
 
 function spawn(ctx: TestContext, name: string, args: string[], env: Record<string, string> = {}): Proc {
-  const profile: Record<string, string> =
-    values.profile && name.endsWith('(staged)')
-      ? {
-          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${join(HERE, 'cpu-profile.mjs')}`,
-          MF_BENCH_CPU_PROFILE: join(values.profile, `${name.split(' ')[0]}.cpuprofile`),
-        }
-      : {};
+  const nodeOptions = [
+    process.env.NODE_OPTIONS ?? '',
+    values.heap ? `--max-old-space-size=${values.heap}` : '',
+    values.profile && name.endsWith('(staged)') ? `--import ${join(HERE, 'cpu-profile.mjs')}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const profile: Record<string, string> = {
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...(values.profile && name.endsWith('(staged)')
+      ? { MF_BENCH_CPU_PROFILE: join(values.profile, `${name.split(' ')[0]}.cpuprofile`) }
+      : {}),
+  };
   const cli = spawnCli(ctx, args, {
     ...profile,
     MF_CONNECTIONS_DIR: dir,
@@ -108,8 +119,44 @@ function spawn(ctx: TestContext, name: string, args: string[], env: Record<strin
   };
   const timer = setInterval(sample, 200);
   void cli.exited.then(() => clearInterval(timer));
+  const port = args[args.indexOf('--metrics-port') + 1];
+  if (args.includes('--metrics-port')) {
+    const metrics = setInterval(() => void sampleMemory(p, Number(port)), 500);
+    void cli.exited.then(() => clearInterval(metrics));
+  }
   procs.push(p);
   return p;
+}
+
+/** A free TCP port on loopback, for a child's /metrics. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const metric = (text: string, name: string): number =>
+  Number(new RegExp(`^meterflow_process_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+
+/** Keeps the heap and external memory of the sample with the highest RSS. */
+async function sampleMemory(p: Proc, port: number): Promise<void> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const rss = metric(text, 'process_resident_memory_bytes');
+    if (Number.isNaN(rss) || (p.memory && p.memory.rss >= rss)) return;
+    p.memory = {
+      rss,
+      heap: metric(text, 'nodejs_heap_size_total_bytes'),
+      external: metric(text, 'nodejs_external_memory_bytes'),
+    };
+  } catch {
+    // not listening yet, or gone
+  }
 }
 
 async function stop(p: Proc): Promise<void> {
@@ -301,12 +348,19 @@ async function clickhouseClientReference(
 }
 
 /** The processors as production runs them: one process per stage (the default), or all in one. */
-function spawnProcessors(ctx: TestContext, suffix: string, logLevel: string): Proc[] {
+async function spawnProcessors(ctx: TestContext, suffix: string, logLevel: string): Promise<Proc[]> {
   if (values.processors === 'one')
-    return [spawn(ctx, `processors${suffix}`, ['run', 'processors'], { LOG_LEVEL: logLevel })];
-  return ['entities', 'usage', 'aggregate'].map((stage) =>
-    spawn(ctx, `${stage}${suffix}`, ['run', 'processors', '--stages', stage], { LOG_LEVEL: logLevel }),
-  );
+    return [await spawnRun(ctx, `processors${suffix}`, ['processors'], logLevel)];
+  const out: Proc[] = [];
+  for (const stage of ['entities', 'usage', 'aggregate'])
+    out.push(await spawnRun(ctx, `${stage}${suffix}`, ['processors', '--stages', stage], logLevel));
+  return out;
+}
+
+/** `meterflow run ...` with its /metrics on a port of its own (for the memory breakdown). */
+async function spawnRun(ctx: TestContext, name: string, args: string[], logLevel: string): Promise<Proc> {
+  const port = await freePort();
+  return spawn(ctx, name, ['run', ...args, '--metrics-port', String(port)], { LOG_LEVEL: logLevel });
 }
 
 /** When the last of the processes logged that it runs (all joined their groups), or undefined. */
@@ -346,6 +400,7 @@ async function main(): Promise<void> {
   console.log(
     `pipeline end to end: ${METERS} meters x ${DAYS} days of 15-minute data (Arcadia ${values.intervals} intervals), ${values.partitions} partitions, processors ${values.processors === 'one' ? 'in one process' : 'one process per stage'}`,
   );
+  if (values.heap) console.log(`every meterflow process runs with --max-old-space-size=${values.heap}`);
   console.log(`load average at the start: ${load()}`);
 
   // 1. Stage by stage.
@@ -370,7 +425,7 @@ async function main(): Promise<void> {
     const producerSeconds = await ok(backfill);
     const simCpuSeconds = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(simCpu));
 
-    const proc = spawnProcessors(staged, ' (staged)', 'debug');
+    const proc = await spawnProcessors(staged, ' (staged)', 'debug');
     const procStarted = Math.min(...proc.map((p) => p.spawnedAt));
     let usageDone: number | undefined;
     await until(async () => {
@@ -382,7 +437,7 @@ async function main(): Promise<void> {
     const procReady = allRunning(proc);
     for (const p of proc) await stop(p);
 
-    const sink = spawn(staged, 'sinks (staged)', ['run', 'sinks'], { LOG_LEVEL: 'debug' });
+    const sink = await spawnRun(staged, 'sinks (staged)', ['sinks'], 'debug');
     await until(() => caughtUp(admin, sinkGroups(prefix)), 'sinks caught up');
     const sinkDone = Date.now();
     const sinkSeconds = (sinkDone - sink.spawnedAt) / 1000;
@@ -421,8 +476,8 @@ async function main(): Promise<void> {
     await e2e.createTopics();
     const e2ePrefix = e2e.config.kafka.topicPrefix;
     await ok(spawn(e2e, 'migrate', ['migrate']));
-    const e2eProc = spawnProcessors(e2e, '', 'info');
-    const e2eSink = spawn(e2e, 'sinks', ['run', 'sinks'], { LOG_LEVEL: 'info' });
+    const e2eProc = await spawnProcessors(e2e, '', 'debug');
+    const e2eSink = await spawnRun(e2e, 'sinks', ['sinks'], 'debug');
     await until(
       () => Promise.resolve(allRunning([...e2eProc, e2eSink]) !== undefined),
       'processors and sinks ready',
@@ -526,6 +581,8 @@ async function main(): Promise<void> {
     console.log(
       `  backfill done at ${at('producers')}, processors caught up at ${at('processors')}, ClickHouse complete at ${at('clickhouse')}`,
     );
+    console.log('  where the processors and sinks spent their time (debug log):');
+    for (const line of [...e2eProc.flatMap(timings), ...timings(e2eSink)]) console.log(`    ${line}`);
     const services = Object.keys(servicesAfter)
       .filter((k) => servicesBefore[k] !== undefined)
       .map((k) => `${k} ${(servicesAfter[k]! - servicesBefore[k]!).toFixed(1)} s`);
@@ -536,7 +593,10 @@ async function main(): Promise<void> {
     console.log('processes (peak RSS = VmHWM; CPU = user + system, start-up included):');
     for (const p of procs.filter((x) => x.name !== 'migrate'))
       console.log(
-        `  ${p.name.padEnd(22)} peak RSS ${mb(p.peak).padStart(7)}  CPU ${(p.cpu ?? 0).toFixed(1).padStart(6)} s = ${(((p.cpu ?? 0) / intervals) * 1e6).toFixed(1)} µs per interval`,
+        `  ${p.name.padEnd(22)} peak RSS ${mb(p.peak).padStart(7)}  CPU ${(p.cpu ?? 0).toFixed(1).padStart(6)} s = ${(((p.cpu ?? 0) / intervals) * 1e6).toFixed(1)} µs per interval` +
+          (p.memory
+            ? `; at its highest RSS seen on /metrics (${mb(p.memory.rss)}): V8 heap ${mb(p.memory.heap)}, outside it ${mb(p.memory.external)}`
+            : ''),
       );
     console.log(
       `  simulator (in the bench process) while the staged backfill ran: CPU ${simCpuSeconds.toFixed(1)} s`,
