@@ -19,6 +19,7 @@ afterAll(async () => {
 
 const envelope: RawEnvelope = {
   connection_id: 'acme-arcadia',
+  connection_version: 3,
   provider: 'arcadia',
   entity_kind: 'meter',
   format: 'arcadia.meter',

@@ -49,6 +49,7 @@ function message(value: Buffer): InMessage {
 
 const envelope: RawEnvelope = {
   connection_id: 'acme',
+  connection_version: 3,
   provider: 'generic',
   entity_kind: 'meter',
   format: 'generic.meter',

@@ -282,7 +282,9 @@ describe('one overall deadline', () => {
       for (const r of runs) {
         expect(r.code, r.out).toBe(1);
         expect(r.out).toMatch(/CLI_TIMEOUT: meterflow \w+.* did not finish within 2 s/);
-        expect(r.ms, r.out).toBeLessThan(10_000);
+        // Four processes start at once (tsx, on two loaded cores): seconds before the 2 s deadline
+        // even starts. Without it the kafkajs retries keep them for minutes.
+        expect(r.ms, r.out).toBeLessThan(30_000);
       }
     } finally {
       await proxy.close();
