@@ -62,7 +62,10 @@ export interface RunStageOptions {
 const DEFAULTS = {
   maxAttempts: 5,
   sessionTimeoutMs: 30_000,
-  maxBytesPerPartition: 4 * 1024 * 1024,
+  // 1 MiB: records arrive compressed and kafkajs keeps every partition's fetched batch, decompressed,
+  // until it is processed. raw.usage is JSON that gzip shrinks ~8x: 4 MiB per partition held
+  // ~130 MB of batches with 6 partitions (test/bench/pipeline-e2e.ts).
+  maxBytesPerPartition: 1024 * 1024,
   concurrentPartitions: 4,
   maxRequestBytes: PRODUCE_REQUEST_BYTES,
   /** 16 MiB: far above a normal batch's outputs, far below the 512 MB a process may use. */
