@@ -100,8 +100,10 @@ export class FamilyLoader {
       batchMaxRows: o.batchMaxRows,
       batchMaxBytes: o.batchMaxBytes,
       batchMaxMs: o.batchMaxMs,
-      maxBufferedRows: o.maxBufferedRows ?? o.batchMaxRows * 2,
-      maxBufferedBytes: o.maxBufferedBytes ?? o.batchMaxBytes * 2,
+      // One batch buffered while the previous one is inserted: consuming outpaces inserting, so a
+      // second buffered batch only held memory (the sink passed 512 MB in test/bench/pipeline-e2e.ts).
+      maxBufferedRows: o.maxBufferedRows ?? o.batchMaxRows,
+      maxBufferedBytes: o.maxBufferedBytes ?? o.batchMaxBytes,
       flushWhenCaughtUp: o.flushWhenCaughtUp,
     });
     this.consumer = deps.kafka.consumer({

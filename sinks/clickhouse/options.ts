@@ -52,7 +52,7 @@ export const sinkOptionsSchema = z
       .min(1)
       .optional()
       .describe(
-        'rows: pause consumption above this (default 2 x batchMaxRows); backpressure while inserts lag; below batchMaxRows a full buffer is flushed as a batch',
+        'rows: pause consumption above this (default batchMaxRows: one batch buffered while one is inserted); backpressure while inserts lag; below batchMaxRows a full buffer is flushed as a batch',
       ),
     batchMaxBytes: z
       .number()
@@ -68,7 +68,7 @@ export const sinkOptionsSchema = z
       .min(1024)
       .optional()
       .describe(
-        'bytes: pause consumption above this (default 2 x batchMaxBytes); bounds the memory of a family; below batchMaxBytes a full buffer is flushed as a batch',
+        'bytes: pause consumption above this (default batchMaxBytes); bounds the memory of a family; below batchMaxBytes a full buffer is flushed as a batch',
       ),
     retryInitialMs: z.number().int().min(1).default(200).describe('ms: first backoff after a failed insert'),
     retryMaxMs: z.number().int().min(1).default(10_000).describe('ms: backoff cap'),
