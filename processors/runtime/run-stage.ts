@@ -28,6 +28,7 @@ import {
   ensureTopics,
   PRODUCE_REQUEST_BYTES,
   readToEnd,
+  TRANSACTION_RETRY,
 } from '../../lib/kafka.js';
 import type { Logger } from '../../lib/log.js';
 import { isRegistryUnavailable, type AvroRegistry, type Serde } from '../../lib/registry.js';
@@ -238,6 +239,7 @@ export async function runStage(
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
+        retry: TRANSACTION_RETRY,
       });
       // An empty transaction initialises the transactional id (InitProducerId), which fences
       // the previous owner and aborts whatever it left open.
