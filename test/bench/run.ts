@@ -29,6 +29,7 @@ const SMALL: Record<string, string[]> = {
   poll: ['--meters', '5', '--days', '7'],
   'bad-input-memory': ['--messages', '5', '--rows', '300'],
   'pipeline-e2e': ['--meters', '5', '--days', '30'],
+  'kafka-clients': ['--transactions', '20'],
 };
 
 const { values, positionals } = parseArgs({
