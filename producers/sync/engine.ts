@@ -304,6 +304,8 @@ export async function runSync(given: ConnectionConfig, deps: SyncDeps, opts: Syn
         });
       }
     }
+    // Loops stop quietly on an abort between two requests; a run cut short is never a success.
+    signal.throwIfAborted();
   } catch (e) {
     fatal = true;
     if (signal.reason === deadlineError) record(deadlineError);

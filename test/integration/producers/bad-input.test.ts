@@ -10,7 +10,7 @@ import { startEnerKeySimulator, type EnerKeySimulator } from '../../../simulator
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../../simulators/arcadia.js';
 import { runSync } from '../../../producers/sync/engine.js';
 import { RunGuard, startScheduler } from '../../../producers/sync/scheduler.js';
-import type { SyncEvent } from '../../../producers/sync/events.js';
+import { SYNC_EVENTS, type SyncEvent } from '../../../producers/sync/events.js';
 import { arcadiaConnection, arcadiaEnv, connection, readEnvelopes, readStates, syncDeps } from './helpers.js';
 
 const HTTP = {
@@ -192,6 +192,29 @@ describe('run deadline', () => {
       /^POLL_RUN_STOPPED: .*stopped before it finished: SIGTERM/m,
     );
     expect(run.error_messages.join('\n')).not.toContain('POLL_HTTP_NETWORK');
+  });
+
+  it('a run stopped between two requests is failed too, never a success', async () => {
+    sim = await startArcadiaSimulator({
+      credentials: 1,
+      sites: 1,
+      meters: 1,
+      days: 5,
+      intervalsActive: true,
+    });
+    const stop = new AbortController();
+    // Stopped right after the snapshot: the usage loop sees the abort before its first request.
+    const onEvent = (e: SyncEvent) => {
+      if (e.name === SYNC_EVENTS.snapshotComplete) stop.abort(new Error('SIGTERM'));
+    };
+    const run = await runSync(arcadia('stopped-between'), syncDeps(ctx, env(), { onEvent }), {
+      mode: 'incremental',
+      to: '2024-01-03',
+      signal: stop.signal,
+    });
+    expect(run.usage_chunks).toBe(0);
+    expect(run.status).toBe('failed');
+    expect(run.error_messages.join('\n')).toMatch(/^POLL_RUN_STOPPED: .*SIGTERM/m);
   });
 
   it('a scheduled run that hangs is cut at its deadline, so the next tick runs again', async () => {
