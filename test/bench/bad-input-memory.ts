@@ -25,7 +25,7 @@ import { COMPRESSION } from '../../lib/kafka.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import { topicName } from '../../schemas/topics.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { spawnCli, type CliProcess } from './cli.js';
+import { spawnCli, type CliProcess } from '../support/pipeline.js';
 
 const { values } = parseArgs({
   options: {

@@ -41,7 +41,7 @@ import { topicName } from '../../schemas/topics.js';
 import { FAMILY_BINDINGS } from '../../sinks/clickhouse/families.js';
 import { startArcadiaSimulator, type ArcadiaSimulator } from '../../simulators/arcadia.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { logLines, spawnCli, type CliProcess } from './cli.js';
+import { logLines, spawnCli, type CliProcess } from '../support/pipeline.js';
 import {
   clickhouseClientInsert,
   consumeAll,

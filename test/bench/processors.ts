@@ -15,7 +15,7 @@ import { topicName } from '../../schemas/topics.js';
 import type { RawEnvelope } from '../../schemas/records.js';
 import * as processors from '../../processors/index.js';
 import { createTestContext } from '../support/context.js';
-import { spawnCli } from './cli.js';
+import { spawnCli } from '../support/pipeline.js';
 import { consumeAll, decodeAndParse } from './common.js';
 
 const { values } = parseArgs({
