@@ -16,8 +16,8 @@ const TS = "DateTime('UTC')";
 
 const QUARANTINE_STATUS = "Enum8('open' = 1, 'redriven' = 2)";
 
-/** The view's columns besides the id, as 001 had them, then the lifecycle. */
-const COLUMNS = [
+/** The view's columns besides the id, as 001 had them, then the lifecycle (004 builds on them). */
+export const QUARANTINE_VIEW_COLUMNS = [
   'connection_id',
   'stage',
   'reason_code',
@@ -35,7 +35,14 @@ const COLUMNS = [
   'redriven_at',
   'redrive_id',
 ];
-const NULLABLE = ['connection_id', 'record_index', 'source_key', 'detail', 'redriven_at', 'redrive_id'];
+export const QUARANTINE_VIEW_NULLABLE = [
+  'connection_id',
+  'record_index',
+  'source_key',
+  'detail',
+  'redriven_at',
+  'redrive_id',
+];
 
 export const migration003: Migration = {
   version: 3,
@@ -51,8 +58,8 @@ export const migration003: Migration = {
       `CREATE VIEW IF NOT EXISTS ${d}.quarantine_latest AS ` +
         latestViewSelect(`${d}.quarantine`, {
           keys: ['id'],
-          columns: COLUMNS,
-          nullable: NULLABLE,
+          columns: QUARANTINE_VIEW_COLUMNS,
+          nullable: QUARANTINE_VIEW_NULLABLE,
           version: 'ingest_version',
         }),
     ];

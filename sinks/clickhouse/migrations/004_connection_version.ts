@@ -11,6 +11,7 @@
  */
 import { ident } from '../client.js';
 import { latestViewSelect, type LatestViewSpec, type Migration } from './types.js';
+import { QUARANTINE_VIEW_COLUMNS, QUARANTINE_VIEW_NULLABLE } from './003_quarantine_status.js';
 
 interface ViewChange {
   table: string;
@@ -105,34 +106,8 @@ const CHANGES: ViewChange[] = [
     after: 'redrive_id',
     view: {
       keys: ['id'],
-      columns: [
-        'connection_id',
-        'stage',
-        'reason_code',
-        'message',
-        'source_topic',
-        'source_partition',
-        'source_offset',
-        'record_index',
-        'source_key',
-        'original_hex',
-        'original_size',
-        'detail',
-        'quarantined_at',
-        'status',
-        'redriven_at',
-        'redrive_id',
-        VERSION,
-      ],
-      nullable: [
-        'connection_id',
-        'record_index',
-        'source_key',
-        'detail',
-        'redriven_at',
-        'redrive_id',
-        VERSION,
-      ],
+      columns: [...QUARANTINE_VIEW_COLUMNS, VERSION],
+      nullable: [...QUARANTINE_VIEW_NULLABLE, VERSION],
       version: 'ingest_version',
     },
   },
