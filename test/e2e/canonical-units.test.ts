@@ -9,7 +9,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { GenericXmlCsvSimulator } from '../../simulators/generic-xml-csv.js';
 import { startNordicXml } from '../support/nordic-xml.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { type CliProcess, eventually, spawnCli, untilQuiet } from '../support/pipeline.js';
+import { eventually, untilQuiet, cliRunner } from '../support/pipeline.js';
 
 const FROM = '2024-03-01';
 const TO = '2024-04-01';
@@ -19,13 +19,11 @@ let sim: GenericXmlCsvSimulator;
 let ch: ClickHouseClient;
 let dir: string;
 let env: Record<string, string>;
-const procs: CliProcess[] = [];
-
-function cli(args: string[]): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env });
-  procs.push(p);
-  return p;
-}
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...env }),
+);
+const cli = runner.start;
 
 beforeAll(async () => {
   ctx = createTestContext({ partitions: 3 });
@@ -35,7 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
 });
@@ -86,7 +84,7 @@ describe('canonical units end to end', () => {
         300_000,
         2_000,
       ),
-      procs.map((p) => p.output()).join('\n'),
+      runner.outputs(),
     ).toBe(true);
     expect(await untilQuiet(ctx)).toBe(true);
 

@@ -19,8 +19,8 @@ import {
   eventually,
   produceRaw,
   readTopic,
-  spawnCli,
   untilQuiet,
+  cliRunner,
 } from '../support/pipeline.js';
 
 const FROM = Date.UTC(2024, 2, 1);
@@ -31,19 +31,12 @@ let ctx: TestContext;
 let sim: ArcadiaSimulator;
 let ch: ClickHouseClient;
 let dir: string;
-const procs: CliProcess[] = [];
-
-function cli(args: string[]): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...ENV });
-  procs.push(p);
-  return p;
-}
-
-async function cliOk(args: string[]): Promise<{ code: number | string; out: string; stdout: string }> {
-  const p = cli(args);
-  const code = await p.exited;
-  return { code, out: p.output(), stdout: p.stdout() };
-}
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...ENV }),
+);
+const cli = runner.start;
+const cliOk = runner.run;
 
 async function query<T>(sql: string): Promise<T[]> {
   const rs = await ch.query({ query: sql, format: 'JSONEachRow' });
@@ -108,7 +101,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
 });
@@ -139,7 +132,7 @@ describe('meterflow CLI end to end', () => {
       180_000,
       2_000,
     );
-    expect(loaded, procs.map((p) => p.output()).join('\n')).toBe(true);
+    expect(loaded, runner.outputs()).toBe(true);
     expect(await untilQuiet(ctx, 180_000)).toBe(true);
     await expectTotalsEqual(await clickhouseTotals(), expected);
     const meters = await query<{ n: string }>(

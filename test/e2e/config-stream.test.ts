@@ -24,9 +24,9 @@ import {
   eventually,
   expectSameTotals,
   readTopic,
-  spawnCli,
   untilQuiet,
   type CliProcess,
+  cliRunner,
 } from '../support/pipeline.js';
 
 const FROM = '2024-03-01';
@@ -40,21 +40,14 @@ let sim: MixedSimulator;
 let ch: ClickHouseClient;
 let dir: string;
 let env: Record<string, string>;
-const procs: CliProcess[] = [];
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...env }),
+);
+const cli = runner.start;
+const cliOk = runner.run;
 /** Processors and sink: a folder that does not exist, so they have no connection files at all. */
 const NO_FILES = join(tmpdir(), uniqueName('mf-no-connections-'));
-
-function cli(args: string[], extra: Record<string, string> = {}): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env, ...extra });
-  procs.push(p);
-  return p;
-}
-
-async function cliOk(args: string[]): Promise<{ code: number | string; out: string; stdout: string }> {
-  const p = cli(args);
-  const code = await p.exited;
-  return { code, out: p.output(), stdout: p.stdout() };
-}
 
 /**
  * The shipped example pointed at the simulator. Before the fix it knows only the interval kind
@@ -112,7 +105,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
 });
@@ -133,7 +126,7 @@ describe('a fixed connection file reaches running processors through the connect
     const first = await cliOk(['sync', '--connection', ID, '--to', SYNC_TO]);
     expect(first.code, first.out).toBe(0);
     expect(first.out).not.toContain(sim.apiKey);
-    expect(await untilQuiet(ctx), procs.map((p) => p.output()).join('\n')).toBe(true);
+    expect(await untilQuiet(ctx), runner.outputs()).toBe(true);
 
     const quarantined = (await readTopic(ctx, 'quarantine')).map((q) => q.value);
     expect(
@@ -164,7 +157,7 @@ describe('a fixed connection file reaches running processors through the connect
         300_000,
         2_000,
       ),
-      procs.map((p) => p.output()).join('\n'),
+      runner.outputs(),
     ).toBe(true);
     expect(await untilQuiet(ctx)).toBe(true);
     // Neither processors process restarted.

@@ -16,13 +16,12 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { startGenericMixedSimulator, type MixedSimulator } from '../../simulators/generic-mixed.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import {
-  type CliProcess,
   consumptionTotals,
   eventually,
   expectSameTotals,
   readTopic,
-  spawnCli,
   untilQuiet,
+  cliRunner,
 } from '../support/pipeline.js';
 
 const FROM = '2024-01-01';
@@ -35,20 +34,13 @@ let ctx: TestContext;
 let sim: MixedSimulator;
 let ch: ClickHouseClient;
 let dir: string;
-const procs: CliProcess[] = [];
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...env }),
+);
+const cli = runner.start;
+const cliOk = runner.run;
 let env: Record<string, string>;
-
-function cli(args: string[]): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env });
-  procs.push(p);
-  return p;
-}
-
-async function cliOk(args: string[]): Promise<{ code: number | string; out: string }> {
-  const p = cli(args);
-  const code = await p.exited;
-  return { code, out: p.output() };
-}
 
 /** The shipped example, unchanged but for where the provider is and how patiently it is asked. */
 function connectionFile(): Record<string, unknown> {
@@ -88,7 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
 });
@@ -109,7 +101,7 @@ describe('interval and register meters on one endpoint, as one connection', () =
         300_000,
         2_000,
       ),
-      procs.map((p) => p.output()).join('\n'),
+      runner.outputs(),
     ).toBe(true);
     expect(await untilQuiet(ctx)).toBe(true);
     const daily = await consumptionTotals(ctx, ch, 'usage_daily_latest');

@@ -20,8 +20,8 @@ import {
   eventually,
   expectSameTotals,
   readTopic,
-  spawnCli,
   untilQuiet,
+  cliRunner,
 } from '../support/pipeline.js';
 
 const FROM = '2024-01-01';
@@ -33,20 +33,13 @@ let ctx: TestContext;
 let sim: MixedSimulator;
 let ch: ClickHouseClient;
 let dir: string;
-const procs: CliProcess[] = [];
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...env }),
+);
+const cli = runner.start;
+const cliOk = runner.run;
 let env: Record<string, string>;
-
-function cli(args: string[]): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env });
-  procs.push(p);
-  return p;
-}
-
-async function cliOk(args: string[]): Promise<{ code: number | string; out: string }> {
-  const p = cli(args);
-  const code = await p.exited;
-  return { code, out: p.output() };
-}
 
 /** Peak resident set of a live process, from the kernel's high-water mark. */
 function peakRssMb(p: CliProcess): number {
@@ -129,7 +122,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
 });
@@ -154,7 +147,7 @@ describe('interval and register meters on one endpoint, as two connections', () 
         300_000,
         2_000,
       ),
-      procs.map((p) => p.output()).join('\n'),
+      runner.outputs(),
     ).toBe(true);
     expect(await untilQuiet(ctx)).toBe(true);
     expectSameTotals(await consumptionTotals(ctx, ch, 'usage_daily_latest'), want, 'daily');

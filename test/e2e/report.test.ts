@@ -18,7 +18,7 @@ import { REPO_ROOT } from '../../lib/config.js';
 import type { GenericXmlCsvSimulator } from '../../simulators/generic-xml-csv.js';
 import { startNordicXml } from '../support/nordic-xml.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { eventually, produceBytes, spawnCli, untilQuiet, type CliProcess } from '../support/pipeline.js';
+import { eventually, produceBytes, untilQuiet, cliRunner } from '../support/pipeline.js';
 
 const FROM = '2024-03-01';
 const TO = '2024-04-01';
@@ -30,20 +30,13 @@ let sim: GenericXmlCsvSimulator;
 let ch: ClickHouseClient;
 let dir: string;
 let env: Record<string, string>;
-const procs: CliProcess[] = [];
+const runner = cliRunner(
+  () => ctx,
+  () => ({ MF_CONNECTIONS_DIR: dir, ...env }),
+);
+const cli = runner.start;
+const cliExit = runner.run;
 let browser: Browser | undefined;
-
-function cli(args: string[]): CliProcess {
-  const p = spawnCli(ctx, args, { MF_CONNECTIONS_DIR: dir, ...env });
-  procs.push(p);
-  return p;
-}
-
-async function cliExit(args: string[]): Promise<{ code: number | string; out: string; stdout: string }> {
-  const p = cli(args);
-  const code = await p.exited;
-  return { code, out: p.output(), stdout: p.stdout() };
-}
 
 async function query<T>(sql: string): Promise<T[]> {
   const rs = await ch.query({ query: sql, format: 'JSONEachRow' });
@@ -273,7 +266,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  for (const p of procs) p.child.kill('SIGKILL');
+  runner.killAll();
   await sim?.close();
   await ctx?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -323,7 +316,7 @@ describe('meterflow report end to end', () => {
       );
       return Number(q?.n) >= 1 && Number(d?.n) === 8 && Number(s?.n) >= 1;
     };
-    expect(await eventually(loaded, 300_000, 2_000), procs.map((p) => p.output()).join('\n')).toBe(true);
+    expect(await eventually(loaded, 300_000, 2_000), runner.outputs()).toBe(true);
     expect(await untilQuiet(ctx)).toBe(true);
 
     // The command a person runs: summary lines in kWh, the path last.

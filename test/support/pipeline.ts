@@ -226,3 +226,40 @@ export function expectSameTotals(actual: Map<string, number>, want: Map<string, 
   }
   deepStrictEqual(wrong.slice(0, 10), [], what);
 }
+
+/** A test file's CLI processes: started with its context and environment, all killed at the end. */
+export interface CliRunner {
+  /** Starts `meterflow <args>`; `extra` adds to (or overrides) the file's environment. */
+  start: (args: string[], extra?: Record<string, string>) => CliProcess;
+  /** Runs `meterflow <args>` to its end. */
+  run: (
+    args: string[],
+    extra?: Record<string, string>,
+  ) => Promise<{ code: number | string; out: string; stdout: string }>;
+  /** Everything the processes printed so far, for an assertion's message. */
+  outputs: () => string;
+  /** SIGKILLs every process still running (for afterAll). */
+  killAll: () => void;
+}
+
+/** `ctx` and `env` are read at each start, so a file can set them in its beforeAll. */
+export function cliRunner(ctx: () => TestContext, env: () => Record<string, string>): CliRunner {
+  const procs: CliProcess[] = [];
+  const start = (args: string[], extra: Record<string, string> = {}): CliProcess => {
+    const p = spawnCli(ctx(), args, { ...env(), ...extra });
+    procs.push(p);
+    return p;
+  };
+  return {
+    start,
+    run: async (args, extra) => {
+      const p = start(args, extra);
+      const code = await p.exited;
+      return { code, out: p.output(), stdout: p.stdout() };
+    },
+    outputs: () => procs.map((p) => p.output()).join('\n'),
+    killAll: () => {
+      for (const p of procs) p.child.kill('SIGKILL');
+    },
+  };
+}
