@@ -6,7 +6,7 @@
 import type { Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../lib/config.js';
 import { errorMessage, MeterflowError } from '../../lib/errors.js';
-import { COMPRESSION } from '../../lib/kafka.js';
+import { COMPRESSION, TRANSACTION_RETRY } from '../../lib/kafka.js';
 import { sleep } from '../../lib/retry.js';
 import type { AvroRegistry, Serde } from '../../lib/registry.js';
 import type { ConnectionVersion, RawEnvelope, SyncRun, SyncState } from '../../schemas/records.js';
@@ -70,6 +70,8 @@ export class SyncWriter {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       transactionTimeout: 60_000,
+      // One transaction per chunk, back to back: see TRANSACTION_RETRY.
+      retry: TRANSACTION_RETRY,
     });
     try {
       await producer.connect();
