@@ -17,10 +17,9 @@ import { startGenericMixedSimulator, type MixedSimulator } from '../../simulator
 import { createTestContext, type TestContext } from '../support/context.js';
 import {
   consumptionTotals,
-  eventually,
   expectSameTotals,
   readTopic,
-  untilQuiet,
+  untilTotalsLoaded,
   cliRunner,
 } from '../support/pipeline.js';
 
@@ -95,15 +94,7 @@ describe('interval and register meters on one endpoint, as one connection', () =
     expect(r.code, r.out).toBe(0);
     expect(r.out).not.toContain(sim.apiKey);
     const want = expected('daily');
-    expect(
-      await eventually(
-        async () => (await consumptionTotals(ctx, ch, 'usage_daily_latest')).size >= want.size,
-        300_000,
-        2_000,
-      ),
-      runner.outputs(),
-    ).toBe(true);
-    expect(await untilQuiet(ctx)).toBe(true);
+    await untilTotalsLoaded(ctx, ch, 'usage_daily_latest', want, runner.outputs);
     const daily = await consumptionTotals(ctx, ch, 'usage_daily_latest');
     expectSameTotals(daily, want, 'daily');
     expectSameTotals(

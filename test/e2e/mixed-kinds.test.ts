@@ -21,6 +21,7 @@ import {
   expectSameTotals,
   readTopic,
   untilQuiet,
+  untilTotalsLoaded,
   cliRunner,
 } from '../support/pipeline.js';
 
@@ -141,15 +142,7 @@ describe('interval and register meters on one endpoint, as two connections', () 
       expect(r.out).not.toContain(sim.apiKey);
     }
     const want = expected('daily');
-    expect(
-      await eventually(
-        async () => (await consumptionTotals(ctx, ch, 'usage_daily_latest')).size >= want.size,
-        300_000,
-        2_000,
-      ),
-      runner.outputs(),
-    ).toBe(true);
-    expect(await untilQuiet(ctx)).toBe(true);
+    await untilTotalsLoaded(ctx, ch, 'usage_daily_latest', want, runner.outputs);
     expectSameTotals(await consumptionTotals(ctx, ch, 'usage_daily_latest'), want, 'daily');
     expectSameTotals(
       await consumptionTotals(ctx, ch, 'usage_monthly_latest'),

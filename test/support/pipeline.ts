@@ -12,7 +12,7 @@ import { topicName, type TopicId, type TopicRecords } from '../../schemas/topics
 import type { RawEnvelope, UsageAggregate } from '../../schemas/records.js';
 import type { TestContext } from './context.js';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { deepStrictEqual } from 'node:assert/strict';
+import { deepStrictEqual, ok } from 'node:assert/strict';
 import { prefixLag } from '../../cli/quiet.js';
 
 export async function produceRaw(
@@ -240,6 +240,26 @@ export interface CliRunner {
   outputs: () => string;
   /** SIGKILLs every process still running (for afterAll). */
   killAll: () => void;
+}
+
+/**
+ * Waits until `table` holds a total for as many keys as `want` (up to 5 minutes), then until the
+ * pipeline is quiet, so the totals read next are final. `outputs` explains a timeout.
+ */
+export async function untilTotalsLoaded(
+  ctx: TestContext,
+  ch: ClickHouseClient,
+  table: 'usage_daily_latest' | 'usage_monthly_latest',
+  want: Map<string, number>,
+  outputs: () => string,
+): Promise<void> {
+  const loaded = await eventually(
+    async () => (await consumptionTotals(ctx, ch, table)).size >= want.size,
+    300_000,
+    2_000,
+  );
+  ok(loaded, outputs());
+  ok(await untilQuiet(ctx), 'the pipeline did not go quiet');
 }
 
 /** `ctx` and `env` are read at each start, so a file can set them in its beforeAll. */
