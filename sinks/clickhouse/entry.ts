@@ -1,5 +1,5 @@
 /**
- * A consumed Kafka record as the sink holds it: its rows as JSONEachRow text, the rows refused
+ * A consumed Kafka record as the sink holds it: its rows in its table's insert format, the rows refused
  * before any insert, and what a quarantine record or a commit needs of it. RecordDecoder decodes
  * (through the registry) and maps one record into an Entry.
  */
@@ -22,8 +22,11 @@ export interface Entry {
   key: Buffer | null;
   value: Buffer | null;
   table: string;
-  /** Its storable rows as JSONEachRow text, each line ending in a newline; null when none. */
-  text: Buffer[] | null;
+  binding: TopicBinding;
+  /** Its storable rows in the binding's format, back to back; null when none. */
+  body: Buffer[] | null;
+  /** Where each storable row ends in the body's concatenation. */
+  ends: Uint32Array | null;
   rowCount: number;
   /** Rows the record maps to (a usage batch: its intervals), stored or not. */
   rows: number;
@@ -48,8 +51,6 @@ export function addProblem(
   rows.add(index, message, record);
 }
 
-const NEWLINE = Buffer.from('\n');
-
 export class RecordDecoder {
   constructor(
     private readonly registry: AvroRegistry,
@@ -72,7 +73,9 @@ export class RecordDecoder {
       key: m.key,
       value: m.value,
       table: binding.table,
-      text: null,
+      binding,
+      body: null,
+      ends: null,
       rowCount: 0,
       rows: 0,
       bytes: m.value?.length ?? 0,
@@ -104,9 +107,9 @@ export class RecordDecoder {
     }
     const cid = (record as { connection_id?: unknown }).connection_id;
     if (typeof cid === 'string') entry.connectionId = cid;
-    let mapped;
+    let encoded;
     try {
-      mapped = binding.map(record, { partition, offset: m.offset, timestamp: m.timestamp });
+      encoded = binding.encode(record, { partition, offset: m.offset, timestamp: m.timestamp });
     } catch (err) {
       // A record that decodes but does not have the shape of the topic's schema.
       addProblem(
@@ -119,35 +122,22 @@ export class RecordDecoder {
       return entry;
     }
     const perInterval = binding.table === 'usage_intervals';
-    entry.rows = mapped.length;
-    const chunks: Buffer[] = [];
-    let text = '';
-    mapped.forEach((r, index) => {
-      if (r.ok) {
-        if (typeof r.line === 'string') text += r.line + '\n';
-        else {
-          // Already bytes (a quarantine row's hex): kept as it is, never copied into a string.
-          if (text.length > 0) chunks.push(Buffer.from(text));
-          text = '';
-          chunks.push(r.line, NEWLINE);
-        }
-        entry.indexes?.push(index);
-        entry.rowCount++;
-        return;
-      }
-      entry.indexes ??= Array.from({ length: entry.rowCount }, (_, i) => i);
+    entry.rows = encoded.rows;
+    entry.indexes = encoded.indexes;
+    for (const r of encoded.refused) {
       addProblem(
         (entry.problems ??= new Map<SinkReason, RejectedRows>()),
         'SINK_INSERT_REJECTED',
-        perInterval ? index : null,
+        perInterval ? r.index : null,
         `not stored: ${r.reason}`,
         () => JSON.stringify(r.detail),
       );
-    });
-    if (text.length > 0) chunks.push(Buffer.from(text));
+    }
+    entry.rowCount = encoded.ends.length;
     if (entry.rowCount > 0) {
-      entry.text = chunks;
-      for (const c of chunks) entry.bytes += c.length;
+      entry.body = encoded.chunks;
+      entry.ends = encoded.ends;
+      for (const c of encoded.chunks) entry.bytes += c.length;
     }
     return entry;
   }

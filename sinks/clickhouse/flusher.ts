@@ -20,7 +20,7 @@ import type { QuarantineRecord } from '../../schemas/records.js';
 import { ident } from './client.js';
 import { addProblem, type Entry } from './entry.js';
 import { SINK_EVENTS } from './events.js';
-import { insertWithBisect, splitLines, type InsertFn, type Retry, type RowBatch } from './insert.js';
+import { insertWithBisect, type InsertFn, type Retry, type RowBatch, type RowRef } from './insert.js';
 import type { FamilyName } from './options.js';
 import { partitionKey, type PartitionProgress } from './partitions.js';
 import type { PauseGate } from './pause-gate.js';
@@ -79,20 +79,21 @@ function rowBatch(entries: Entry[]): RowBatch<RowOwner> {
   const body: Buffer[] = [];
   let count = 0;
   for (const e of entries) {
-    body.push(...e.text!);
+    body.push(...e.body!);
     count += e.rowCount;
   }
-  return {
-    body,
-    count,
-    refs: () =>
-      entries.flatMap((entry) =>
-        splitLines(Buffer.concat(entry.text!)).map((line, i) => ({
-          line,
-          ref: { entry, index: entry.indexes?.[i] ?? i },
-        })),
-      ),
-  };
+  return { body, count, refs: () => entries.flatMap(rowRefs) };
+}
+
+/** Each stored row of a record as its own slice of bytes (only to bisect a refused batch). */
+function rowRefs(entry: Entry): RowRef<RowOwner>[] {
+  const all = entry.body!.length === 1 ? entry.body![0]! : Buffer.concat(entry.body!);
+  let start = 0;
+  return Array.from(entry.ends!, (end, i) => {
+    const bytes = all.subarray(start, end);
+    start = end;
+    return { bytes, ref: { entry, index: entry.indexes?.[i] ?? i } };
+  });
 }
 
 export class Flusher {
@@ -107,7 +108,7 @@ export class Flusher {
     // Records per table, in arrival order.
     const byTable = new Map<string, Entry[]>();
     for (const entry of entries) {
-      if (!entry.text) continue;
+      if (!entry.body) continue;
       const list = byTable.get(entry.table);
       if (list) list.push(entry);
       else byTable.set(entry.table, [entry]);
@@ -129,6 +130,7 @@ export class Flusher {
       const outcome = await insertWithBisect(
         deps.insert,
         `${db}.${table}`,
+        members[0]!.binding.format,
         batch,
         this.retry,
         (size, message) =>
@@ -145,7 +147,10 @@ export class Flusher {
       for (const r of outcome.rejected) {
         let own = refused.get(r.ref.entry);
         if (!own) refused.set(r.ref.entry, (own = new Map<SinkReason, RejectedRows>()));
-        addProblem(own, 'SINK_INSERT_REJECTED', perInterval ? r.ref.index : null, r.message, r.line);
+        const { binding } = r.ref.entry;
+        addProblem(own, 'SINK_INSERT_REJECTED', perInterval ? r.ref.index : null, r.message, () =>
+          binding.describe(r.bytes),
+        );
       }
     }
     const quarantine: QuarantineRecord[] = [];

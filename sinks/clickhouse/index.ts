@@ -21,7 +21,7 @@ import type { QuarantineRecord } from '../../schemas/records.js';
 import { topicName, type TopicId } from '../../schemas/topics.js';
 import { createChClient, type ClickHouseClient } from './client.js';
 import { FAMILY_BINDINGS } from './families.js';
-import { jsonEachRowInsert, type InsertFn } from './insert.js';
+import { clickhouseInsert, type InsertFn } from './insert.js';
 import { FamilyLoader, type LoaderStats, type QuarantineWriter } from './loader.js';
 import { migrate } from './migrate.js';
 import { sinkOptionsSchema, type SinkOptions, type SinkOptionsInput } from './options.js';
@@ -43,7 +43,7 @@ export type { LoaderStats } from './loader.js';
 export type ClickHouseSinkConfig = SinkOptionsInput;
 
 export interface ClickHouseSinkDeps extends ComponentDeps {
-  /** Replaces the JSONEachRow insert (benchmarks, other row formats). */
+  /** Replaces the ClickHouse insert (tests that hold back or fail inserts). */
   insert?: InsertFn;
 }
 
@@ -151,7 +151,7 @@ export function create(input: ClickHouseSinkConfig, deps: ClickHouseSinkDeps): C
     }
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     await producer.connect();
-    const insert = deps.insert ?? jsonEachRowInsert(client);
+    const insert = deps.insert ?? clickhouseInsert(client);
     const quarantine = createQuarantineWriter(producer, registry, prefix);
     const joins = options.families.map(() => readiness());
     loaders = options.families.map(

@@ -8,17 +8,24 @@ import { Readable } from 'node:stream';
 import { MeterflowError } from '../../lib/errors.js';
 import { classifyChError, type ClickHouseClient } from './client.js';
 
+/** How a table's rows are sent: the FORMAT, and the column list the rows follow (all when absent). */
+export interface RowFormat {
+  name: 'JSONEachRow' | 'RowBinary';
+  columns?: readonly string[];
+}
+
+export const JSON_EACH_ROW: RowFormat = { name: 'JSONEachRow' };
+
 export interface RowRef<T> {
-  /** The row as one JSONEachRow line, without its newline. */
-  line: string;
+  /** The row's bytes in its table's format (a JSONEachRow row ends in its newline). */
+  bytes: Buffer;
   /** What the caller needs to quarantine this row (its record, its index). */
   ref: T;
 }
 
 /**
- * Rows ready to send: their JSONEachRow text (every line ends in a newline) as Buffers, made once
- * when the records were consumed. The per-row view is only built when ClickHouse refuses the
- * batch for its content and it has to be bisected.
+ * Rows ready to send, as Buffers made once when the records were consumed. The per-row view is
+ * only built when ClickHouse refuses the batch for its content and it has to be bisected.
  */
 export interface RowBatch<T> {
   body: Buffer[];
@@ -28,26 +35,19 @@ export interface RowBatch<T> {
 
 export interface Rejected<T> {
   ref: T;
-  line: string;
+  bytes: Buffer;
   message: string;
 }
 
 /** Runs `attempt` until it succeeds; throws what is not retriable or when giving up (drain). */
 export type Retry = <R>(what: string, attempt: () => Promise<R>) => Promise<R>;
 
-/** Inserts JSONEachRow text (whole lines) into a table; resolves when ClickHouse acknowledged it. */
-export type InsertFn = (table: string, body: Buffer[]) => Promise<void>;
+/** Inserts rows (whole rows, in `format`) into a table; resolves when ClickHouse acknowledged them. */
+export type InsertFn = (table: string, body: Buffer[], format: RowFormat) => Promise<void>;
 
 /** JSONEachRow text of some lines, as one insert body. */
 export function linesBody(lines: string[]): Buffer[] {
   return lines.length === 0 ? [] : [Buffer.from(lines.join('\n') + '\n')];
-}
-
-/** The rows of JSONEachRow text, one string per line (JSON text never holds a raw newline). */
-export function splitLines(body: Buffer): string[] {
-  const lines = body.toString('utf8').split('\n');
-  lines.pop();
-  return lines;
 }
 
 /**
@@ -55,10 +55,11 @@ export function splitLines(body: Buffer): string[] {
  * into text again here). Buffers rather than strings keep the sink's rows off the V8 heap, which
  * cut its garbage collection time sharply in the benchmark.
  */
-export function jsonEachRowInsert(client: ClickHouseClient): InsertFn {
-  return async (table, body) => {
+export function clickhouseInsert(client: ClickHouseClient): InsertFn {
+  return async (table, body, format) => {
+    const columns = format.columns ? ` (${format.columns.join(', ')})` : '';
     const r = await client.exec({
-      query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+      query: `INSERT INTO ${table}${columns} FORMAT ${format.name}`,
       values: Readable.from(body),
     });
     // The answer to an INSERT is empty; read it so the socket returns to the pool.
@@ -108,6 +109,7 @@ export interface InsertOutcome<T> {
 export async function insertWithBisect<T>(
   insert: InsertFn,
   table: string,
+  format: RowFormat,
   rows: RowBatch<T> | RowRef<T>[],
   retry: Retry,
   onBisect?: (size: number, message: string) => void,
@@ -119,7 +121,7 @@ export async function insertWithBisect<T>(
     retry(`insert into ${table}`, async () => {
       inserts++;
       try {
-        await insert(table, body);
+        await insert(table, body, format);
         return undefined;
       } catch (err) {
         const e = toInsertError(err, table, count);
@@ -137,10 +139,10 @@ export async function insertWithBisect<T>(
   ];
   while (stack.length > 0) {
     const { slice, failure: known } = stack.pop()!;
-    const refused = known ?? (await attempt(linesBody(slice.map((r) => r.line)), slice.length));
+    const refused = known ?? (await attempt(rowsBody(slice), slice.length));
     if (!refused) continue;
     if (slice.length === 1) {
-      rejected.push({ ref: slice[0]!.ref, line: slice[0]!.line, message: refused.message });
+      rejected.push({ ref: slice[0]!.ref, bytes: slice[0]!.bytes, message: refused.message });
       continue;
     }
     onBisect?.(slice.length, refused.message);
@@ -153,9 +155,13 @@ export async function insertWithBisect<T>(
   return { rejected, inserts };
 }
 
+function rowsBody<T>(rows: RowRef<T>[]): Buffer[] {
+  return rows.length === 0 ? [] : [Buffer.concat(rows.map((r) => r.bytes))];
+}
+
 function refBatch<T>(refs: RowRef<T>[]): RowBatch<T> {
   return {
-    body: linesBody(refs.map((r) => r.line)),
+    body: rowsBody(refs),
     count: refs.length,
     refs: () => refs,
   };

@@ -1,8 +1,9 @@
 /**
- * Pure mapping from decoded topic records to ClickHouse rows (JSONEachRow objects whose keys are
- * the column names of migrations/001_initial.ts and later). A usage batch explodes into one row per
- * interval. Every column is sent: 18.16 does not apply DEFAULT expressions to fields missing
- * from JSONEachRow (input_format_defaults_for_omitted_fields came later).
+ * Pure mapping from decoded topic records to ClickHouse rows, in the insert format of their table:
+ * usage batches explode into one RowBinary row per interval (the hot path), every other record is
+ * one JSONEachRow object whose keys are the column names of migrations/001_initial.ts and later.
+ * Every column is sent: 18.16 does not apply DEFAULT expressions to fields missing from
+ * JSONEachRow (input_format_defaults_for_omitted_fields came later).
  *
  * Values that ClickHouse would store altered rather than reject are refused here, per row:
  * a NaN or infinite number (JSON null: 18.16 stores nan, current releases 0) and an instant
@@ -17,6 +18,13 @@ import type {
   UsageAggregate,
   UsageBatch,
 } from '../../schemas/records.js';
+import {
+  encodeValue,
+  RowBinaryWriter,
+  writeValue,
+  type BinaryColumn,
+  type BinaryType,
+} from './row-binary.js';
 
 export type Row = Record<string, unknown>;
 
@@ -33,6 +41,59 @@ export interface RecordCoordinates {
  * A line of bytes is a row too large to hold twice as a string (a quarantine row's hex).
  */
 export type MappedRow = { ok: true; line: string | Buffer } | { ok: false; reason: string; detail: Row };
+
+/** A row refused before any insert: its index in the record, why, and what it held. */
+export interface Refusal {
+  index: number;
+  reason: string;
+  detail: Row;
+}
+
+/** The rows of one record, encoded in its table's insert format. */
+export interface EncodedRows {
+  /** The stored rows back to back; several chunks when a row is already a large Buffer. */
+  chunks: Buffer[];
+  /** Where each stored row ends in the chunks' concatenation. */
+  ends: Uint32Array;
+  /** Index in the record of each stored row; null when every row was stored (row i is index i). */
+  indexes: number[] | null;
+  refused: Refusal[];
+  /** Rows the record maps to, stored or not. */
+  rows: number;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** JSONEachRow rows as EncodedRows: each line ends in a newline; a Buffer line is not copied. */
+export function jsonRows(mapped: MappedRow[]): EncodedRows {
+  const chunks: Buffer[] = [];
+  const ends = new Uint32Array(mapped.length);
+  const refused: Refusal[] = [];
+  let indexes: number[] | null = null;
+  let text = '';
+  let bytes = 0;
+  let stored = 0;
+  mapped.forEach((r, index) => {
+    if (!r.ok) {
+      indexes ??= Array.from({ length: stored }, (_, i) => i);
+      refused.push({ index, reason: r.reason, detail: r.detail });
+      return;
+    }
+    if (typeof r.line === 'string') {
+      text += r.line + '\n';
+      bytes += Buffer.byteLength(r.line) + 1;
+    } else {
+      if (text.length > 0) chunks.push(Buffer.from(text));
+      text = '';
+      chunks.push(r.line, NEWLINE);
+      bytes += r.line.length + 1;
+    }
+    ends[stored++] = bytes;
+    indexes?.push(index);
+  });
+  if (text.length > 0) chunks.push(Buffer.from(text));
+  return { chunks, ends: ends.subarray(0, stored), indexes, refused, rows: mapped.length };
+}
 
 const INDEX_BITS = 12n;
 const MAX_INDEX = (1n << INDEX_BITS) - 1n;
@@ -51,14 +112,6 @@ export function ingestVersionBase(c: RecordCoordinates): bigint {
 export function ingestVersion(base: bigint, index: number): string {
   const i = BigInt(index);
   return (base | (i > MAX_INDEX ? MAX_INDEX : i)).toString();
-}
-
-/** Same as ingestVersion, without BigInt while the result is below 2^53 (offsets < 2^41). */
-function fastVersion(offset: number, index: number): string {
-  const i = index > 4095 ? 4095 : index;
-  return offset < 2 ** 41
-    ? String(offset * 4096 + i)
-    : ((BigInt(offset) << INDEX_BITS) | BigInt(i)).toString();
 }
 
 /** DateTime range shared by 18.16 and current releases (UInt32 seconds). */
@@ -178,179 +231,203 @@ export function mappingRow(m: MeterMapping, c: RecordCoordinates): MappedRow {
   );
 }
 
-/** usageRows for a batch whose fields do not all have their schema types: JSON.stringify decides. */
-function usageRowsGeneric(b: UsageBatch, c: RecordCoordinates, firstIndex = 0): MappedRow[] {
-  const offset = Number(c.offset);
-  const out = new Array<MappedRow>(b.intervals.length);
-  for (let i = 0; i < b.intervals.length; i++) {
-    const iv = b.intervals[i]!;
-    try {
-      out[i] = {
-        ok: true,
-        line: JSON.stringify({
-          connection_id: b.connection_id,
-          meter_external_id: b.meter_external_id,
-          channel: iv.channel,
-          interval_start: seconds(iv.start, 'start'),
-          interval_end: seconds(iv.end, 'end'),
-          provider: b.provider,
-          value: finite(iv.value, 'value'),
-          unit: b.unit,
-          value_canonical: optFinite(iv.value_canonical, 'value_canonical'),
-          canonical_unit: b.canonical_unit ?? null,
-          currency: iv.currency ?? null,
-          estimated: iv.estimated ? 1 : 0,
-          from_readings: iv.from_readings ? 1 : 0,
-          metadata: json(iv.metadata),
-          time_zone: b.time_zone,
-          sync_run_id: b.sync_run_id,
-          source_topic: b.source_topic,
-          source_partition: b.source_partition,
-          source_offset: b.source_offset,
-          connection_version: b.connection_version ?? null,
-          ingest_version: fastVersion(offset, firstIndex + i),
-          kafka_partition: c.partition,
-          kafka_offset: c.offset,
-          kafka_timestamp: seconds(Number(c.timestamp), 'kafka timestamp'),
-        }),
-      };
-    } catch (err) {
-      if (!(err instanceof RowProblem)) throw err;
-      out[i] = { ok: false, reason: err.message, detail: { ...iv } };
-    }
+/** The channel column's Enum8 codes (migrations/001_initial.ts). */
+export const CHANNEL_CODES: Readonly<Record<string, number>> = {
+  consumption: 1,
+  redelivery: 2,
+  production: 3,
+  cost: 4,
+};
+
+const CHANNEL: BinaryType = { enum8: CHANNEL_CODES };
+const CURRENCY: BinaryType = { nullable: 'String' };
+
+/** Columns every row of a usage record shares, written once per record. */
+const USAGE_SHARED: readonly BinaryColumn[] = [
+  ['connection_id', 'String'],
+  ['meter_external_id', 'String'],
+  ['provider', 'String'],
+  ['unit', 'String'],
+  ['canonical_unit', { nullable: 'String' }],
+  ['time_zone', 'String'],
+  ['sync_run_id', 'String'],
+  ['source_topic', 'String'],
+  ['source_partition', 'UInt32'],
+  ['source_offset', 'UInt64'],
+  ['connection_version', { nullable: 'UInt64' }],
+  ['kafka_partition', 'UInt32'],
+  ['kafka_offset', 'UInt64'],
+  ['kafka_timestamp', 'DateTime'],
+];
+
+/** usage_intervals in RowBinary: the shared columns first, then each interval's own. */
+export const USAGE_COLUMNS: readonly BinaryColumn[] = [
+  ...USAGE_SHARED,
+  ['channel', CHANNEL],
+  ['interval_start', 'DateTime'],
+  ['interval_end', 'DateTime'],
+  ['value', 'Float64'],
+  ['value_canonical', { nullable: 'Float64' }],
+  ['currency', CURRENCY],
+  ['estimated', 'UInt8'],
+  ['from_readings', 'UInt8'],
+  ['metadata', 'String'],
+  ['ingest_version', 'UInt64'],
+];
+
+const UINT32_MAX = 4_294_967_295;
+const kind = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+/** Why a value cannot be written as the column's type, or null when it can. */
+function typeProblem(type: BinaryType, v: unknown): string | null {
+  if (typeof type === 'object') {
+    if ('nullable' in type) return v === null || v === undefined ? null : typeProblem(type.nullable, v);
+    return typeof v === 'string' && Object.hasOwn(type.enum8, v)
+      ? null
+      : `is ${kind(v)}, not one of ${Object.keys(type.enum8).join(', ')}`;
   }
-  return out;
+  switch (type) {
+    case 'String':
+      return typeof v === 'string' ? null : `is ${kind(v)}, not a string`;
+    case 'Float64':
+      return typeof v === 'number' && Number.isFinite(v) ? null : `is ${kind(v)}, not a finite number`;
+    case 'UInt8':
+    case 'UInt32':
+    case 'DateTime':
+      return Number.isInteger(v) &&
+        (v as number) >= 0 &&
+        (v as number) <= (type === 'UInt8' ? 255 : UINT32_MAX)
+        ? null
+        : `is ${kind(v)}, not a ${type}`;
+    case 'UInt64':
+      return (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) ||
+        (typeof v === 'string' && /^\d{1,20}$/.test(v) && BigInt(v) < 2n ** 64n)
+        ? null
+        : `is ${kind(v)}, not a UInt64`;
+  }
 }
 
-/** JSON text of a string or null (undefined as null: the caller checked the types). */
-function jsonText(v: string | null | undefined): string {
-  return typeof v === 'string' ? JSON.stringify(v) : 'null';
+function checked(type: BinaryType, v: unknown, field: string): unknown {
+  const problem = typeProblem(type, v);
+  if (problem) throw new RowProblem(`${field} ${problem}`);
+  return v;
 }
-
-/** JSON text of a number as JSON.stringify writes it. */
-function jsonNumber(v: number): string {
-  return Number.isFinite(v) ? String(v) : 'null';
-}
-
-/** Matches no decoded value: the first interval always escapes its channel. */
-const NONE = Symbol('none');
-
-const isOptString = (v: unknown): boolean => v === null || v === undefined || typeof v === 'string';
 
 /**
- * One row per interval; a bad interval is refused alone, its siblings are stored.
- *
- * The hot path (a backfill loads millions of intervals): each line is assembled from text, the
- * columns the batch shares escaped once per record, instead of JSON.stringify over an object per
- * interval, which was the sink's largest CPU cost. The line is byte for byte what JSON.stringify
- * wrote (same keys, same order); a batch whose fields do not have their schema types takes the
- * generic path.
+ * The record's shared columns as RowBinary, or why none of its rows can be stored (a field
+ * without its schema type, a Kafka timestamp outside DateTime).
  */
-export function usageRows(b: UsageBatch, c: RecordCoordinates): MappedRow[] {
-  if (
-    typeof b.connection_id !== 'string' ||
-    typeof b.meter_external_id !== 'string' ||
-    typeof b.provider !== 'string' ||
-    typeof b.unit !== 'string' ||
-    !isOptString(b.canonical_unit) ||
-    typeof b.time_zone !== 'string' ||
-    typeof b.sync_run_id !== 'string' ||
-    typeof b.source_topic !== 'string' ||
-    typeof b.source_partition !== 'number' ||
-    typeof b.source_offset !== 'number' ||
-    !(
-      b.connection_version === null ||
-      b.connection_version === undefined ||
-      typeof b.connection_version === 'number'
-    ) ||
-    typeof c.offset !== 'string' ||
-    typeof c.partition !== 'number'
-  ) {
-    return usageRowsGeneric(b, c);
-  }
-  const offset = Number(c.offset);
-  const n = b.intervals.length;
-  const out = new Array<MappedRow>(n);
-  const head = `{"connection_id":${JSON.stringify(b.connection_id)},"meter_external_id":${JSON.stringify(b.meter_external_id)},"channel":`;
-  const provider = `,"provider":${JSON.stringify(b.provider)},"value":`;
-  const unit = `,"unit":${JSON.stringify(b.unit)},"value_canonical":`;
-  const canonicalUnit = `,"canonical_unit":${jsonText(b.canonical_unit)},"currency":`;
-  const tail =
-    `,"time_zone":${JSON.stringify(b.time_zone)},"sync_run_id":${JSON.stringify(b.sync_run_id)}` +
-    `,"source_topic":${JSON.stringify(b.source_topic)},"source_partition":${jsonNumber(b.source_partition)}` +
-    `,"source_offset":${jsonNumber(b.source_offset)}` +
-    `,"connection_version":${b.connection_version === null || b.connection_version === undefined ? 'null' : jsonNumber(b.connection_version)}` +
-    `,"ingest_version":"`;
-  const kafka = `","kafka_partition":${jsonNumber(c.partition)},"kafka_offset":${JSON.stringify(c.offset)},"kafka_timestamp":`;
-  // Checked per interval after its own columns, as before, so a row reports its first problem.
-  let kafkaTs = 0;
-  let kafkaTsProblem: RowProblem | null = null;
+function usageShared(b: UsageBatch, c: RecordCoordinates): Buffer | RowProblem {
+  const values: Record<string, unknown> = {
+    connection_id: b.connection_id,
+    meter_external_id: b.meter_external_id,
+    provider: b.provider,
+    unit: b.unit,
+    canonical_unit: b.canonical_unit,
+    time_zone: b.time_zone,
+    sync_run_id: b.sync_run_id,
+    source_topic: b.source_topic,
+    source_partition: b.source_partition,
+    source_offset: b.source_offset,
+    connection_version: b.connection_version,
+    kafka_partition: c.partition,
+    kafka_offset: c.offset,
+  };
   try {
-    kafkaTs = seconds(Number(c.timestamp), 'kafka timestamp');
+    values.kafka_timestamp = seconds(Number(c.timestamp), 'kafka timestamp');
+    // offset << 12 is the version: from 2^52 on it would not fit UInt64 (4.5e15 records).
+    if (!(Number(c.offset) < 2 ** 52))
+      throw new RowProblem(`kafka offset ${c.offset} is beyond 2^52: no UInt64 version`);
+    const w = new RowBinaryWriter(512);
+    for (const [name, type] of USAGE_SHARED) writeValue(w, type, checked(type, values[name], name));
+    return w.take();
   } catch (err) {
-    if (!(err instanceof RowProblem)) throw err;
-    kafkaTsProblem = err;
+    if (err instanceof RowProblem) return err;
+    throw err;
   }
-  // Channel, currency and metadata repeat across a batch: escape each distinct value once.
-  let lastChannel: unknown = NONE;
-  let channelText = '';
-  let lastCurrency: unknown = undefined;
-  let currencyText = 'null';
+}
+
+/** Version of the index-th row of the record at `offset`, as RowBinary's UInt64 takes it. */
+function rowVersion(offset: number, index: number): number | bigint {
+  const i = index > MAX_INDEX_N ? MAX_INDEX_N : index;
+  return offset < 2 ** 41 ? offset * 4096 + i : (BigInt(offset) << INDEX_BITS) | BigInt(i);
+}
+const MAX_INDEX_N = Number(MAX_INDEX);
+
+const NULL_BYTE = Buffer.from([1]);
+const EMPTY_METADATA = encodeValue('String', '{}');
+
+/**
+ * One usage_intervals row per interval, in RowBinary (USAGE_COLUMNS); a bad interval is refused
+ * alone, its siblings are stored.
+ *
+ * The hot path (a backfill loads millions of intervals): the columns the record shares are
+ * encoded once and copied before each interval's own, channel and currency are encoded once per
+ * distinct value, and every row goes into one buffer. A shared column that cannot be written
+ * refuses every row, after each row reports its own first problem.
+ */
+export function usageRows(b: UsageBatch, c: RecordCoordinates): EncodedRows {
+  const n = b.intervals.length;
+  const shared = usageShared(b, c);
+  const offset = Number(c.offset);
+  const w = new RowBinaryWriter(n * (shared instanceof Buffer ? shared.length + 64 : 0) + 16);
+  const ends = new Uint32Array(n);
+  let stored = 0;
+  let indexes: number[] | null = null;
+  const refused: Refusal[] = [];
+  let lastChannel: unknown = undefined;
+  let channelCode = 0;
+  let lastCurrency: unknown = null;
+  let currencyBytes: Buffer = NULL_BYTE;
   for (let i = 0; i < n; i++) {
     const iv = b.intervals[i]!;
-    if (iv.channel !== lastChannel) {
-      if (typeof iv.channel !== 'string' || !isOptString(iv.currency)) {
-        out[i] = usageRowsGeneric({ ...b, intervals: [iv] }, c, i)[0]!;
-        continue;
-      }
-      lastChannel = iv.channel;
-      channelText = JSON.stringify(iv.channel);
-    }
-    if (iv.currency !== lastCurrency) {
-      if (!isOptString(iv.currency)) {
-        out[i] = usageRowsGeneric({ ...b, intervals: [iv] }, c, i)[0]!;
-        continue;
-      }
-      lastCurrency = iv.currency;
-      currencyText = jsonText(iv.currency);
-    }
     try {
+      if (iv.channel !== lastChannel) {
+        channelCode = CHANNEL_CODES[checked(CHANNEL, iv.channel, 'channel') as string]!;
+        lastChannel = iv.channel;
+      }
+      if (iv.currency !== lastCurrency) {
+        currencyBytes = encodeValue(CURRENCY, checked(CURRENCY, iv.currency, 'currency'));
+        lastCurrency = iv.currency;
+      }
       const start = seconds(iv.start, 'start');
       const end = seconds(iv.end, 'end');
       const value = finite(iv.value, 'value');
       const canonical = optFinite(iv.value_canonical, 'value_canonical');
-      if (kafkaTsProblem) throw kafkaTsProblem;
+      if (shared instanceof RowProblem) throw shared;
       const metadata = json(iv.metadata);
-      out[i] = {
-        ok: true,
-        line:
-          head +
-          channelText +
-          ',"interval_start":' +
-          start +
-          ',"interval_end":' +
-          end +
-          provider +
-          value +
-          unit +
-          (canonical === null ? 'null' : String(canonical)) +
-          canonicalUnit +
-          currencyText +
-          (iv.estimated ? ',"estimated":1' : ',"estimated":0') +
-          (iv.from_readings ? ',"from_readings":1,"metadata":' : ',"from_readings":0,"metadata":') +
-          (metadata === '{}' ? '"{}"' : JSON.stringify(metadata)) +
-          tail +
-          fastVersion(offset, i) +
-          kafka +
-          kafkaTs +
-          '}',
-      };
+      w.raw(shared);
+      w.uint8(channelCode);
+      w.uint32(start);
+      w.uint32(end);
+      w.float64(value);
+      if (canonical === null) w.uint8(1);
+      else {
+        w.uint8(0);
+        w.float64(canonical);
+      }
+      w.raw(currencyBytes);
+      w.uint8(iv.estimated ? 1 : 0);
+      w.uint8(iv.from_readings ? 1 : 0);
+      if (metadata === '{}') w.raw(EMPTY_METADATA);
+      else w.string(metadata);
+      w.uint64(rowVersion(offset, i));
+      ends[stored] = w.length;
+      indexes?.push(i);
+      stored++;
     } catch (err) {
       if (!(err instanceof RowProblem)) throw err;
-      out[i] = { ok: false, reason: err.message, detail: { ...iv } };
+      indexes ??= Array.from({ length: stored }, (_, k) => k);
+      refused.push({ index: i, reason: err.message, detail: { ...iv } });
     }
   }
-  return out;
+  return {
+    chunks: stored > 0 ? [w.take()] : [],
+    ends: ends.subarray(0, stored),
+    indexes,
+    refused,
+    rows: n,
+  };
 }
 
 /** "2024-03-05" stays, "2024-03" becomes its first day: the Date column of the period. */

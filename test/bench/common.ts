@@ -65,6 +65,8 @@ export function clickhouseClientInsert(
   config: Config,
   table: string,
   file: string,
+  /** What follows the table in the INSERT: a column list and the file's FORMAT. */
+  format = 'FORMAT JSONEachRow',
 ): { seconds: number } | { error: string } {
   const url = new URL(config.clickhouse.url);
   const nativePort = process.env.CLICKHOUSE_NATIVE_PORT ?? (url.port === '18123' ? '19000' : '9000');
@@ -73,7 +75,7 @@ export function clickhouseClientInsert(
     'bash',
     [
       '-c',
-      'clickhouse-client --host "$CH_HOST" --port "$CH_PORT" --user "$CH_USER" ${CH_PASSWORD:+--password "$CH_PASSWORD"} -q "INSERT INTO $CH_TABLE FORMAT JSONEachRow" < "$CH_FILE"',
+      'clickhouse-client --host "$CH_HOST" --port "$CH_PORT" --user "$CH_USER" ${CH_PASSWORD:+--password "$CH_PASSWORD"} -q "INSERT INTO $CH_TABLE $CH_FORMAT" < "$CH_FILE"',
     ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -84,6 +86,7 @@ export function clickhouseClientInsert(
         CH_USER: config.clickhouse.username,
         CH_PASSWORD: config.clickhouse.password ?? '',
         CH_TABLE: table,
+        CH_FORMAT: format,
         CH_FILE: file,
       },
     },

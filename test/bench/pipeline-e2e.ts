@@ -14,7 +14,7 @@
  *    full raw.usage, then the sinks alone over the processors' output. Each gives a rate.
  * 2. The references, in the same run over the same data: a bare kafkajs consumer over raw.usage,
  *    the same consumer decoding every envelope and parsing its JSON payload, and clickhouse-client
- *    inserting the rows the sinks wrote (same tables, JSONEachRow, native protocol).
+ *    inserting the rows the sinks wrote (same tables, RowBinary, native protocol).
  * 3. End to end, on a fresh prefix and database: processors and sinks running, then the backfill;
  *    done when every group is at the end of its topics and ClickHouse holds every interval.
  * Intervals are the provider's quarter-hours of consumption that reached ClickHouse. Peak RSS is
@@ -332,10 +332,9 @@ async function clickhouseClientReference(
   for (const { name } of tables) {
     const n = await clickhouseCount(ctx, `SELECT count() AS n FROM ${db}.${name}`);
     if (n === 0) continue;
-    const file = join(dir, `${name}.jsonl`);
+    const file = join(dir, `${name}.bin`);
     const url = new URL(ctx.config.clickhouse.url);
-    url.searchParams.set('query', `SELECT * FROM ${db}.${name} FORMAT JSONEachRow`);
-    url.searchParams.set('output_format_json_quote_64bit_integers', '0');
+    url.searchParams.set('query', `SELECT * FROM ${db}.${name} FORMAT RowBinary`);
     execFileSync('curl', [
       '-sS',
       '--fail',
@@ -346,7 +345,7 @@ async function clickhouseClientReference(
       url.toString(),
     ]);
     await ch.command({ query: `CREATE TABLE ${db}.ref_${name} AS ${db}.${name}` });
-    const r = clickhouseClientInsert(ctx.config, `${db}.ref_${name}`, file);
+    const r = clickhouseClientInsert(ctx.config, `${db}.ref_${name}`, file, 'FORMAT RowBinary');
     rmSync(file, { force: true });
     if ('error' in r) return `clickhouse-client failed on ${name}: ${r.error}`;
     rows += n;
@@ -577,7 +576,7 @@ async function main(): Promise<void> {
     if (typeof chRef === 'string') console.log(`  clickhouse-client: ${chRef}`);
     else
       console.log(
-        `  clickhouse-client inserting the sinks' ${fmt(chRef.rows)} rows (JSONEachRow, native): ${chRef.seconds.toFixed(2)} s  ${fmt(chRef.rows / chRef.seconds)} rows/s = ${rate(chRef.seconds)}`,
+        `  clickhouse-client inserting the sinks' ${fmt(chRef.rows)} rows (RowBinary, native): ${chRef.seconds.toFixed(2)} s  ${fmt(chRef.rows / chRef.seconds)} rows/s = ${rate(chRef.seconds)}`,
       );
     console.log(
       'end to end (processors and sinks running, then the backfill; until ClickHouse holds everything):',

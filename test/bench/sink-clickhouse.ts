@@ -5,7 +5,7 @@
  *
  * 1. Produces N usage intervals as UsageBatch messages to a fresh topic (random prefix).
  * 2. Times the sink (usage family only) loading them into ClickHouse: rows/s, peak RSS.
- * 3. Writes the very same rows (same mapping, same JSONEachRow format) to a file and times
+ * 3. Writes the very same rows (same mapping, same RowBinary format) to a file and times
  *    ClickHouse inserting that file over HTTP (curl --data-binary, the interface the sink uses)
  *    and with clickhouse-client when it is installed: the ceiling. Also the same file sent in
  *    requests of the sink's batch size, one after the other (each insert writes a part).
@@ -14,7 +14,7 @@
  * Prints both figures and the ratio (target >= 50%). Cleans up its topics and database.
  */
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +28,7 @@ import { createChClient } from '../../sinks/clickhouse/client.js';
 import * as clickhouse from '../../sinks/clickhouse/index.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { sinkOptionsSchema } from '../../sinks/clickhouse/options.js';
-import { usageRows } from '../../sinks/clickhouse/rows.js';
+import { USAGE_COLUMNS, usageRows } from '../../sinks/clickhouse/rows.js';
 import { clickhouseClientInsert, fmt, hasClickhouseClient } from './common.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
@@ -160,27 +160,41 @@ async function main(): Promise<void> {
       );
     }
 
-    // 3. The ceiling: the same rows from a file, same format.
-    const file = join(dir, 'rows.jsonl');
+    // 3. The ceiling: the same rows from a file, same format (RowBinary, the sink's column list);
+    // also cut into files of the sink's batch size.
+    const file = join(dir, 'rows.bin');
     const ws = createWriteStream(file);
+    const parts: Buffer[][] = [[]];
+    let partRows = 0;
     let offset = 0;
     for (let k = 0; k < messages; k++) {
       const { batch } = batchFor(k);
       if (k === messages - 1) batch.intervals = batch.intervals.slice(0, N - k * PER_MESSAGE);
-      const lines = usageRows(batch, {
+      const rows = usageRows(batch, {
         partition: 0,
         offset: String(offset++),
         timestamp: String(Date.now()),
-      })
-        .map((r) => (r.ok ? r.line : ''))
-        .join('\n');
-      if (!ws.write(lines + '\n')) await new Promise<void>((r) => ws.once('drain', () => r()));
+      });
+      for (const chunk of rows.chunks) {
+        if (!ws.write(chunk)) await new Promise<void>((r) => ws.once('drain', () => r()));
+        parts.at(-1)!.push(chunk);
+      }
+      partRows += rows.ends.length;
+      if (partRows >= BATCH_ROWS) {
+        parts.push([]);
+        partRows = 0;
+      }
     }
     await new Promise<void>((r) => ws.end(() => r()));
+    parts.forEach((chunks, i) => {
+      if (chunks.length > 0)
+        writeFileSync(join(dir, `part.${String(i).padStart(4, '0')}`), Buffer.concat(chunks));
+    });
     const size = statSync(file).size;
     await ch.command({ query: `CREATE TABLE ${db}.ceiling AS ${db}.usage_intervals` });
     const url = new URL(config.clickhouse.url);
-    url.searchParams.set('query', `INSERT INTO ${db}.ceiling FORMAT JSONEachRow`);
+    const format = `(${USAGE_COLUMNS.map(([c]) => c).join(', ')}) FORMAT RowBinary`;
+    url.searchParams.set('query', `INSERT INTO ${db}.ceiling ${format}`);
     t = Date.now();
     execFileSync(
       'curl',
@@ -198,14 +212,13 @@ async function main(): Promise<void> {
     const curlSeconds = (Date.now() - t) / 1000;
     const curlRate = rowsTotal / curlSeconds;
     console.log(
-      `ceiling (curl HTTP, JSONEachRow file of ${fmt(size / 1024 / 1024)} MiB): ${curlSeconds.toFixed(2)} s = ${fmt(curlRate)} rows/s`,
+      `ceiling (curl HTTP, RowBinary file of ${fmt(size / 1024 / 1024)} MiB): ${curlSeconds.toFixed(2)} s = ${fmt(curlRate)} rows/s`,
     );
     console.log(`ratio sink / ceiling (HTTP): ${((sinkRate / curlRate) * 100).toFixed(0)}% (target >= 50%)`);
 
     // The same file in requests of the sink's batch size, one after the other: what ClickHouse
     // itself allows for 50,000-row inserts (every insert writes a part), without the sink's work.
     await ch.command({ query: `TRUNCATE TABLE ${db}.ceiling` }).catch(() => undefined);
-    execFileSync('split', ['-l', String(BATCH_ROWS), '-d', '-a', '4', file, join(dir, 'part.')]);
     t = Date.now();
     execFileSync(
       'bash',
@@ -230,7 +243,7 @@ async function main(): Promise<void> {
 
     if (hasClickhouseClient()) {
       await ch.command({ query: `TRUNCATE TABLE ${db}.ceiling` }).catch(() => undefined);
-      const r = clickhouseClientInsert(config, `${db}.ceiling`, file);
+      const r = clickhouseClientInsert(config, `${db}.ceiling`, file, format);
       if ('seconds' in r) {
         console.log(
           `ceiling (clickhouse-client native, same file): ${r.seconds.toFixed(2)} s = ${fmt(rowsTotal / r.seconds)} rows/s; ratio ${((sinkRate / (rowsTotal / r.seconds)) * 100).toFixed(0)}%`,

@@ -16,7 +16,9 @@ import { topicName } from '../../../schemas/topics.js';
 import { createChClient, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
 import * as clickhouse from '../../../sinks/clickhouse/index.js';
 import { SINK_EVENTS } from '../../../sinks/clickhouse/events.js';
-import { jsonEachRowInsert, type InsertFn } from '../../../sinks/clickhouse/insert.js';
+import { clickhouseInsert, type InsertFn } from '../../../sinks/clickhouse/insert.js';
+import { readRow } from '../../../sinks/clickhouse/row-binary.js';
+import { USAGE_COLUMNS } from '../../../sinks/clickhouse/rows.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
 import { createTopicsWithRetry, produceDataset, scalar, T0, type Produced } from './fixtures.js';
@@ -76,12 +78,15 @@ interface Insert {
 function recordedInsert(config: Config, inserts: Insert[], gate: { wait: Promise<void> | null }): InsertFn {
   const client = createChClient(config.clickhouse);
   clients.push(client);
-  const insert = jsonEachRowInsert(client);
-  return async (table, body) => {
+  const insert = clickhouseInsert(client);
+  return async (table, body, format) => {
     if (gate.wait) await gate.wait;
     const bytes = body.reduce((s, b) => s + b.length, 0);
-    const rows = body.reduce((s, b) => s + b.toString('utf8').split('\n').length - 1, 0);
-    await insert(table, body);
+    await insert(table, body, format);
+    // usage_intervals rows are RowBinary: counted by reading them back.
+    const all = Buffer.concat(body);
+    let rows = 0;
+    for (let at = 0; at < all.length; rows++) at = readRow(USAGE_COLUMNS, all, at).end;
     inserts.push({ rows, bytes });
   };
 }

@@ -15,7 +15,7 @@ import { AvroRegistry } from '../../../lib/registry.js';
 import { topicName, type TopicId, type TopicRecords } from '../../../schemas/topics.js';
 import { createChClient, type ClickHouseSink } from '../../../sinks/clickhouse/index.js';
 import * as clickhouse from '../../../sinks/clickhouse/index.js';
-import { jsonEachRowInsert } from '../../../sinks/clickhouse/insert.js';
+import { clickhouseInsert } from '../../../sinks/clickhouse/insert.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { eventually } from '../../support/pipeline.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -146,7 +146,7 @@ describe('ClickHouse faults', () => {
     const config: Config = { ...ctx.config, clickhouse: { ...ctx.config.clickhouse, database } };
     const group = `${config.kafka.topicPrefix}crash.`;
     const client = createChClient(config.clickhouse);
-    const real = jsonEachRowInsert(client);
+    const real = clickhouseInsert(client);
     let hung = 0;
     // The first usage insert reaches ClickHouse, then the process "dies" before it can commit:
     // the insert never returns and stop() gives up after its drain timeout.
@@ -161,8 +161,8 @@ describe('ClickHouse faults', () => {
       {
         ...ctx,
         config,
-        insert: async (table, body) => {
-          await real(table, body);
+        insert: async (table, body, format) => {
+          await real(table, body, format);
           hung++;
           await new Promise(() => undefined);
         },

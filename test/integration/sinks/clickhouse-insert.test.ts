@@ -8,15 +8,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeterflowError } from '../../../lib/errors.js';
 import type { UsageBatch } from '../../../schemas/records.js';
 import { classifyChError, createChClient } from '../../../sinks/clickhouse/client.js';
+import { FAMILY_BINDINGS } from '../../../sinks/clickhouse/families.js';
 import {
+  clickhouseInsert,
   insertWithBisect,
-  jsonEachRowInsert,
+  JSON_EACH_ROW,
   linesBody,
+  type InsertFn,
   type Retry,
 } from '../../../sinks/clickhouse/insert.js';
 import { migrate } from '../../../sinks/clickhouse/migrate.js';
 import { backoffDelay } from '../../../lib/retry.js';
-import { ingestVersion, ingestVersionBase, usageRows } from '../../../sinks/clickhouse/rows.js';
+import { readRow } from '../../../sinks/clickhouse/row-binary.js';
+import {
+  ingestVersion,
+  ingestVersionBase,
+  USAGE_COLUMNS,
+  usageRows,
+  type EncodedRows,
+} from '../../../sinks/clickhouse/rows.js';
 import { createTestContext, type TestContext } from '../../support/context.js';
 import { scalar } from './fixtures.js';
 
@@ -67,9 +77,71 @@ function batch(values: { channel?: string; value?: number; start?: number }[]): 
   };
 }
 
+/** The stored rows of a usage record, each read back from RowBinary. */
+function readBack(e: EncodedRows): Record<string, unknown>[] {
+  const all = Buffer.concat(e.chunks);
+  let start = 0;
+  return Array.from(e.ends, (end) => {
+    const { row } = readRow(USAGE_COLUMNS, all, start);
+    start = end;
+    return row;
+  });
+}
+
+/** A usage row as a JSONEachRow line (newline included): a batch in the other format. */
+const jsonLine = (row: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify(row) + '\n');
+
+const usageFormat = FAMILY_BINDINGS.usage[0]!.format;
+
+describe('usage rows in RowBinary', () => {
+  it('name every column of usage_intervals with its type', async () => {
+    const rs = await ch.query({
+      query: `SELECT name, type FROM system.columns WHERE database = '${db}' AND table = 'usage_intervals'`,
+      format: 'JSONEachRow',
+    });
+    const columns = await rs.json<{ name: string; type: string }>();
+    const typeName = (t: (typeof USAGE_COLUMNS)[number][1]): string =>
+      typeof t === 'string'
+        ? t
+        : 'nullable' in t
+          ? `Nullable(${typeName(t.nullable)})`
+          : `Enum8(${Object.entries(t.enum8)
+              .map(([k, v]) => `'${k}' = ${v}`)
+              .join(', ')})`;
+    const ours = new Map(USAGE_COLUMNS.map(([name, type]) => [name, typeName(type)]));
+    expect([...ours.keys()].sort()).toEqual(columns.map((c) => c.name).sort());
+    for (const c of columns) expect(c.type.replace("DateTime('UTC')", 'DateTime')).toBe(ours.get(c.name));
+  });
+
+  it('are stored as they read back, strings with every escape included', async () => {
+    const tricky = 'a "quote", a \\ backslash,\na newline, a\ttab, \u0001, é, 😀';
+    const b = {
+      ...batch([{}, { value: 2.75 }, { channel: 'cost' }]),
+      connection_id: 'rb',
+      meter_external_id: tricky,
+    };
+    b.intervals[2]!.currency = tricky;
+    const e = usageRows(b, { partition: 4, offset: '77', timestamp: '1700000000000' });
+    await clickhouseInsert(sinkClient)(`${db}.usage_intervals`, e.chunks, usageFormat);
+    const rs = await ch.query({
+      query: `SELECT ${USAGE_COLUMNS.map(([n, t]) => (t === 'DateTime' ? `toUInt32(${n}) AS ${n}` : n)).join(', ')} FROM ${db}.usage_intervals WHERE connection_id = 'rb' ORDER BY ingest_version`,
+      format: 'JSONEachRow',
+    });
+    const stored = await rs.json<Record<string, unknown>>();
+    // ClickHouse quotes 64-bit integers in JSON, as readRow returns them; DateTime read as seconds.
+    expect(stored).toEqual(readBack(e));
+    expect(stored.map((r) => [r.meter_external_id, r.channel, r.value, r.currency])).toEqual([
+      [tricky, 'consumption', 0, null],
+      [tricky, 'consumption', 2.75, null],
+      [tricky, 'cost', 2, tricky],
+    ]);
+  });
+});
+
 describe('classifying ClickHouse errors', () => {
   it('tells refused rows from a missing table and from an unreachable server (live server)', async () => {
-    const insert = jsonEachRowInsert(sinkClient);
+    const json = clickhouseInsert(sinkClient);
+    const insert = (table: string, body: Buffer[]) => json(table, body, JSON_EACH_ROW);
     const errorOf = async (p: Promise<unknown>) =>
       p.then(
         () => undefined,
@@ -92,7 +164,9 @@ describe('classifying ClickHouse errors', () => {
       { ...ctx.config.clickhouse, url: 'http://127.0.0.1:9' },
       { requestTimeoutMs: 2_000 },
     );
-    const refused = await errorOf(jsonEachRowInsert(down)(`${db}.usage_intervals`, linesBody(['{}'])));
+    const refused = await errorOf(
+      clickhouseInsert(down)(`${db}.usage_intervals`, linesBody(['{}']), JSON_EACH_ROW),
+    );
     await down.close();
     expect(classifyChError(refused).kind).toBe('unreachable');
   });
@@ -117,15 +191,16 @@ describe('bisecting a refused batch', () => {
   it('stores every good row and isolates each bad one, wherever they are', async () => {
     const values = Array.from({ length: 37 }, () => ({}));
     for (const i of [0, 13, 14, 36]) values[i] = { channel: 'steam' };
-    const rows = usageRows(batch(values), { partition: 0, offset: '1', timestamp: String(Date.now()) });
-    const refs = rows.map((r, i) => {
-      if (!r.ok) throw new Error('unexpected guard');
-      return { line: r.line.toString(), ref: i };
-    });
+    // Bisecting does not depend on the format: JSONEachRow lets ClickHouse itself refuse a row.
+    const rows = readBack(
+      usageRows(batch(values.map(() => ({}))), { partition: 0, offset: '1', timestamp: String(Date.now()) }),
+    );
+    const refs = rows.map((r, i) => ({ bytes: jsonLine({ ...r, ...values[i] }), ref: i }));
     const bisected: number[] = [];
     const out = await insertWithBisect(
-      jsonEachRowInsert(sinkClient),
+      clickhouseInsert(sinkClient),
       `${db}.usage_intervals`,
+      JSON_EACH_ROW,
       refs,
       noRetry,
       (size) => bisected.push(size),
@@ -133,24 +208,26 @@ describe('bisecting a refused batch', () => {
     expect(out.rejected.map((r) => r.ref).sort((a, b) => a - b)).toEqual([0, 13, 14, 36]);
     expect(out.rejected[0]!.message).toMatch(/steam/);
     expect(bisected[0]).toBe(37);
-    expect(await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest`)).toBe(33);
+    expect(
+      await scalar(ch, `SELECT count() FROM ${db}.usage_intervals_latest WHERE connection_id = 'c'`),
+    ).toBe(33);
     // Strings with quotes, tabs, newlines and non-ASCII survive the JSON rows.
     expect(
       await scalar(
         ch,
-        `SELECT countIf(metadata = '{"quote\\\\"and\\\\ttab":"ü\\\\n"}') FROM ${db}.usage_intervals`,
+        `SELECT countIf(metadata = '{"quote\\\\"and\\\\ttab":"ü\\\\n"}') FROM ${db}.usage_intervals WHERE connection_id = 'c'`,
       ),
     ).toBe(33);
   });
 
   it('hands errors that are not about the rows to the retry policy, keeping its progress', async () => {
     let calls = 0;
-    const flaky = jsonEachRowInsert(sinkClient);
-    const insert = async (table: string, body: Buffer[]) => {
+    const flaky = clickhouseInsert(sinkClient);
+    const insert: InsertFn = async (table, body, format) => {
       calls++;
       if (calls === 2)
         throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' });
-      await flaky(table, body);
+      await flaky(table, body, format);
     };
     const seen: string[] = [];
     const retry: Retry = async (what, attempt) => {
@@ -163,13 +240,12 @@ describe('bisecting a refused batch', () => {
         }
       }
     };
-    const rows = usageRows(batch([{}, { channel: 'steam' }, {}, {}]), {
-      partition: 0,
-      offset: '2',
-      timestamp: String(Date.now()),
-    });
-    const refs = rows.map((r, i) => ({ line: r.ok ? r.line.toString() : '', ref: i }));
-    const out = await insertWithBisect(insert, `${db}.usage_intervals`, refs, retry);
+    const values = [{}, { channel: 'steam' }, {}, {}];
+    const rows = readBack(
+      usageRows(batch(values.map(() => ({}))), { partition: 0, offset: '2', timestamp: String(Date.now()) }),
+    );
+    const refs = rows.map((r, i) => ({ bytes: jsonLine({ ...r, ...values[i] }), ref: i }));
+    const out = await insertWithBisect(insert, `${db}.usage_intervals`, JSON_EACH_ROW, refs, retry);
     expect(seen).toEqual(['CH_UNREACHABLE']);
     expect(out.rejected.map((r) => r.ref)).toEqual([1]);
   });
@@ -177,7 +253,7 @@ describe('bisecting a refused batch', () => {
 
 describe('rows', () => {
   it('refuses values ClickHouse would store altered, per interval', () => {
-    const rows = usageRows(
+    const e = usageRows(
       batch([
         {},
         { value: Number.NaN },
@@ -186,15 +262,12 @@ describe('rows', () => {
         { start: 5_000_000_000_000 },
         {},
       ]),
-      {
-        partition: 0,
-        offset: '3',
-        timestamp: String(Date.now()),
-      },
+      { partition: 0, offset: '3', timestamp: String(Date.now()) },
     );
-    expect(rows.map((r) => r.ok)).toEqual([true, false, false, false, false, true]);
-    expect(rows[1]).toMatchObject({ ok: false, reason: expect.stringMatching(/value is NaN/) as unknown });
-    expect(rows[3]).toMatchObject({ ok: false, reason: expect.stringMatching(/DateTime range/) as unknown });
+    expect(e.indexes).toEqual([0, 5]);
+    expect(e.refused.map((r) => r.index)).toEqual([1, 2, 3, 4]);
+    expect(e.refused[0]!.reason).toMatch(/value is NaN/);
+    expect(e.refused[2]!.reason).toMatch(/DateTime range/);
   });
 
   it('versions grow with the offset and the index, and a replay gets the same version', () => {
@@ -204,10 +277,9 @@ describe('rows', () => {
     expect(v('10', 4095) < v('11', 0)).toBe(true);
     expect(v('10', 9999)).toBe(v('10', 4095));
     expect(v('9007199254740993', 0) > v('9007199254740992', 4095)).toBe(true);
-    const line = (offset: string) => {
-      const r = usageRows(batch([{}, {}]), { partition: 0, offset, timestamp: '1700000000000' })[1]!;
-      return r.ok ? (JSON.parse(r.line.toString()) as { ingest_version: string }).ingest_version : '';
-    };
+    const line = (offset: string) =>
+      readBack(usageRows(batch([{}, {}]), { partition: 0, offset, timestamp: '1700000000000' }))[1]!
+        .ingest_version as string;
     expect(line('12')).toBe(String(12 * 4096 + 1));
     expect(line('12')).toBe(line('12'));
     expect(BigInt(line('3000000000000'))).toBe(v('3000000000000', 1));

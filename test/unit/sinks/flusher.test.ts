@@ -11,14 +11,25 @@ import { RejectedRows } from '../../../schemas/quarantine.js';
 import type { QuarantineRecord } from '../../../schemas/records.js';
 import type { Entry } from '../../../sinks/clickhouse/entry.js';
 import { DrainTimeout, Flusher, type FlushStats } from '../../../sinks/clickhouse/flusher.js';
-import type { InsertFn } from '../../../sinks/clickhouse/insert.js';
+import type { TopicBinding } from '../../../sinks/clickhouse/families.js';
+import { JSON_EACH_ROW, type InsertFn } from '../../../sinks/clickhouse/insert.js';
 import { PartitionProgress } from '../../../sinks/clickhouse/partitions.js';
 import { PauseGate } from '../../../sinks/clickhouse/pause-gate.js';
+import { jsonRows } from '../../../sinks/clickhouse/rows.js';
 
 const log = createLogger('silent');
 
+/** usage_intervals rows as JSON lines here: the flusher only sees rows as bytes. */
+const binding: TopicBinding = {
+  topic: 'usage',
+  table: 'usage_intervals',
+  format: JSON_EACH_ROW,
+  encode: () => jsonRows([]),
+  describe: (row) => row.toString().trimEnd(),
+};
+
 function entry(offset: number, lines: string[], partition = 0): Entry {
-  const text = lines.length > 0 ? [Buffer.from(lines.map((l) => l + '\n').join(''))] : null;
+  const rows = jsonRows(lines.map((line) => ({ ok: true, line })));
   return {
     topic: 't',
     partition,
@@ -26,7 +37,9 @@ function entry(offset: number, lines: string[], partition = 0): Entry {
     key: Buffer.from('c1/m1'),
     value: Buffer.from(`v${offset}`),
     table: 'usage_intervals',
-    text,
+    binding,
+    body: lines.length > 0 ? rows.chunks : null,
+    ends: lines.length > 0 ? rows.ends : null,
     rowCount: lines.length,
     rows: lines.length,
     bytes: 0,

@@ -1,6 +1,7 @@
 /**
  * The pure mapping from decoded records to ClickHouse rows (sinks/clickhouse/rows.ts): the
  * columns of each family, JSON text that JSONEachRow reads back unchanged (one line per row),
+ * usage rows in RowBinary that read back to the same values,
  * the replay-stable version, and the per-row refusal of values ClickHouse would store altered.
  */
 import { describe, expect, it } from 'vitest';
@@ -21,10 +22,14 @@ import {
   mappingRow,
   meterRow,
   syncRunRow,
+  USAGE_COLUMNS,
   usageRows,
+  type EncodedRows,
   type MappedRow,
   type RecordCoordinates,
 } from '../../../sinks/clickhouse/rows.js';
+import { readRow } from '../../../sinks/clickhouse/row-binary.js';
+import { FAMILY_BINDINGS } from '../../../sinks/clickhouse/families.js';
 
 const T = Date.UTC(2024, 0, 1);
 const coords: RecordCoordinates = { partition: 2, offset: '12', timestamp: String(T + 5_000) };
@@ -263,43 +268,76 @@ describe('entity rows', () => {
   });
 });
 
-describe('usage rows', () => {
-  it('one row per interval with the batch columns, in the table column order', () => {
-    const rows = usageRows(
-      usage([interval(0), interval(1, { estimated: true, from_readings: true, value_canonical: 2.5 })], {
-        canonical_unit: 'kWh',
-      }),
-      coords,
+type Outcome = { ok: true; row: Record<string, unknown> } | { ok: false; reason: string; detail: unknown };
+
+/** Each interval's outcome by its index: its row read back from RowBinary, or why it was refused. */
+function outcomes(e: EncodedRows): Outcome[] {
+  const out = new Array<Outcome>(e.rows);
+  const all = Buffer.concat(e.chunks);
+  let start = 0;
+  e.ends.forEach((end, i) => {
+    const { row, end: read } = readRow(USAGE_COLUMNS, all, start);
+    // Every row is exactly its columns: the next one starts where this one ends.
+    expect(read).toBe(end);
+    out[e.indexes?.[i] ?? i] = { ok: true, row };
+    start = end;
+  });
+  expect(start).toBe(all.length);
+  for (const r of e.refused) out[r.index] = { ok: false, reason: r.reason, detail: r.detail };
+  expect(out.filter(Boolean)).toHaveLength(e.rows);
+  return out;
+}
+
+function rowOf(o: Outcome | undefined): Record<string, unknown> {
+  if (!o?.ok) throw new Error(`refused: ${JSON.stringify(o)}`);
+  return o.row;
+}
+
+function reasonOf(o: Outcome | undefined): string {
+  if (!o || o.ok) throw new Error('stored');
+  return o.reason;
+}
+
+describe('usage rows (RowBinary)', () => {
+  it('one row per interval with every column of the table, the shared ones first', () => {
+    expect(USAGE_COLUMNS.map(([name]) => name).sort()).toEqual(
+      [
+        'connection_id',
+        'meter_external_id',
+        'channel',
+        'interval_start',
+        'interval_end',
+        'provider',
+        'value',
+        'unit',
+        'value_canonical',
+        'canonical_unit',
+        'currency',
+        'estimated',
+        'from_readings',
+        'metadata',
+        'time_zone',
+        'sync_run_id',
+        'source_topic',
+        'source_partition',
+        'source_offset',
+        'connection_version',
+        'ingest_version',
+        'kafka_partition',
+        'kafka_offset',
+        'kafka_timestamp',
+      ].sort(),
+    );
+    const rows = outcomes(
+      usageRows(
+        usage([interval(0), interval(1, { estimated: true, from_readings: true, value_canonical: 2.5 })], {
+          canonical_unit: 'kWh',
+        }),
+        coords,
+      ),
     );
     expect(rows).toHaveLength(2);
-    const second = parsed(rows[1]);
-    expect(Object.keys(second)).toEqual([
-      'connection_id',
-      'meter_external_id',
-      'channel',
-      'interval_start',
-      'interval_end',
-      'provider',
-      'value',
-      'unit',
-      'value_canonical',
-      'canonical_unit',
-      'currency',
-      'estimated',
-      'from_readings',
-      'metadata',
-      'time_zone',
-      'sync_run_id',
-      'source_topic',
-      'source_partition',
-      'source_offset',
-      'connection_version',
-      'ingest_version',
-      'kafka_partition',
-      'kafka_offset',
-      'kafka_timestamp',
-    ]);
-    expect(second).toEqual({
+    expect(rowOf(rows[1])).toEqual({
       connection_id: 'c1',
       meter_external_id: 'm1',
       channel: 'consumption',
@@ -318,57 +356,73 @@ describe('usage rows', () => {
       sync_run_id: 'run-1',
       source_topic: 'raw.usage',
       source_partition: 0,
-      source_offset: 7,
+      source_offset: '7',
       connection_version: null,
       ingest_version: version(1),
       ...kafka,
     });
-    expect(parsed(rows[0])).toMatchObject({ estimated: 0, from_readings: 0, value_canonical: null });
-    const versioned = usageRows(usage([interval(0)], { connection_version: 2 }), coords);
-    expect(parsed(versioned[0]).connection_version).toBe(2);
+    expect(rowOf(rows[0])).toMatchObject({ estimated: 0, from_readings: 0, value_canonical: null });
+    const versioned = outcomes(usageRows(usage([interval(0)], { connection_version: 2 }), coords));
+    expect(rowOf(versioned[0]).connection_version).toBe('2');
   });
 
-  it('escapes every text column as JSON.stringify does, channel and currency changing mid-batch', () => {
-    const rows = usageRows(
-      usage(
-        [
-          interval(0, { currency: 'EUR', channel: 'cost', metadata: { note: TRICKY } }),
-          interval(1, { currency: 'EUR', channel: 'cost' }),
-          interval(2, { currency: TRICKY, channel: TRICKY as 'cost' }),
-          interval(3, { currency: null }),
-        ],
-        { meter_external_id: TRICKY, time_zone: TRICKY, sync_run_id: 'r"1', unit: 'm³' },
+  it('keeps every string as given, channel and currency changing mid-batch', () => {
+    const rows = outcomes(
+      usageRows(
+        usage(
+          [
+            interval(0, { currency: 'EUR', channel: 'cost', metadata: { note: TRICKY } }),
+            interval(1, { currency: 'EUR', channel: 'cost' }),
+            interval(2, { currency: TRICKY, channel: 'production' }),
+            interval(3, { currency: null }),
+          ],
+          { meter_external_id: TRICKY, time_zone: TRICKY, sync_run_id: 'r"1', unit: 'm³' },
+        ),
+        coords,
       ),
-      coords,
-    );
-    const all = rows.map(parsed);
-    expect(all.map((r) => [r.channel, r.currency])).toEqual([
+    ).map(rowOf);
+    expect(rows.map((r) => [r.channel, r.currency])).toEqual([
       ['cost', 'EUR'],
       ['cost', 'EUR'],
-      [TRICKY, TRICKY],
+      ['production', TRICKY],
       ['consumption', null],
     ]);
-    for (const r of all)
+    for (const r of rows)
       expect(r).toMatchObject({ meter_external_id: TRICKY, time_zone: TRICKY, unit: 'm³' });
-    expect(JSON.parse(all[0]!.metadata as string)).toEqual({ note: TRICKY });
-    expect(all.map((r) => r.ingest_version)).toEqual([0, 1, 2, 3].map(version));
+    expect(JSON.parse(rows[0]!.metadata as string)).toEqual({ note: TRICKY });
+    expect(rows.map((r) => r.ingest_version)).toEqual([0, 1, 2, 3].map(version));
   });
 
-  it('a batch whose fields do not have their schema types still maps, through JSON.stringify', () => {
-    // E.g. a writer without the field: the generic path writes what JSON.stringify writes.
-    const odd = usage([interval(0), interval(1)], { time_zone: undefined as unknown as string });
-    const rows = usageRows(odd, coords).map(parsed);
-    expect(rows.map((r) => r.ingest_version)).toEqual([version(0), version(1)]);
-    expect(rows[0]).not.toHaveProperty('time_zone');
-    expect(rows[1]).toMatchObject({ value: 1.5, interval_start: T / 1000 + 900 });
-    // One odd interval takes the generic path alone; its siblings keep theirs.
-    const mixed = usageRows(usage([interval(0), interval(1, { channel: 7 as unknown as 'cost' })]), coords);
-    expect(parsed(mixed[1])).toMatchObject({ channel: 7, ingest_version: version(1) });
-    expect(parsed(mixed[0])).toMatchObject({ channel: 'consumption', ingest_version: version(0) });
+  it('refuses what the columns cannot hold, per interval or, for a shared column, every interval', () => {
+    // A channel outside the Enum8 (ClickHouse would refuse it) or a currency that is no string.
+    const mixed = outcomes(
+      usageRows(
+        usage([
+          interval(0),
+          interval(1, { channel: 'steam' as 'cost' }),
+          interval(2, { currency: 7 as unknown as string }),
+          interval(3),
+        ]),
+        coords,
+      ),
+    );
+    expect(reasonOf(mixed[1])).toBe(
+      'channel is "steam", not one of consumption, redelivery, production, cost',
+    );
+    expect(reasonOf(mixed[2])).toBe('currency is 7, not a string');
+    expect(rowOf(mixed[3])).toMatchObject({ channel: 'consumption', ingest_version: version(3) });
+    // A field of the record without its schema type (a writer without the field): no row is stored.
+    const odd = outcomes(
+      usageRows(usage([interval(0), interval(1)], { time_zone: undefined as unknown as string }), coords),
+    );
+    expect(odd.map(reasonOf)).toEqual([
+      'time_zone is undefined, not a string',
+      'time_zone is undefined, not a string',
+    ]);
   });
 
   it('refuses NaN and infinite numbers per interval; the siblings are stored', () => {
-    const rows = usageRows(
+    const e = usageRows(
       usage([
         interval(0),
         interval(1, { value: Number.NaN }),
@@ -378,42 +432,67 @@ describe('usage rows', () => {
       ]),
       coords,
     );
+    const rows = outcomes(e);
     expect(rows.map((r) => r.ok)).toEqual([true, false, false, false, true]);
-    expect(refusal(rows[1])).toBe('value is NaN, not a finite number');
-    expect(refusal(rows[2])).toBe('value is Infinity, not a finite number');
-    expect(refusal(rows[3])).toBe('value_canonical is -Infinity, not a finite number');
+    expect(reasonOf(rows[1])).toBe('value is NaN, not a finite number');
+    expect(reasonOf(rows[2])).toBe('value is Infinity, not a finite number');
+    expect(reasonOf(rows[3])).toBe('value_canonical is -Infinity, not a finite number');
     // The stored rows keep their own index in the version.
-    expect(parsed(rows[4]).ingest_version).toBe(version(4));
+    expect(rowOf(rows[4]).ingest_version).toBe(version(4));
+    expect(e.indexes).toEqual([0, 4]);
     // The detail of a refused row is its interval.
     expect(rows[1]!.ok ? null : rows[1]!.detail).toMatchObject({ start: T + 900_000 });
   });
 
   it('refuses instants outside DateTime (1970-01-01..2106-02-07), the edges included as stored', () => {
     const max = 4_294_967_295 * 1000;
-    const rows = usageRows(
-      usage([
-        interval(0, { start: 0, end: 900_000 }),
-        interval(1, { start: -1 }),
-        interval(2, { end: max + 1000 }),
-        interval(3, { start: max - 900_000, end: max + 999 }),
-        interval(4, { start: Number.NaN }),
-      ]),
-      coords,
+    const rows = outcomes(
+      usageRows(
+        usage([
+          interval(0, { start: 0, end: 900_000 }),
+          interval(1, { start: -1 }),
+          interval(2, { end: max + 1000 }),
+          interval(3, { start: max - 900_000, end: max + 999 }),
+          interval(4, { start: Number.NaN }),
+        ]),
+        coords,
+      ),
     );
-    expect(parsed(rows[0])).toMatchObject({ interval_start: 0, interval_end: 900 });
-    expect(refusal(rows[1])).toBe('start -1 ms is outside the DateTime range 1970-01-01..2106-02-07');
-    expect(refusal(rows[2])).toMatch(/^end \d+ ms is outside the DateTime range/);
-    expect(parsed(rows[3])).toMatchObject({ interval_end: 4_294_967_295 });
-    expect(refusal(rows[4])).toBe('start NaN ms is outside the DateTime range 1970-01-01..2106-02-07');
+    expect(rowOf(rows[0])).toMatchObject({ interval_start: 0, interval_end: 900 });
+    expect(reasonOf(rows[1])).toBe('start -1 ms is outside the DateTime range 1970-01-01..2106-02-07');
+    expect(reasonOf(rows[2])).toMatch(/^end \d+ ms is outside the DateTime range/);
+    expect(rowOf(rows[3])).toMatchObject({ interval_end: 4_294_967_295 });
+    expect(reasonOf(rows[4])).toBe('start NaN ms is outside the DateTime range 1970-01-01..2106-02-07');
   });
 
   it('a Kafka timestamp out of range refuses every row, after each row reports its own problem', () => {
-    const rows = usageRows(usage([interval(0), interval(1, { value: Number.NaN })]), {
-      ...coords,
-      timestamp: '-5000',
+    const rows = outcomes(
+      usageRows(usage([interval(0), interval(1, { value: Number.NaN })]), { ...coords, timestamp: '-5000' }),
+    );
+    expect(reasonOf(rows[0])).toMatch(/^kafka timestamp -5000 ms is outside/);
+    expect(reasonOf(rows[1])).toBe('value is NaN, not a finite number');
+  });
+
+  it('a stored row reads back as JSON text for a quarantine sample', () => {
+    const e = usageRows(usage([interval(0), interval(1)]), coords);
+    const second = Buffer.concat(e.chunks).subarray(e.ends[0], e.ends[1]);
+    expect(JSON.parse(FAMILY_BINDINGS.usage[0]!.describe(second))).toMatchObject({
+      meter_external_id: 'm1',
+      interval_start: T / 1000 + 900,
+      value: 1.5,
+      ingest_version: version(1),
     });
-    expect(refusal(rows[0])).toMatch(/^kafka timestamp -5000 ms is outside/);
-    expect(refusal(rows[1])).toBe('value is NaN, not a finite number');
+  });
+
+  it('a batch of thousands of intervals is one buffer of rows, each read back in order', () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      interval(i, { metadata: i % 7 === 0 ? { k: `v${i}` } : {} }),
+    );
+    const e = usageRows(usage(many), coords);
+    expect(e.chunks).toHaveLength(1);
+    const rows = outcomes(e).map(rowOf);
+    expect(rows.map((r) => r.value)).toEqual(many.map((iv) => iv.value));
+    expect(rows[7]!.metadata).toBe('{"k":"v7"}');
   });
 });
 
@@ -430,20 +509,23 @@ describe('versions', () => {
   });
 
   it('usage rows agree with ingestVersion, past 2^41 offsets and 4096 intervals too', () => {
-    // Up to 2^53 - 1: usage rows read the offset as a Number (about 285 years at 1M records/s).
-    for (const offset of ['0', '12', String(2 ** 41 - 1), String(2 ** 41), String(2 ** 53 - 1)]) {
+    // Up to 2^52 - 1 (about 140 years at 1M records/s): offset << 12 fits UInt64.
+    for (const offset of ['0', '12', String(2 ** 41 - 1), String(2 ** 41), String(2 ** 52 - 1)]) {
       const base = ingestVersionBase({ partition: 0, offset, timestamp: '0' });
-      const rows = usageRows(usage([interval(0), interval(1)]), { ...coords, offset });
-      expect(rows.map((r) => parsed(r).ingest_version)).toEqual([
+      const rows = outcomes(usageRows(usage([interval(0), interval(1)]), { ...coords, offset }));
+      expect(rows.map((r) => rowOf(r).ingest_version)).toEqual([
         ingestVersion(base, 0),
         ingestVersion(base, 1),
       ]);
     }
+    // From 2^52 on, offset << 12 is beyond UInt64: refused rather than stored wrapped.
+    const beyond = outcomes(usageRows(usage([interval(0)]), { ...coords, offset: String(2 ** 52) }));
+    expect(reasonOf(beyond[0])).toBe('kafka offset 4503599627370496 is beyond 2^52: no UInt64 version');
     const many = Array.from({ length: 4_098 }, (_, i) => interval(i % 96));
-    const rows = usageRows(usage(many), coords);
-    expect(parsed(rows[4_094]).ingest_version).toBe(version(4_094));
-    expect(parsed(rows[4_095]).ingest_version).toBe(version(4_095));
-    expect(parsed(rows[4_097]).ingest_version).toBe(version(4_095));
+    const rows = outcomes(usageRows(usage(many), coords));
+    expect(rowOf(rows[4_094]).ingest_version).toBe(version(4_094));
+    expect(rowOf(rows[4_095]).ingest_version).toBe(version(4_095));
+    expect(rowOf(rows[4_097]).ingest_version).toBe(version(4_095));
   });
 
   it('every family versions its single row at index 0', () => {
