@@ -375,20 +375,22 @@ export function usageRows(b: UsageBatch, c: RecordCoordinates): EncodedRows {
   let stored = 0;
   let indexes: number[] | null = null;
   const refused: Refusal[] = [];
-  let lastChannel: unknown = undefined;
-  let channelCode = 0;
-  let lastCurrency: unknown = null;
-  let currencyBytes: Buffer = NULL_BYTE;
+  // Channels and currencies alternate within a record (consumption, cost, ...): each distinct
+  // value is checked and encoded once.
+  const channels = new Map<unknown, number>();
+  const currencies = new Map<unknown, Buffer>([[null, NULL_BYTE]]);
   for (let i = 0; i < n; i++) {
     const iv = b.intervals[i]!;
     try {
-      if (iv.channel !== lastChannel) {
+      let channelCode = channels.get(iv.channel);
+      if (channelCode === undefined) {
         channelCode = CHANNEL_CODES[checked(CHANNEL, iv.channel, 'channel') as string]!;
-        lastChannel = iv.channel;
+        channels.set(iv.channel, channelCode);
       }
-      if (iv.currency !== lastCurrency) {
+      let currencyBytes = currencies.get(iv.currency);
+      if (currencyBytes === undefined) {
         currencyBytes = encodeValue(CURRENCY, checked(CURRENCY, iv.currency, 'currency'));
-        lastCurrency = iv.currency;
+        currencies.set(iv.currency, currencyBytes);
       }
       const start = seconds(iv.start, 'start');
       const end = seconds(iv.end, 'end');
