@@ -49,6 +49,12 @@ export const configSchema = z
       .describe('a message whose processing fails with a retriable error this many times is quarantined'),
     sessionTimeoutMs: count.optional().describe('ms: consumer session timeout'),
     maxBytesPerPartition: count.optional().describe('bytes fetched per partition per request'),
+    fetchMinBytes: count
+      .optional()
+      .describe(
+        'a fetch waits for this many bytes or fetchMaxWaitMs: larger batches, fewer transactions (256 KiB)',
+      ),
+    fetchMaxWaitMs: count.optional().describe('ms a fetch waits for fetchMinBytes (250)'),
     maxRequestBytes: count.optional().describe('uncompressed bytes per produce request inside a transaction'),
     concurrentPartitions: count
       .optional()

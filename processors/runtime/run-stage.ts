@@ -46,6 +46,10 @@ export interface RunStageOptions {
   sessionTimeoutMs?: number;
   /** Bytes fetched per partition per request. */
   maxBytesPerPartition?: number;
+  /** A fetch waits for this many bytes (or fetchMaxWaitMs): fewer, larger batches and transactions. */
+  fetchMinBytes?: number;
+  /** ms a fetch waits for fetchMinBytes: the latency a quiet stream gains per stage. */
+  fetchMaxWaitMs?: number;
   /** Uncompressed bytes per produce request inside a transaction. */
   maxRequestBytes?: number;
   /** Input partitions processed (and committed) at the same time. */
@@ -67,6 +71,11 @@ const DEFAULTS = {
   // until it is processed. raw.usage is JSON that gzip shrinks ~8x: 4 MiB per partition held
   // ~130 MB of batches with 6 partitions (test/bench/pipeline-e2e.ts).
   maxBytesPerPartition: 1024 * 1024,
+  // While a backfill streams in, a fetch that returns at the first record gives batches of one or
+  // two messages, each a transaction: waiting up to 250 ms for 256 KiB cut the transactions of
+  // test/bench/pipeline-e2e.ts from 353 to 120 (usage) and Kafka's CPU by 40%.
+  fetchMinBytes: 256 * 1024,
+  fetchMaxWaitMs: 250,
   concurrentPartitions: 4,
   maxRequestBytes: PRODUCE_REQUEST_BYTES,
   /** 16 MiB: far above a normal batch's outputs, far below the 512 MB a process may use. */
@@ -259,6 +268,8 @@ export async function runStage(
     allowAutoTopicCreation: false,
     sessionTimeout: opts.sessionTimeoutMs,
     maxBytesPerPartition: opts.maxBytesPerPartition,
+    minBytes: opts.fetchMinBytes,
+    maxWaitTimeInMs: opts.fetchMaxWaitMs,
   });
   await consumer.connect();
 
