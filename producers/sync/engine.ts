@@ -433,7 +433,16 @@ export function attachMeter(usage: RawEnvelope, meter: RawEnvelope | undefined):
   };
 }
 
-/** Usage of one stream: meters grouped by start into batches, batches in parallel, chunks in order. */
+/** A batch of meters of one stream and its chunks; meters that lost a chunk stall, a batch that lost one stops. */
+interface BatchPlan {
+  meters: MeterRef[];
+  chunks: TimeRange[];
+  /** Meters that lost a chunk: no later chunk of this batch may move their watermark past the hole. */
+  stalled: Set<string>;
+  stopped: boolean;
+}
+
+/** Usage of one stream: meters grouped by start into batches, batches in parallel, window by window. */
 async function syncStream(a: StreamArgs): Promise<void> {
   const { connection, ctx, stream, state, opts } = a;
   const now = ctx.now();
@@ -457,121 +466,123 @@ async function syncStream(a: StreamArgs): Promise<void> {
     list.push(m);
     byStart.set(start, list);
   }
-  const batches: { start: number; meters: MeterRef[] }[] = [];
+  const plans: BatchPlan[] = [];
   for (const [start, ms] of [...byStart.entries()].sort((x, y) => x[0] - y[0])) {
+    const chunks = chunkRange({ from: start, to: end }, stream.maxRangeDays);
     for (let i = 0; i < ms.length; i += stream.batchSize)
-      batches.push({ start, meters: ms.slice(i, i + stream.batchSize) });
+      plans.push({ meters: ms.slice(i, i + stream.batchSize), chunks, stalled: new Set(), stopped: false });
   }
-
   let stopAll = false;
-  await runPool(
-    batches,
-    connection.sync.concurrency,
-    async (batch) => {
-      const chunks = chunkRange({ from: batch.start, to: end }, stream.maxRangeDays);
-      // Meters that lost a chunk: no later chunk of this batch may move their watermark past the hole.
-      const stalled = new Set<string>();
-      for (let i = 0; i < chunks.length; i++) {
-        if (stopAll || ctx.signal.aborted) return;
-        const range: TimeRange = chunks[i]!;
-        let envs: UsageChunk;
-        // Envelopes a connector hands over page by page wait here; past EARLY_FLUSH_BYTES they are
-        // committed ahead of the chunk's watermark, so memory holds about one page. A crash before
-        // the watermark commit re-fetches the chunk: re-delivery is safe downstream, a gap is not.
-        let early: RawEnvelope[] = [];
-        let earlyBytes = 0;
-        let earlyItems = 0;
-        let sentEarly = { envelopes: 0, items: 0, bytes: 0 };
-        // Rows of no listed meter (meta.unmatched) get no meter: the usage stage quarantines them.
-        const attach = (list: RawEnvelope[]): RawEnvelope[] =>
-          list.map((e) =>
-            e.meta.unmatched === undefined ? attachMeter(e, a.meterEnvelopes.get(e.external_id)) : e,
-          );
-        const take = async (list: RawEnvelope[], items: number): Promise<void> => {
-          ctx.signal.throwIfAborted();
-          for (const e of attach(list)) {
-            early.push(e);
-            earlyBytes += e.payload.length;
-          }
-          earlyItems += items;
-          if (earlyBytes < EARLY_FLUSH_BYTES) return;
-          await a.writer.usageChunk(early, []);
-          sentEarly = {
-            envelopes: sentEarly.envelopes + early.length,
-            items: sentEarly.items + earlyItems,
-            bytes: sentEarly.bytes + earlyBytes,
-          };
-          early = [];
-          earlyBytes = 0;
-          earlyItems = 0;
-        };
-        try {
-          const fetched = await stream.fetch(ctx, batch.meters, range, i, take, a.known);
-          // A new array: keep the chunk's value count and the meters that failed.
-          envs = usageChunk(
-            [...early, ...attach(fetched)],
-            earlyItems + (fetched.items ?? 0),
-            fetched.failed,
-          );
-        } catch (e) {
-          if (ctx.signal.aborted) return;
-          a.record(e);
-          a.emit(SYNC_EVENTS.batchFailed, {
-            stream: stream.id,
-            meters: batch.meters.length,
-            chunk: i,
-            code: isMeterflowError(e) ? e.code : undefined,
-          });
-          // Without this chunk the watermark cannot move on: the batch stops here.
-          if (isMeterflowError(e) && (e.code === 'POLL_BUDGET_EXHAUSTED' || e.code === 'POLL_AUTH'))
-            stopAll = true;
-          return;
-        }
-        // Meters whose part of the answer was unusable keep their watermark (the range is fetched again).
-        for (const [meter, err] of envs.failed ?? []) {
-          stalled.add(meter);
-          a.record(err);
-          a.emit(SYNC_EVENTS.batchFailed, { stream: stream.id, meters: 1, meter, chunk: i, code: err.code });
-        }
-        const t = ctx.now();
-        const states: SyncState[] = [];
-        for (const m of batch.meters) {
-          if (stalled.has(m.externalId)) continue;
-          const sc = scope(m);
-          const prev = watermarkOf(state, sc);
-          const settled = Math.min(range.to, stream.settle(range.to, t));
-          // A range detached from the watermark (or, without one, from the first day to fetch) leaves
-          // it alone: moving it would skip the gap in between.
-          if (range.from > (prev ?? defaultStart)) continue;
-          const wm = Math.max(prev ?? -Infinity, settled);
-          if (prev !== undefined && wm <= prev) continue;
-          const s: SyncState = {
-            connection_id: connection.id,
-            scope: sc,
-            watermark: new Date(wm).toISOString(),
-            checkpoint: JSON.stringify({ chunk: i, range_to: new Date(range.to).toISOString() }),
-            sync_run_id: ctx.runId,
-            updated_at: t,
-          };
-          states.push(s);
-        }
-        ctx.signal.throwIfAborted();
-        await a.writer.usageChunk(envs, states);
-        for (const s of states) state.set(s.scope, s);
-        a.run.usage_chunks += 1;
-        a.run.intervals += sentEarly.items + (envs.items ?? 0);
-        a.emit(SYNC_EVENTS.chunkCommitted, {
-          stream: stream.id,
-          chunk: i,
-          meters: batch.meters.map((m) => m.externalId),
-          envelopes: sentEarly.envelopes + envs.length,
-          bytes: sentEarly.bytes + envs.reduce((n, e) => n + e.payload.length, 0),
-          from: range.from,
-          to: range.to,
-        });
+  /** Fetches and commits chunk i of a batch; false when the batch cannot go on past it. */
+  const syncChunk = async (batch: BatchPlan, i: number): Promise<boolean> => {
+    const range: TimeRange = batch.chunks[i]!;
+    let envs: UsageChunk;
+    // Envelopes a connector hands over page by page wait here; past EARLY_FLUSH_BYTES they are
+    // committed ahead of the chunk's watermark, so memory holds about one page. A crash before
+    // the watermark commit re-fetches the chunk: re-delivery is safe downstream, a gap is not.
+    let early: RawEnvelope[] = [];
+    let earlyBytes = 0;
+    let earlyItems = 0;
+    let sentEarly = { envelopes: 0, items: 0, bytes: 0 };
+    // Rows of no listed meter (meta.unmatched) get no meter: the usage stage quarantines them.
+    const attach = (list: RawEnvelope[]): RawEnvelope[] =>
+      list.map((e) =>
+        e.meta.unmatched === undefined ? attachMeter(e, a.meterEnvelopes.get(e.external_id)) : e,
+      );
+    const take = async (list: RawEnvelope[], items: number): Promise<void> => {
+      ctx.signal.throwIfAborted();
+      for (const e of attach(list)) {
+        early.push(e);
+        earlyBytes += e.payload.length;
       }
-    },
-    () => stopAll || ctx.signal.aborted,
-  );
+      earlyItems += items;
+      if (earlyBytes < EARLY_FLUSH_BYTES) return;
+      await a.writer.usageChunk(early, []);
+      sentEarly = {
+        envelopes: sentEarly.envelopes + early.length,
+        items: sentEarly.items + earlyItems,
+        bytes: sentEarly.bytes + earlyBytes,
+      };
+      early = [];
+      earlyBytes = 0;
+      earlyItems = 0;
+    };
+    try {
+      const fetched = await stream.fetch(ctx, batch.meters, range, i, take, a.known);
+      // A new array: keep the chunk's value count and the meters that failed.
+      envs = usageChunk([...early, ...attach(fetched)], earlyItems + (fetched.items ?? 0), fetched.failed);
+    } catch (e) {
+      if (ctx.signal.aborted) return false;
+      a.record(e);
+      a.emit(SYNC_EVENTS.batchFailed, {
+        stream: stream.id,
+        meters: batch.meters.length,
+        chunk: i,
+        code: isMeterflowError(e) ? e.code : undefined,
+      });
+      // Without this chunk the watermark cannot move on: the batch stops here.
+      if (isMeterflowError(e) && (e.code === 'POLL_BUDGET_EXHAUSTED' || e.code === 'POLL_AUTH'))
+        stopAll = true;
+      return false;
+    }
+    // Meters whose part of the answer was unusable keep their watermark (the range is fetched again).
+    for (const [meter, err] of envs.failed ?? []) {
+      batch.stalled.add(meter);
+      a.record(err);
+      a.emit(SYNC_EVENTS.batchFailed, { stream: stream.id, meters: 1, meter, chunk: i, code: err.code });
+    }
+    const t = ctx.now();
+    const states: SyncState[] = [];
+    for (const m of batch.meters) {
+      if (batch.stalled.has(m.externalId)) continue;
+      const sc = scope(m);
+      const prev = watermarkOf(state, sc);
+      const settled = Math.min(range.to, stream.settle(range.to, t));
+      // A range detached from the watermark (or, without one, from the first day to fetch) leaves
+      // it alone: moving it would skip the gap in between.
+      if (range.from > (prev ?? defaultStart)) continue;
+      const wm = Math.max(prev ?? -Infinity, settled);
+      if (prev !== undefined && wm <= prev) continue;
+      const s: SyncState = {
+        connection_id: connection.id,
+        scope: sc,
+        watermark: new Date(wm).toISOString(),
+        checkpoint: JSON.stringify({ chunk: i, range_to: new Date(range.to).toISOString() }),
+        sync_run_id: ctx.runId,
+        updated_at: t,
+      };
+      states.push(s);
+    }
+    ctx.signal.throwIfAborted();
+    await a.writer.usageChunk(envs, states);
+    for (const s of states) state.set(s.scope, s);
+    a.run.usage_chunks += 1;
+    a.run.intervals += sentEarly.items + (envs.items ?? 0);
+    a.emit(SYNC_EVENTS.chunkCommitted, {
+      stream: stream.id,
+      chunk: i,
+      meters: batch.meters.map((m) => m.externalId),
+      envelopes: sentEarly.envelopes + envs.length,
+      bytes: sentEarly.bytes + envs.reduce((n, e) => n + e.payload.length, 0),
+      from: range.from,
+      to: range.to,
+    });
+    return true;
+  };
+  // Window by window: every batch commits its chunk i before any batch fetches chunk i + 1, so a
+  // backfill moves all meters through time together. ClickHouse inserts then touch one or two
+  // month partitions instead of every month of the year (test/bench/pipeline-e2e.ts: ClickHouse
+  // CPU per row 4.3 -> 1.2 µs), and a month's aggregates are complete for every meter early.
+  const windows = plans.reduce((n, p) => Math.max(n, p.chunks.length), 0);
+  for (let i = 0; i < windows && !(stopAll || ctx.signal.aborted); i++) {
+    await runPool(
+      plans.filter((p) => !p.stopped && i < p.chunks.length),
+      connection.sync.concurrency,
+      async (batch) => {
+        if (!(await syncChunk(batch, i))) batch.stopped = true;
+      },
+      () => stopAll || ctx.signal.aborted,
+    );
+  }
   if (ctx.signal.aborted) ctx.signal.throwIfAborted();
 }

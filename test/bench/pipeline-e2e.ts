@@ -393,6 +393,13 @@ function serviceCpu(): Record<string, number> {
   return out;
 }
 
+/** CPU seconds each local service used since `before`, as "name N s". */
+function cpuSince(before: Record<string, number>, after = serviceCpu()): string[] {
+  return Object.keys(after)
+    .filter((k) => before[k] !== undefined)
+    .map((k) => `${k} ${(after[k]! - before[k]!).toFixed(1)} s`);
+}
+
 async function main(): Promise<void> {
   sim = await startArcadiaSimulator({
     seed: 42,
@@ -444,9 +451,11 @@ async function main(): Promise<void> {
     const procReady = allRunning(proc);
     for (const p of proc) await stop(p);
 
+    const sinkServicesBefore = serviceCpu();
     const sink = await spawnRun(staged, 'sinks (staged)', ['sinks'], 'debug');
     await until(() => caughtUp(admin, sinkGroups(prefix)), 'sinks caught up');
     const sinkDone = Date.now();
+    const sinkServices = cpuSince(sinkServicesBefore);
     const sinkSeconds = (sinkDone - sink.spawnedAt) / 1000;
     const sinkReady = loggedAt(sink, 'running');
     await stop(sink);
@@ -564,6 +573,8 @@ async function main(): Promise<void> {
           ? `; after start-up (${secs(sinkReady - sink.spawnedAt)}): ${rate((sinkDone - sinkReady) / 1000)}`
           : ''),
     );
+    if (sinkServices.length > 0)
+      console.log(`    CPU of the local services while the sinks ran alone: ${sinkServices.join(', ')}`);
     console.log('  where the staged processors and sinks spent their time (debug log):');
     for (const line of [...proc.flatMap(timings), ...timings(sink)]) console.log(`    ${line}`);
     console.log('references, same data:');
@@ -590,9 +601,7 @@ async function main(): Promise<void> {
     );
     console.log('  where the processors and sinks spent their time (debug log):');
     for (const line of [...e2eProc.flatMap(timings), ...timings(e2eSink)]) console.log(`    ${line}`);
-    const services = Object.keys(servicesAfter)
-      .filter((k) => servicesBefore[k] !== undefined)
-      .map((k) => `${k} ${(servicesAfter[k]! - servicesBefore[k]!).toFixed(1)} s`);
+    const services = cpuSince(servicesBefore, servicesAfter);
     if (services.length > 0)
       console.log(
         `  CPU of the local services meanwhile (shared with whatever else uses them): ${services.join(', ')}`,

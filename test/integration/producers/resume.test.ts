@@ -119,6 +119,36 @@ describe('resume after a crash', () => {
     expect(ent(crash.id)).toEqual(ent(full.id));
   }
 
+  it('a backfill moves every meter through time together, chunk window by chunk window', async () => {
+    const commits: { chunk: number; meters: string[] }[] = [];
+    const conn = arcadiaConnection(arc, 'arc-windows', {
+      sync: { concurrency: 3 },
+      http: HTTP,
+      options: { intervals: 'raw', maxRangeDays: 31 },
+    });
+    const r = await runSync(
+      conn,
+      syncDeps(ctx, arcadiaEnv(arc), {
+        onEvent: (e) => {
+          if (e.name === 'sync.chunk.committed')
+            commits.push({ chunk: e.data.chunk as number, meters: e.data.meters as string[] });
+        },
+      }),
+      { mode: 'incremental', to: TO_ISO },
+    );
+    expect(r.status).toBe('succeeded');
+    const meters = new Set(commits.flatMap((c) => c.meters));
+    const windows = new Set(commits.map((c) => c.chunk));
+    expect(meters.size).toBeGreaterThan(3);
+    expect(windows.size).toBeGreaterThanOrEqual(3);
+    // Every meter's chunk i is committed before any meter's chunk i + 1 (ClickHouse inserts then
+    // touch one month at a time); each meter gets every window.
+    const order = commits.map((c) => c.chunk);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    for (const w of windows)
+      expect(new Set(commits.filter((c) => c.chunk === w).flatMap((c) => c.meters))).toEqual(meters);
+  });
+
   it('Arcadia: per-meter chunks', async () => {
     await crashAndResume(
       (id) =>
