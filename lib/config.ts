@@ -12,7 +12,15 @@ import { errorMessage, MeterflowError } from './errors.js';
 import { parseFileText } from './parse-file.js';
 import { parseOrThrow } from './parse-or-throw.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The folder of package.json above this module: the repository, from sources or a build (dist/). */
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(resolve(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..');
+  }
+}
+
+export const REPO_ROOT = packageRoot(dirname(fileURLToPath(import.meta.url)));
 export const LOCAL_ENDPOINTS_FILE = resolve(REPO_ROOT, '.local/endpoints.env');
 
 interface EnvVar {

@@ -8,6 +8,8 @@
  *        [--heap MB]                    --max-old-space-size of every meterflow process (deploy/k8s: 256)
  *        [--concurrency N]              the poller's sync.concurrency
  *        [--profile DIR]                CPU profiles of the staged processes (cpu-profile.mjs)
+ *        [--cli built|source]           built: `npm run build`, then every process runs dist/cli/main.js
+ *                                       as the container image does (default); source: bin/meterflow.js (tsx)
  *
  * 200 meters x 365 days (6.8 M intervals) takes about 11 minutes on the 2-core development machine.
  * 1. Stage by stage, on one topic prefix: the backfill alone, then the processors alone over the
@@ -67,6 +69,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     // MB: --max-old-space-size of every meterflow process, as deploy/k8s sets it (default: Node's).
     heap: { type: 'string' },
+    // built: the compiled CLI (dist/), as the image runs it; source: the sources through tsx.
+    cli: { type: 'string', default: 'built' },
   },
 });
 const METERS = Number(values.meters);
@@ -111,13 +115,20 @@ function spawn(ctx: TestContext, name: string, args: string[], env: Record<strin
       ? { MF_BENCH_CPU_PROFILE: join(values.profile, `${name.split(' ')[0]}.cpuprofile`) }
       : {}),
   };
-  const cli = spawnCli(ctx, args, {
-    ...profile,
-    MF_CONNECTIONS_DIR: dir,
-    BENCH_ARC_ID: sim!.options.clientId,
-    BENCH_ARC_SECRET: sim!.options.clientSecret,
-    ...env,
-  });
+  const entry =
+    values.cli === 'built' ? join(REPO_ROOT, 'dist/cli/main.js') : join(REPO_ROOT, 'bin/meterflow.js');
+  const cli = spawnCli(
+    ctx,
+    args,
+    {
+      ...profile,
+      MF_CONNECTIONS_DIR: dir,
+      BENCH_ARC_ID: sim!.options.clientId,
+      BENCH_ARC_SECRET: sim!.options.clientSecret,
+      ...env,
+    },
+    entry,
+  );
   const p: Proc = { name, cli, peak: undefined, cpu: undefined, spawnedAt: Date.now() };
   const sample = () => {
     const pid = cli.child.pid;
@@ -401,6 +412,8 @@ function cpuSince(before: Record<string, number>, after = serviceCpu()): string[
 }
 
 async function main(): Promise<void> {
+  if (values.cli === 'built')
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
   sim = await startArcadiaSimulator({
     seed: 42,
     meters: METERS,
@@ -415,6 +428,9 @@ async function main(): Promise<void> {
     `pipeline end to end: ${METERS} meters x ${DAYS} days of 15-minute data (Arcadia ${values.intervals} intervals), ${values.partitions} partitions, processors ${values.processors === 'one' ? 'in one process' : 'one process per stage'}`,
   );
   if (values.heap) console.log(`every meterflow process runs with --max-old-space-size=${values.heap}`);
+  console.log(
+    `the CLI: ${values.cli === 'built' ? 'compiled (npm run build; dist/cli/main.js, as the image runs it)' : 'sources through tsx (bin/meterflow.js)'}`,
+  );
   console.log(`load average at the start: ${load()}`);
 
   // 1. Stage by stage.

@@ -86,9 +86,15 @@ export interface CliProcess {
 }
 
 /** Runs `meterflow <args>` with the test's prefix and endpoints. */
-export function spawnCli(ctx: TestContext, args: string[], env: Record<string, string> = {}): CliProcess {
+export function spawnCli(
+  ctx: TestContext,
+  args: string[],
+  env: Record<string, string> = {},
+  /** The CLI's entry: the sources through tsx, or a build's dist/cli/main.js (as the image runs). */
+  entry = resolve(REPO_ROOT, 'bin/meterflow.js'),
+): CliProcess {
   const connectionsDir = env.MF_CONNECTIONS_DIR ?? mkdtempSync(join(tmpdir(), 'mf-conn-'));
-  const child = spawn(process.execPath, [resolve(REPO_ROOT, 'bin/meterflow.js'), ...args], {
+  const child = spawn(process.execPath, [entry, ...args], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
