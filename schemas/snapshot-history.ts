@@ -7,12 +7,11 @@
  * A version identical to the latest recorded one is not written again.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPO_ROOT } from '../lib/config.js';
 import { TOPICS, type TopicId } from './topics.js';
 
-export const HISTORY_DIR = join(REPO_ROOT, 'schemas/history');
+export const HISTORY_DIR = join(dirname(fileURLToPath(import.meta.url)), 'history');
 
 /** Recorded versions of a topic's schema, oldest first: [version, schema]. */
 export function history(id: TopicId): [number, unknown][] {
