@@ -299,35 +299,10 @@ function reasonOf(o: Outcome | undefined): string {
 }
 
 describe('usage rows (RowBinary)', () => {
-  it('one row per interval with every column of the table, the shared ones first', () => {
-    expect(USAGE_COLUMNS.map(([name]) => name).sort()).toEqual(
-      [
-        'connection_id',
-        'meter_external_id',
-        'channel',
-        'interval_start',
-        'interval_end',
-        'provider',
-        'value',
-        'unit',
-        'value_canonical',
-        'canonical_unit',
-        'currency',
-        'estimated',
-        'from_readings',
-        'metadata',
-        'time_zone',
-        'sync_run_id',
-        'source_topic',
-        'source_partition',
-        'source_offset',
-        'connection_version',
-        'ingest_version',
-        'kafka_partition',
-        'kafka_offset',
-        'kafka_timestamp',
-      ].sort(),
-    );
+  it('one row per interval with every column, each read back as written', () => {
+    // Each column once (test/integration/sinks/clickhouse-insert.test.ts holds them to the table's).
+    const names = USAGE_COLUMNS.map(([name]) => name);
+    expect(new Set(names).size).toBe(names.length);
     const rows = outcomes(
       usageRows(
         usage([interval(0), interval(1, { estimated: true, from_readings: true, value_canonical: 2.5 })], {
