@@ -5,7 +5,8 @@
  *
  *   npx tsx test/bench/pipeline-e2e.ts [--meters 200] [--days 365] [--partitions 6] [--intervals normalized|raw]
  *        [--processors per-stage|one]  one process per processors stage (as deploy/k8s), or all in one
- *        [--heap MB]                    --max-old-space-size of every meterflow process (deploy/k8s: 256)
+ *        [--heap MB|default]            --max-old-space-size of every meterflow process: 384 as the image's
+ *                                       NODE_OPTIONS (deploy/k8s: 256); default: Node's, sized from the machine
  *        [--concurrency N]              the poller's sync.concurrency
  *        [--profile DIR]                CPU profiles of the staged processes (cpu-profile.mjs)
  *        [--cli built|source]           built: `npm run build`, then every process runs dist/cli/main.js
@@ -67,8 +68,9 @@ const { values } = parseArgs({
     processors: { type: 'string', default: 'per-stage' },
     // The poller's meter batches fetched in parallel (the connection's sync.concurrency).
     concurrency: { type: 'string' },
-    // MB: --max-old-space-size of every meterflow process, as deploy/k8s sets it (default: Node's).
-    heap: { type: 'string' },
+    // MB: --max-old-space-size of every meterflow process, as the image's NODE_OPTIONS sets it;
+    // `default` leaves Node's, which on a 24 GiB machine lets garbage grow far past 512 MB.
+    heap: { type: 'string', default: '384' },
     // built: the compiled CLI (dist/), as the image runs it; source: the sources through tsx.
     cli: { type: 'string', default: 'built' },
   },
@@ -104,7 +106,7 @@ const dir = mkdtempSync(join(tmpdir(), 'mf-bench-e2e-'));
 function spawn(ctx: TestContext, name: string, args: string[], env: Record<string, string> = {}): Proc {
   const nodeOptions = [
     process.env.NODE_OPTIONS ?? '',
-    values.heap ? `--max-old-space-size=${values.heap}` : '',
+    values.heap !== 'default' ? `--max-old-space-size=${values.heap}` : '',
     values.profile && name.endsWith('(staged)') ? `--import ${join(HERE, 'cpu-profile.mjs')}` : '',
   ]
     .filter(Boolean)
@@ -427,7 +429,11 @@ async function main(): Promise<void> {
   console.log(
     `pipeline end to end: ${METERS} meters x ${DAYS} days of 15-minute data (Arcadia ${values.intervals} intervals), ${values.partitions} partitions, processors ${values.processors === 'one' ? 'in one process' : 'one process per stage'}`,
   );
-  if (values.heap) console.log(`every meterflow process runs with --max-old-space-size=${values.heap}`);
+  console.log(
+    values.heap === 'default'
+      ? "every meterflow process runs with Node's default heap limit"
+      : `every meterflow process runs with --max-old-space-size=${values.heap} (the image's NODE_OPTIONS: 384)`,
+  );
   console.log(
     `the CLI: ${values.cli === 'built' ? 'compiled (npm run build; dist/cli/main.js, as the image runs it)' : 'sources through tsx (bin/meterflow.js)'}`,
   );
