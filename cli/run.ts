@@ -1,6 +1,7 @@
 /**
  * `meterflow run`: long-running components until SIGTERM, with metrics and health probes.
  */
+import { getHeapStatistics } from 'node:v8';
 import { startMetricsServer } from '../lib/metrics.js';
 import type { Component } from '../lib/component.js';
 import { errorMessage, MeterflowError } from '../lib/errors.js';
@@ -9,6 +10,8 @@ import { bootstrap, untilSignal } from './bootstrap.js';
 import { parse, type Command } from './args.js';
 
 const COMPONENTS = ['producers', 'processors', 'sinks', 'all'] as const;
+/** MB: the heap limit that keeps a process under 512 MB (the image's NODE_OPTIONS). */
+const HEAP_ADVICE_MB = 384;
 type ComponentName = (typeof COMPONENTS)[number];
 
 export const runCommand: Command = {
@@ -82,6 +85,14 @@ Options:
       }
       ready = true;
       rt.log.info({ components: what, stages }, 'running');
+      // V8 sizes its heap from the machine: on a large host it lets garbage pass 512 MB before it
+      // collects (test/bench/pipeline-e2e.ts --heap default). The image sets 384 MB.
+      const heapMb = Math.round(getHeapStatistics().heap_size_limit / 1024 / 1024);
+      if (heapMb > 512)
+        rt.log.warn(
+          { event: 'run.heap_unbounded', heapLimitMb: heapMb },
+          `V8 may let this process grow to ${heapMb} MB; set NODE_OPTIONS=--max-old-space-size=${HEAP_ADVICE_MB} to stay under 512 MB, as the image does`,
+        );
       const ended = await Promise.race([
         untilSignal().then((signal) => ({ signal, failure: null })),
         ...failures.map((p) => p.then((failure) => ({ signal: null, failure }))),
