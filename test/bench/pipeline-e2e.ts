@@ -99,6 +99,8 @@ interface Proc {
 }
 
 let sim: ArcadiaSimulator | undefined;
+/** The part of the run under way, for the error message. */
+let phase = 'start';
 const contexts: TestContext[] = [];
 const procs: Proc[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'mf-bench-e2e-'));
@@ -440,6 +442,7 @@ async function main(): Promise<void> {
   console.log(`load average at the start: ${load()}`);
 
   // 1. Stage by stage.
+  phase = 'stage by stage';
   const staged = createTestContext({ partitions: Number(values.partitions) });
   contexts.push(staged);
   await staged.createTopics();
@@ -490,6 +493,7 @@ async function main(): Promise<void> {
     );
 
     // 2. References over the same data.
+    phase = 'references: consumers';
     const rawUsage = topicName(prefix, 'rawUsage');
     const messages = await readToEnd(staged.kafka, rawUsage, () => undefined);
     const bareSeconds = await consumeAll(
@@ -506,9 +510,11 @@ async function main(): Promise<void> {
       messages,
       decodeAndParse(staged.registry),
     );
+    phase = 'references: clickhouse-client';
     const chRef = await clickhouseClientReference(staged);
 
     // 3. End to end on a fresh prefix and database: the long-running components first.
+    phase = 'end to end';
     const e2e = createTestContext({ partitions: Number(values.partitions) });
     contexts.push(e2e);
     await e2e.createTopics();
@@ -567,6 +573,7 @@ async function main(): Promise<void> {
     await stop(e2eSink);
 
     // Figures.
+    phase = 'figures';
     const rate = (s: number) => `${fmt(intervals / s)} intervals/s`;
     const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     // Like the references (timed from their first poll): from the groups joined to caught up.
@@ -660,7 +667,8 @@ try {
   await main();
 } catch (err) {
   failed = true;
-  console.error(err);
+  // The stack of a socket error names no line of ours: say which part of the run it ended.
+  console.error(`failed during ${phase}:`, err);
 } finally {
   for (const p of procs) p.cli.child.kill('SIGKILL');
   await sim?.close();
