@@ -147,15 +147,12 @@ describe('run deadline', () => {
       ...(schedule ? { schedule } : {}),
     });
   const env = () => arcadiaEnv(sim);
+  /** One meter of five days: each run below fetches one chunk. */
+  const oneMeter = () =>
+    startArcadiaSimulator({ credentials: 1, sites: 1, meters: 1, days: 5, intervalsActive: true });
 
   it('a run past http.runDeadlineMs is aborted and recorded as failed with POLL_RUN_DEADLINE', async () => {
-    sim = await startArcadiaSimulator({
-      credentials: 1,
-      sites: 1,
-      meters: 1,
-      days: 5,
-      intervalsActive: true,
-    });
+    sim = await oneMeter();
     sim.setFaults({ slow: { delayMs: 30_000, endpoints: ['normalizedIntervals'] } });
     const guard = new RunGuard();
     const t0 = Date.now();
@@ -172,13 +169,7 @@ describe('run deadline', () => {
   });
 
   it('a run stopped by its caller is recorded as failed with POLL_RUN_STOPPED, not a network error', async () => {
-    sim = await startArcadiaSimulator({
-      credentials: 1,
-      sites: 1,
-      meters: 1,
-      days: 5,
-      intervalsActive: true,
-    });
+    sim = await oneMeter();
     sim.setFaults({ slow: { delayMs: 30_000, endpoints: ['normalizedIntervals'] } });
     const stop = new AbortController();
     setTimeout(() => stop.abort(new Error('SIGTERM')), 500);
@@ -195,13 +186,7 @@ describe('run deadline', () => {
   });
 
   it('a run stopped between two requests is failed too, never a success', async () => {
-    sim = await startArcadiaSimulator({
-      credentials: 1,
-      sites: 1,
-      meters: 1,
-      days: 5,
-      intervalsActive: true,
-    });
+    sim = await oneMeter();
     const stop = new AbortController();
     // Stopped right after the snapshot: the usage loop sees the abort before its first request.
     const onEvent = (e: SyncEvent) => {
@@ -218,13 +203,7 @@ describe('run deadline', () => {
   });
 
   it('a scheduled run that hangs is cut at its deadline, so the next tick runs again', async () => {
-    sim = await startArcadiaSimulator({
-      credentials: 1,
-      sites: 1,
-      meters: 1,
-      days: 5,
-      intervalsActive: true,
-    });
+    sim = await oneMeter();
     sim.setFaults({ slow: { delayMs: 60_000, endpoints: ['normalizedIntervals'] } });
     const events: SyncEvent[] = [];
     const scheduler = startScheduler(
